@@ -1,0 +1,31 @@
+# basenji_tk: the README's two set-up commands are 'make demo' and 'make test'.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test install bench clean
+
+install: $(STAMP)
+
+# (Re)install when the package metadata or the scripts change; 'pip install -e'
+# copies bin/*.py onto the venv's PATH.
+$(STAMP): pyproject.toml setup.py $(wildcard bin/*.py)
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[cpu,test]'
+	touch $(STAMP)
+
+# The demo pipeline on the bundled data/ (no ../shared needed), into demo_out/.
+demo: $(STAMP)
+	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh demo_out
+
+test: $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider
+
+# Benchmarks need torch 2.13.0 + tangermeme, installed only in a separate venv.
+bench: $(STAMP)
+	bash benchmarks/run_all.sh
+
+clean:
+	rm -rf demo_out build *.egg-info

@@ -1,0 +1,42 @@
+"""What every script in ``bin/`` shares: logging set-up and the error boundary."""
+
+import argparse
+import logging
+import os
+import sys
+
+from basenji_tk.errors import InputError
+
+log = logging.getLogger("basenji_tk")
+
+
+def setup_logging(quiet: bool = False) -> None:
+    """INFO to stderr (WARNING only with ``--quiet``), one plain line per message."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.propagate = False
+
+
+def show_progress(quiet: bool = False) -> bool:
+    """A progress bar only on a terminal, never with ``--quiet`` or in CI."""
+    return not quiet and sys.stderr.isatty() and not os.environ.get("CI")
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Show defaults and keep the description's own line breaks."""
+
+
+def run(main, argv=None) -> None:
+    """Call ``main(argv)``; turn :class:`InputError` into a one-line error and exit 2."""
+    try:
+        status = main(argv)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+    sys.exit(status or 0)

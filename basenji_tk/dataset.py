@@ -1,0 +1,271 @@
+"""make_targets: FASTA + coverage tracks -> a training dataset folder.
+
+The folder holds ``sequences.bed`` (chrom, start, end, split; one row per record),
+``targets.txt`` (the resolved targets table), ``statistics.json`` and
+``tfrecords/{train,valid,test}-N.tfr``. It is written under a temporary name
+next to the destination and renamed into place only when complete.
+"""
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+
+import numpy as np
+
+from basenji_tk import __version__, dna
+from basenji_tk import genome as gn
+from basenji_tk import targets as tg
+from basenji_tk.errors import InputError
+
+log = logging.getLogger("basenji_tk")
+
+FORMAT = "basenji_tk.dataset/1"
+TARGET_DTYPES = ("float16", "float32")
+
+
+@dataclass
+class Options:
+    """What ``make_targets.py`` takes besides the three paths (see its ``--help``)."""
+
+    seq_length: int = 131072
+    pool_width: int = 128
+    stride: int | None = None  # None: seq_length (no overlap)
+    max_n: float = 0.1
+    gap_min: int = 1000
+    unmap: tuple = ()
+    blacklist: tuple = ()
+    valid: str = "0.1"
+    test: str = "0.1"
+    chunk_size: int = 1_048_576
+    chroms: tuple = ()
+    seed: int = 0
+    seqs_per_tfr: int = 256
+    target_dtype: str = "float16"
+    force: bool = False
+    progress: bool = False
+
+
+def file_sha256(path, block=1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _check_options(o: Options):
+    for name in ("seq_length", "pool_width", "gap_min", "chunk_size", "seqs_per_tfr"):
+        if getattr(o, name) <= 0:
+            raise InputError(f"--{name} must be a positive integer, got {getattr(o, name)}")
+    if o.seq_length % o.pool_width:
+        raise InputError(
+            f"--seq_length {o.seq_length} is not a multiple of --pool_width {o.pool_width} "
+            f"(nearest: {o.seq_length // o.pool_width * o.pool_width} or "
+            f"{(o.seq_length // o.pool_width + 1) * o.pool_width})"
+        )
+    if o.stride is not None and o.stride <= 0:
+        raise InputError(f"--stride must be a positive integer, got {o.stride}")
+    if not 0 <= o.max_n <= 1:
+        raise InputError(f"--max_n must be a fraction in [0, 1], got {o.max_n}")
+    if o.target_dtype not in TARGET_DTYPES:
+        raise InputError(f"--target_dtype must be one of {', '.join(TARGET_DTYPES)}, got {o.target_dtype}")
+
+
+def _check_destination(out_dir, fingerprint, force):
+    """Refuse to replace a different dataset or unrelated files unless forced."""
+    if not os.path.exists(out_dir):
+        return
+    if not os.path.isdir(out_dir):
+        raise InputError(f"{out_dir}: exists and is not a folder")
+    if not os.listdir(out_dir) or force:
+        return
+    stats_path = os.path.join(out_dir, "statistics.json")
+    old = None
+    if os.path.exists(stats_path):
+        try:
+            with open(stats_path) as fh:
+                old = json.load(fh).get("fingerprint")
+        except (OSError, json.JSONDecodeError):
+            old = None
+    if old is None:
+        raise InputError(f"{out_dir}: folder holds other files, not a dataset; choose another -o or pass --force")
+    if old != fingerprint:
+        raise InputError(
+            f"{out_dir}: already holds a different dataset (other inputs or options); "
+            "choose another -o or pass --force to replace it"
+        )
+
+
+def _replace_dir(tmp, out_dir):
+    """Move the finished ``tmp`` folder to ``out_dir``, replacing what was there last."""
+    if os.path.exists(out_dir):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
+        os.rename(out_dir, os.path.join(old, "d"))
+        os.rename(tmp, out_dir)
+        shutil.rmtree(old)
+    else:
+        os.rename(tmp, out_dir)
+
+
+def plan_sequences(genome, o: Options):
+    """Contigs, splits and tiling: ``(rows, counts)`` where each row is ``(Interval, split)``.
+
+    Train rows are shuffled with ``o.seed`` (so a shuffle buffer mixes the genome);
+    valid and test rows stay in genome order.
+    """
+    chroms = list(o.chroms) or genome.chroms
+    missing = [c for c in chroms if c not in genome.sizes]
+    if missing:
+        raise InputError(f"--chroms: not in {genome.path}: {', '.join(missing)}")
+    unmap = gn.read_bed_sets(o.unmap, chroms)
+    blacklist = gn.read_bed_sets(o.blacklist, chroms)
+    contigs, masked = gn.find_contigs(genome, o.gap_min, unmap, blacklist, chroms)
+    valid, test = tg.parse_split(o.valid, "--valid"), tg.parse_split(o.test, "--test")
+    for opt, spec in (("--valid", valid), ("--test", test)):
+        if isinstance(spec, list):
+            absent = [c for c in spec if c not in genome.sizes and
+                      gn.normalize_chrom(c) not in {gn.normalize_chrom(g) for g in genome.sizes}]
+            if absent:
+                raise InputError(f"{opt}: chromosome(s) not in {genome.path}: {', '.join(absent)}")
+    stride = o.stride or o.seq_length
+    by_split = tg.assign_splits(contigs, valid, test, o.seq_length, o.chunk_size, o.seed)
+    rows, dropped = [], 0
+    for split in tg.SPLITS:
+        for piece in by_split[split]:
+            for start in tg.tile(piece, o.seq_length, stride):
+                end = start + o.seq_length
+                if masked[piece.chrom].covered(start, end) > o.max_n * o.seq_length:
+                    dropped += 1
+                    continue
+                rows.append((gn.Interval(piece.chrom, start, end), split))
+    counts = {s: sum(1 for _, sp in rows if sp == s) for s in tg.SPLITS}
+    log.info(f"{len(contigs)} contigs; {sum(counts.values())} sequences of {o.seq_length} bp "
+             f"(train {counts['train']}, valid {counts['valid']}, test {counts['test']}); "
+             f"{dropped} dropped for > {o.max_n:g} N/unmappable")
+    wanted = {"train": True, "valid": valid != 0.0, "test": test != 0.0}
+    for split in tg.SPLITS:
+        if wanted[split] and counts[split] == 0:
+            raise InputError(
+                f"the {split} split is empty ({sum(counts.values())} sequences in all): "
+                f"give it a larger share, a smaller --chunk_size ({o.chunk_size}) or a shorter --seq_length"
+            )
+    train = [r for r in rows if r[1] == "train"]
+    order = np.random.default_rng(o.seed).permutation(len(train))
+    rows = [train[i] for i in order] + [r for r in rows if r[1] != "train"]
+    return rows, counts
+
+
+def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -> dict:
+    """Build the dataset folder ``out_dir``; returns its statistics."""
+    from basenji_tk import tfrecords as tfr  # TensorFlow only once the inputs look right
+
+    o = options or Options()
+    _check_options(o)
+    out_dir = os.path.abspath(str(out_dir))
+    genome = gn.Genome(fasta)
+    targets = tg.read_targets(targets_file)
+
+    hashes = {"genome": file_sha256(genome.path)}
+    hashes.update({t.identifier: file_sha256(t.file) for t in targets})
+    settings = {k: v for k, v in vars(o).items() if k not in ("force", "progress")}
+    settings["stride"] = o.stride or o.seq_length
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    table = [{k: v for k, v in vars(t).items() if k != "row"} for t in targets]
+    fingerprint = hashlib.sha256(json.dumps([FORMAT, settings, table, hashes], sort_keys=True,
+                                            default=str).encode()).hexdigest()
+    _check_destination(out_dir, fingerprint, o.force)
+
+    rows, counts = plan_sequences(genome, o)
+    needed = sorted({iv.chrom for iv, _ in rows}, key=genome.chroms.index)
+    tracks = [tg.open_track(t, genome.chroms, needed) for t in targets]
+    target_length = o.seq_length // o.pool_width
+    dtype = np.dtype(o.target_dtype)
+
+    parent = os.path.dirname(out_dir)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
+    try:
+        os.makedirs(os.path.join(tmp, "tfrecords"))
+        writers = {s: tfr.SplitWriter(os.path.join(tmp, "tfrecords"), s, o.seqs_per_tfr) for s in tg.SPLITS}
+        overflow = {t.identifier: 0 for t in targets}
+        from tqdm import tqdm
+
+        with open(os.path.join(tmp, "sequences.bed"), "w") as bed:
+            for index, (iv, split) in enumerate(tqdm(rows, desc="sequences", unit="seq", disable=not o.progress)):
+                codes = dna.encode(genome.fetch(iv.chrom, iv.start, iv.end))
+                y = tg.target_matrix(tracks, iv.chrom, iv.start, iv.end, o.pool_width)
+                if dtype == np.float16:
+                    big = np.abs(y) > np.finfo(np.float16).max
+                    if big.any():
+                        for j in np.flatnonzero(big.any(axis=0)):
+                            overflow[targets[j].identifier] += int(big[:, j].sum())
+                        y = np.clip(y, -np.finfo(np.float16).max, np.finfo(np.float16).max)
+                writers[split].write(tfr.example_bytes(index, codes, y.astype(dtype)))
+                bed.write(f"{iv.chrom}\t{iv.start}\t{iv.end}\t{split}\n")
+        for w in writers.values():
+            w.close()
+
+        bad = {}
+        for track in tracks:
+            t = track.target
+            bad[t.identifier] = {"nan": track.nan_count, "inf": track.inf_count,
+                                 "float16_overflow": overflow[t.identifier]}
+            if track.nan_count or track.inf_count:
+                log.info(f"{t.identifier}: {track.nan_count} NaN and {track.inf_count} inf base values set to 0")
+            if overflow[t.identifier]:
+                log.warning(f"warning: {t.identifier}: {overflow[t.identifier]} bins above the float16 maximum "
+                            "were clipped to it; set a 'clip' or use --target_dtype float32")
+            if hasattr(track, "close"):
+                track.close()
+
+        _write_table(targets, os.path.join(tmp, "targets.txt"))
+        stats = {
+            "format": FORMAT,
+            "created_by": f"basenji_tk {__version__}",
+            "seq_length": o.seq_length,
+            "pool_width": o.pool_width,
+            "crop_bp": 0,
+            "target_length": target_length,
+            "num_targets": len(targets),
+            "target_ids": [t.identifier for t in targets],
+            "target_dtype": o.target_dtype,
+            "sequence_encoding": "uint8 codes A0 C1 G2 T3 N4",
+            "train_seqs": counts["train"], "valid_seqs": counts["valid"], "test_seqs": counts["test"],
+            "counts": counts,
+            "records_per_file": o.seqs_per_tfr,
+            "settings": settings,
+            "genome": {"path": os.path.abspath(genome.path), "sha256": hashes["genome"],
+                       "chrom_sizes": {c: genome.sizes[c] for c in needed}},
+            "files": {t.identifier: {"path": os.path.abspath(t.file), "sha256": hashes[t.identifier]}
+                      for t in targets},
+            "nonfinite_values": bad,
+            "fingerprint": fingerprint,
+        }
+        with open(os.path.join(tmp, "statistics.json"), "w") as fh:
+            json.dump(stats, fh, indent=2)
+            fh.write("\n")
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    finally:
+        genome.close()
+    log.info(f"wrote {out_dir}")
+    return stats
+
+
+def _write_table(targets, path):
+    cols = ("identifier", "file", "sum_stat", "clip", "clip_soft", "scale", "score_column", "description")
+    with open(path, "w") as fh:
+        fh.write("\t".join(cols) + "\n")
+        for t in targets:
+            values = [t.identifier, os.path.abspath(t.file), t.sum_stat, f"{t.clip:g}", f"{t.clip_soft:g}",
+                      f"{t.scale:g}", str(t.score_column or ""), t.description]
+            fh.write("\t".join(values) + "\n")
