@@ -161,8 +161,6 @@ def plan_sequences(genome, o: Options):
 
 def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -> dict:
     """Build the dataset folder ``out_dir``; returns its statistics."""
-    from basenji_tk import tfrecords as tfr  # TensorFlow only once the inputs look right
-
     o = options or Options()
     _check_options(o)
     out_dir = os.path.abspath(str(out_dir))
@@ -182,6 +180,7 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
     rows, counts = plan_sequences(genome, o)
     needed = sorted({iv.chrom for iv, _ in rows}, key=genome.chroms.index)
     tracks = [tg.open_track(t, genome.chroms, needed) for t in targets]
+    from basenji_tk import tfrecords as tfr  # TensorFlow only once the inputs look right
     target_length = o.seq_length // o.pool_width
     dtype = np.dtype(o.target_dtype)
 

@@ -32,7 +32,8 @@ def example_bytes(index: int, codes: np.ndarray, targets: np.ndarray) -> bytes:
         "target": tf.train.Feature(bytes_list=tf.train.BytesList(value=[np.ascontiguousarray(targets).tobytes()])),
         "index": tf.train.Feature(int64_list=tf.train.Int64List(value=[int(index)])),
     }
-    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString()
+    # deterministic: protobuf maps otherwise serialise in hash order, and files would differ run to run
+    return tf.train.Example(features=tf.train.Features(feature=feature)).SerializeToString(deterministic=True)
 
 
 class SplitWriter:

@@ -1,0 +1,134 @@
+"""params.json: load, check against a schema, fill defaults.
+
+A params file has two sections, as in Basenji: ``train`` (how to fit) and
+``model`` (what to build). Every key is checked: an unknown key, a wrong type or
+a value outside its choices is an :class:`InputError` that names the file, the
+key and what is allowed. Nothing is silently ignored (Basenji ignored dead keys
+such as ``train_epochs``).
+
+Blocks in ``model.trunk`` and ``model.head`` are objects with a ``name`` and the
+block's own arguments; the block registry (``basenji_tk.blocks``) checks those.
+"""
+
+import json
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from basenji_tk.errors import InputError
+
+
+@dataclass(frozen=True)
+class Field:
+    """One key of a section: accepted types, default, allowed values, meaning."""
+
+    types: tuple
+    default: Any = None
+    choices: tuple = ()
+    doc: str = ""
+    required: bool = False
+    minimum: float | None = None
+
+    def type_names(self) -> str:
+        names = {bool: "true/false", int: "integer", float: "number", str: "string",
+                 list: "list", dict: "object", type(None): "null"}
+        return " or ".join(names.get(t, t.__name__) for t in self.types)
+
+
+TRAIN = {
+    "batch_size": Field((int,), 64, doc="sequences per step", minimum=1),
+    "epochs": Field((int,), 100, doc="most epochs to run", minimum=1),
+    "patience": Field((int,), 20, doc="epochs without improvement before stopping", minimum=1),
+    "learning_rate": Field((float,), 0.001, doc="optimizer step size", minimum=0),
+    "optimizer": Field((str,), "adam", ("adam", "sgd"), doc="optimizer"),
+    "momentum": Field((float,), 0.99, doc="SGD momentum", minimum=0),
+    "beta_1": Field((float,), 0.9, doc="Adam beta_1", minimum=0),
+    "beta_2": Field((float,), 0.999, doc="Adam beta_2", minimum=0),
+    "clip_norm": Field((float, type(None)), None, doc="gradient clipping by global norm", minimum=0),
+    "loss": Field((str,), "poisson", ("poisson", "mse", "masked_mse", "bce"), doc="training loss"),
+    "shuffle_buffer": Field((int,), 1024, doc="records held for shuffling", minimum=1),
+    "rc": Field((bool,), False, doc="random reverse-complement augmentation"),
+    "shift": Field((int,), 0, doc="random shift augmentation, bp either way", minimum=0),
+    "seed": Field((int,), 0, doc="seed for shuffling, augmentation and initialisation"),
+}
+
+MODEL = {
+    "seq_length": Field((int,), required=True, doc="input length (bp)", minimum=1),
+    "seq_depth": Field((int,), 4, doc="channels per base (4 for one-hot DNA)", minimum=1),
+    "target_length": Field((int, type(None)), None, doc="output bins; checked against the data", minimum=1),
+    "num_targets": Field((int, type(None)), None, doc="output tracks; checked against the data", minimum=1),
+    "inputs": Field((dict,), {}, doc="extra named inputs: {name: length}"),
+    "trunk": Field((list,), [], doc="blocks applied to the sequence"),
+    "head": Field((list,), [], doc="blocks producing the outputs"),
+}
+
+SECTIONS = {"train": TRAIN, "model": MODEL}
+
+
+def _check_value(value, field: Field, key: str, path: str):
+    is_bool = isinstance(value, bool)
+    ok = any(
+        (t is float and isinstance(value, (int, float)) and not is_bool)
+        or (t is int and isinstance(value, int) and not is_bool)
+        or (t is bool and is_bool)
+        or (t not in (int, float, bool) and isinstance(value, t))
+        for t in field.types
+    )
+    if not ok:
+        raise InputError(f"{path}: '{key}' must be {field.type_names()}, got {json.dumps(value)}")
+    if field.choices and value not in field.choices:
+        raise InputError(f"{path}: '{key}' must be one of {', '.join(map(str, field.choices))}, got {json.dumps(value)}")
+    if field.minimum is not None and isinstance(value, (int, float)) and not is_bool and value < field.minimum:
+        raise InputError(f"{path}: '{key}' must be >= {field.minimum}, got {value}")
+
+
+def check_section(section: dict, schema: dict, name: str, path: str) -> dict:
+    """Check one section against ``schema``; returns a copy with defaults filled in."""
+    if not isinstance(section, dict):
+        raise InputError(f"{path}: '{name}' must be an object, got {json.dumps(section)[:40]}")
+    unknown = [k for k in section if k not in schema]
+    if unknown:
+        raise InputError(f"{path}: unknown key '{name}.{unknown[0]}'; allowed in '{name}': {', '.join(schema)}")
+    out = {}
+    for key, field in schema.items():
+        if key not in section:
+            if field.required:
+                raise InputError(f"{path}: '{name}.{key}' is required ({field.doc})")
+            out[key] = json.loads(json.dumps(field.default))  # a fresh copy of lists and dicts
+            continue
+        _check_value(section[key], field, f"{name}.{key}", path)
+        out[key] = section[key]
+    if name == "model":
+        for part in ("trunk", "head"):
+            for i, block in enumerate(out[part]):
+                if not isinstance(block, dict) or not isinstance(block.get("name"), str):
+                    raise InputError(f"{path}: 'model.{part}[{i}]' must be an object with a string 'name'")
+        for key, length in out["inputs"].items():
+            if not isinstance(length, int) or isinstance(length, bool) or length < 1:
+                raise InputError(f"{path}: 'model.inputs.{key}' must be a positive integer length")
+    return out
+
+
+def check_params(params: dict, path: str = "params") -> dict:
+    """Check a params dict (both sections); returns it resolved with defaults."""
+    if not isinstance(params, dict):
+        raise InputError(f"{path}: expected a JSON object with sections {', '.join(SECTIONS)}")
+    unknown = [k for k in params if k not in SECTIONS]
+    if unknown:
+        raise InputError(f"{path}: unknown section '{unknown[0]}'; allowed: {', '.join(SECTIONS)}")
+    if "model" not in params:
+        raise InputError(f"{path}: section 'model' is required")
+    return {name: check_section(params.get(name, {}), schema, name, path) for name, schema in SECTIONS.items()}
+
+
+def load_params(path) -> dict:
+    """Read, check and resolve a params.json file."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: params file not found")
+    with open(path) as fh:
+        try:
+            params = json.load(fh)
+        except json.JSONDecodeError as err:
+            raise InputError(f"{path}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
+    return check_params(params, path)

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Run the three benchmarks; each prints a table and a final ratio line (goal met or not).
+#   bench_one_hot.py       with .venv-bench/bin/python (torch 2.13.0 + tangermeme; built here if absent)
+#   bench_make_targets.py  with .venv/bin/python (or $MAIN_PYTHON), profile -> benchmarks/out/
+#   bench_reader.py        with .venv/bin/python (or $MAIN_PYTHON)
+# Each skips (exit 0, "skipped: ...") when ../shared/data is absent. Copy the figures into
+# benchmarks/RESULTS.md with the date and machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${MAIN_PYTHON:-.venv/bin/python}
+if [ ! -x "$PY" ]; then
+    echo "run_all.sh: $PY not found: run 'make install' first (or set MAIN_PYTHON)" >&2
+    exit 2
+fi
+if [ ! -x .venv-bench/bin/python ]; then
+    echo "== building .venv-bench (benchmarks/setup_env.sh, a few minutes)"
+    bash benchmarks/setup_env.sh
+fi
+echo "== $(date -I) on $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
+echo; echo "== bench_one_hot.py"
+.venv-bench/bin/python benchmarks/bench_one_hot.py
+echo; echo "== bench_make_targets.py"
+"$PY" benchmarks/bench_make_targets.py --profile
+echo; echo "== bench_reader.py"
+"$PY" benchmarks/bench_reader.py

@@ -1,0 +1,63 @@
+"""Shared paths and fixtures. Real data comes from data/ (bundled) or ../shared/data."""
+
+import gzip
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = REPO / "data"
+SHARED = REPO.parent / "shared" / "data"
+FASTA = DATA / "hg19_chr20_20Mb.fa.gz"
+TARGETS = DATA / "targets.txt"
+BIN_DIR = Path(sys.executable).parent  # pip puts bin/*.py on this PATH
+
+
+def run_script(name, *args, check=False):
+    """Run an installed script; returns the CompletedProcess (text output)."""
+    exe = BIN_DIR / name
+    assert exe.exists(), f"{name} is not installed next to {sys.executable}"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stderr}")
+    return proc
+
+
+def shared(*parts):
+    """A path under ../shared/data, or skip the test saying what is missing."""
+    path = SHARED.joinpath(*parts)
+    if not path.exists():
+        pytest.skip(f"needs {path} (../shared/data is not checked out here)")
+    return path
+
+
+def write_fasta(path, records, bgzip=False, plain_gzip=False):
+    """Write ``{name: sequence}`` as FASTA (60 per line); GENERATED test data."""
+    text = "".join(f">{name}\n" + "".join(seq[i:i + 60] + "\n" for i in range(0, len(seq), 60))
+                   for name, seq in records.items())
+    if plain_gzip:
+        with gzip.open(path, "wt") as fh:
+            fh.write(text)
+    elif bgzip:
+        import pysam
+
+        plain = str(path) + ".plain"
+        Path(plain).write_text(text)
+        pysam.tabix_compress(plain, str(path), force=True)
+        os.remove(plain)
+    else:
+        Path(path).write_text(text)
+    return path
+
+
+@pytest.fixture(scope="session")
+def demo_dataset(tmp_path_factory):
+    """The issue's acceptance command on data/, run once through the installed script."""
+    out = tmp_path_factory.mktemp("demo") / "d"
+    run_script("make_targets.py", "-q", "-l", 16384, "-w", 128, "--valid", 0.1, "--test", 0.1,
+               FASTA, TARGETS, "-o", out, check=True)
+    return out
