@@ -10,8 +10,10 @@ import hashlib
 import json
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -192,13 +194,14 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
     os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
     try:
         os.makedirs(os.path.join(tmp, "tfrecords"))
-        writers = {s: tfr.SplitWriter(os.path.join(tmp, "tfrecords"), s, o.seqs_per_tfr) for s in tg.SPLITS}
         overflow = {t.identifier: 0 for t in targets}
         from tqdm import tqdm
 
-        with open(os.path.join(tmp, "sequences.bed"), "w") as bed:
+        with open(os.path.join(tmp, "sequences.bed"), "w") as bed, \
+                tfr.BackgroundWriter(os.path.join(tmp, "tfrecords"), tg.SPLITS, o.seqs_per_tfr) as writer:
+            sequences = background(_read_sequences(genome.path, rows))
             for index, (iv, split) in enumerate(tqdm(rows, desc="sequences", unit="seq", disable=not o.progress)):
-                codes = dna.encode(genome.fetch(iv.chrom, iv.start, iv.end))
+                codes = next(sequences)
                 y = tg.target_matrix(tracks, iv.chrom, iv.start, iv.end, o.pool_width)
                 if dtype == np.float16:
                     big = np.abs(y) > np.finfo(np.float16).max
@@ -206,10 +209,8 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
                         for j in np.flatnonzero(big.any(axis=0)):
                             overflow[targets[j].identifier] += int(big[:, j].sum())
                         y = np.clip(y, -np.finfo(np.float16).max, np.finfo(np.float16).max)
-                writers[split].write(tfr.example_bytes(index, codes, y.astype(dtype)))
+                writer.write(split, tfr.example_bytes(index, codes, y.astype(dtype)))
                 bed.write(f"{iv.chrom}\t{iv.start}\t{iv.end}\t{split}\n")
-        for w in writers.values():
-            w.close()
 
         bad = {}
         for track in tracks:
@@ -217,7 +218,8 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
             bad[t.identifier] = {"nan": track.nan_count, "inf": track.inf_count,
                                  "float16_overflow": overflow[t.identifier]}
             if track.nan_count or track.inf_count:
-                log.info(f"{t.identifier}: {track.nan_count} NaN and {track.inf_count} inf base values set to 0")
+                log.info(f"{t.identifier}: {track.nan_count} NaN (no data) and {track.inf_count} inf base values "
+                         "read as 0")
             if overflow[t.identifier]:
                 log.warning(f"warning: {t.identifier}: {overflow[t.identifier]} bins above the float16 maximum "
                             "were clipped to it; set a 'clip' or use --target_dtype float32")
@@ -258,6 +260,43 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
         genome.close()
     log.info(f"wrote {out_dir}")
     return stats
+
+
+def _read_sequences(fasta, rows):
+    """Integer codes of each row's sequence, from a FASTA handle of its own."""
+    genome = gn.Genome(fasta)
+    try:
+        for iv, _ in rows:
+            yield dna.encode(genome.fetch(iv.chrom, iv.start, iv.end))
+    finally:
+        genome.close()
+
+
+def background(items, maxsize=32):
+    """Run the generator ``items`` in a thread, a few items ahead; errors reach the caller.
+
+    pysam reads and decompresses without holding the GIL, so reading the genome
+    overlaps with computing targets.
+    """
+    q = queue.Queue(maxsize=maxsize)
+    done = object()
+
+    def run():
+        try:
+            for item in items:
+                q.put((True, item))
+        except BaseException as err:
+            q.put((False, err))
+        q.put((True, done))
+
+    threading.Thread(target=run, daemon=True).start()
+    while True:
+        ok, item = q.get()
+        if not ok:
+            raise item
+        if item is done:
+            return
+        yield item
 
 
 def _write_table(targets, path):

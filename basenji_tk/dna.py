@@ -10,44 +10,55 @@ import numpy as np
 BASES = "ACGT"
 N_CODE = 4  # integer code of any base that is not A, C, G or T
 
-# byte -> code (A0 C1 G2 T3, everything else 4), upper and lower case alike
-_CODE = np.full(256, N_CODE, dtype=np.uint8)
-for _i, _b in enumerate(BASES):
-    _CODE[ord(_b)] = _i
-    _CODE[ord(_b.lower())] = _i
-_CODE.setflags(write=False)
-
-# code -> one-hot row packed into one uint32, so that encoding is a single take
-_ROW32 = np.zeros(5, dtype=np.uint32)
-for _i in range(4):
-    _row = np.zeros(4, dtype=np.uint8)
-    _row[_i] = 1
-    _ROW32[_i] = _row.view(np.uint32)[0]
-_ROW32.setflags(write=False)
+def _table(mapping: dict, default: int) -> bytes:
+    """A 256-byte table for ``bytes.translate`` (C speed, one pass)."""
+    table = bytearray([default]) * 256
+    for key, value in mapping.items():
+        table[key] = value
+    return bytes(table)
 
 
-def _as_bytes(seq) -> np.ndarray:
+# letter -> code (A0 C1 G2 T3, anything else 4), upper and lower case alike
+_CODE = _table({ord(c): i for i, b in enumerate(BASES) for c in (b, b.lower())}, N_CODE)
+# letter -> its one-hot row as 4 bits (A 1, C 2, G 4, T 8; other 0), and code -> the same bits
+_LETTER_BITS = _table({ord(c): 1 << i for i, b in enumerate(BASES) for c in (b, b.lower())}, 0)
+_CODE_BITS = _table({i: 1 << i for i in range(4)}, 0)
+
+
+def _as_bytes(seq) -> bytes:
     if isinstance(seq, str):
-        seq = seq.encode("ascii", errors="replace")
-    return np.frombuffer(seq, dtype=np.uint8)
+        return seq.encode("ascii", errors="replace")
+    return bytes(seq)
 
 
 def encode(seq) -> np.ndarray:
     """Sequence (str or bytes) -> integer codes ``(L,)`` uint8: A0 C1 G2 T3, other 4."""
-    return _CODE.take(_as_bytes(seq))
+    return np.frombuffer(_as_bytes(seq).translate(_CODE), dtype=np.uint8)
+
+
+def _bits_to_one_hot(bits: bytes) -> np.ndarray:
+    """One byte of 4 one-hot bits per base -> ``(L, 4)`` uint8, without a per-base Python step.
+
+    Bases are paired into one byte (first base in the low nibble) and ``np.unpackbits``
+    spreads each byte's 8 bits over 8 bytes: exactly two one-hot rows.
+    """
+    n = len(bits)
+    if n % 2:
+        bits += b"\0"
+    pairs = np.frombuffer(bits, dtype=np.uint16)  # little-endian: first base in the low byte
+    packed = pairs >> 4
+    packed |= pairs  # low byte now holds first | second << 4
+    out = np.unpackbits(packed.astype(np.uint8), bitorder="little").reshape(-1, 4)
+    return out[:n]
 
 
 def codes_to_one_hot(codes: np.ndarray, n_value: float = 0.0, dtype=np.uint8) -> np.ndarray:
-    """Integer codes ``(..., L)`` -> one-hot ``(..., L, 4)``; code 4 becomes ``n_value``."""
-    codes = np.asarray(codes, dtype=np.uint8)
-    if n_value == 0:
-        packed = _ROW32.take(codes)  # one uint32 per base, its bytes are the one-hot row
-        out = packed.view(np.uint8).reshape(codes.shape + (4,))
-        return out if np.dtype(dtype) == np.uint8 else out.astype(dtype)
-    table = np.zeros((5, 4), dtype=dtype)
-    table[np.arange(4), np.arange(4)] = 1
-    table[N_CODE] = n_value
-    return table[codes]
+    """Integer codes ``(L,)`` -> one-hot ``(L, 4)``; code 4 becomes a row of ``n_value``."""
+    codes = np.ascontiguousarray(codes, dtype=np.uint8)
+    if codes.ndim != 1:
+        return np.stack([codes_to_one_hot(c, n_value, dtype) for c in codes])
+    out = _bits_to_one_hot(codes.tobytes().translate(_CODE_BITS))
+    return _finish(out, codes == N_CODE if n_value else None, n_value, dtype)
 
 
 def one_hot(seq, n_value: float = 0.0, dtype=np.uint8) -> np.ndarray:
@@ -57,7 +68,17 @@ def one_hot(seq, n_value: float = 0.0, dtype=np.uint8) -> np.ndarray:
     The default ``uint8`` keeps memory at 4 bytes a base; pass ``dtype=np.float32``
     for model input.
     """
-    return codes_to_one_hot(encode(seq), n_value=n_value, dtype=dtype)
+    raw = _as_bytes(seq)
+    out = _bits_to_one_hot(raw.translate(_LETTER_BITS))
+    return _finish(out, encode(raw) == N_CODE if n_value else None, n_value, dtype)
+
+
+def _finish(out, is_n, n_value, dtype):
+    if np.dtype(dtype) != np.uint8 or is_n is not None:
+        out = out.astype(dtype)
+    if is_n is not None:
+        out[is_n] = n_value
+    return out
 
 
 def decode(one_hot_seq: np.ndarray) -> str:

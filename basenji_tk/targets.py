@@ -151,12 +151,22 @@ class Track(abc.ABC):
         self.inf_count = 0
 
     def _clean(self, values: np.ndarray) -> np.ndarray:
-        bad = ~np.isfinite(values)
-        if bad.any():
-            n_nan = int(np.isnan(values).sum())
+        """Zero NaN (a BigWig base without data reads as NaN) and inf, counting both.
+
+        inf is rare, so it is looked for only when the binned sums show it
+        (see :func:`target_matrix`); NaN is common and handled here.
+        """
+        nan = np.isnan(values)
+        n_nan = int(np.count_nonzero(nan))
+        if n_nan:
+            np.copyto(values, 0, where=nan)
             self.nan_count += n_nan
-            self.inf_count += int(bad.sum()) - n_nan
-            values[bad] = 0
+        return values
+
+    def _clean_inf(self, values: np.ndarray) -> np.ndarray:
+        inf = np.isinf(values)
+        self.inf_count += int(np.count_nonzero(inf))
+        np.copyto(values, 0, where=inf)
         return values
 
     @abc.abstractmethod
@@ -174,15 +184,42 @@ class BigWigTrack(Track):
             raise InputError(f"{target.row}: cannot read {target.file} as BigWig")
         self.names = gn.match_chroms(self.bw.chroms(), genome_chroms, target.file, needed=needed)
         self.sizes = self.bw.chroms()
+        # Peaks and other sparse tracks are faster to read as their few intervals than as
+        # per-base values that are mostly NaN (no data); a window with many intervals
+        # switches the track to values for good. (bw.header() could tell the density,
+        # but it crashes pyBigWig 0.3.29 on files holding inf.)
+        self.sparse = True
 
     def values(self, chrom, start, end):
         name = self.names[chrom]
-        out = np.zeros(end - start, dtype=np.float32)
         hi = min(end, self.sizes[name])
-        if hi > start:
-            # missing data reads as NaN: no coverage there
-            out[: hi - start] = self.bw.values(name, start, hi, numpy=True)
-        return self._clean(out)
+        if self.sparse:
+            found = self.bw.intervals(name, start, hi) if hi > start else None
+            if found is None or len(found) * 64 < end - start:
+                return self._from_intervals(found, start, end, hi)
+            self.sparse = False
+        if hi == end:
+            out = self.bw.values(name, start, end, numpy=True)
+        else:  # the track's chromosome is shorter than the FASTA's
+            out = np.zeros(end - start, dtype=np.float32)
+            if hi > start:
+                out[: hi - start] = self.bw.values(name, start, hi, numpy=True)
+        return self._clean(out.astype(np.float32, copy=False))
+
+    def _from_intervals(self, found, start, end, hi):
+        out = np.zeros(end - start, dtype=np.float32)
+        covered = 0
+        for s, e, v in found or ():
+            s, e = max(s, start), min(e, hi)
+            covered += e - s
+            if v != v:  # a stored NaN
+                self.nan_count += e - s
+            elif v in (math.inf, -math.inf):
+                self.inf_count += e - s
+            else:
+                out[s - start:e - start] = v
+        self.nan_count += (end - start) - covered  # no data: read as NaN, as values() does
+        return out
 
     def close(self):
         self.bw.close()
@@ -235,11 +272,11 @@ def open_track(target: Target, genome_chroms, needed) -> Track:
 # ----------------------------------------------------------------------------- binning
 def bin_values(values: np.ndarray, pool_width: int, sum_stat: str = "sum") -> np.ndarray:
     """Per-base ``(L,)`` -> per-bin ``(L // pool_width,)`` by sum, mean or max."""
-    bins = values.reshape(-1, pool_width)
+    bins = values.reshape(-1, pool_width)  # float32 sums are pairwise: exact enough for a bin
     if sum_stat == "sum":
-        return bins.sum(axis=1, dtype=np.float64).astype(np.float32)
+        return bins.sum(axis=1)
     if sum_stat == "mean":
-        return bins.mean(axis=1, dtype=np.float64).astype(np.float32)
+        return bins.mean(axis=1)
     if sum_stat == "max":
         return bins.max(axis=1)
     raise ValueError(f"unknown sum_stat {sum_stat!r}")
@@ -261,7 +298,10 @@ def target_matrix(tracks, chrom, start, end, pool_width) -> np.ndarray:
     cols = []
     for track in tracks:
         t = track.target
-        binned = bin_values(track.values(chrom, start, end), pool_width, t.sum_stat)
+        values = track.values(chrom, start, end)
+        binned = bin_values(values, pool_width, t.sum_stat)
+        if not np.isfinite(binned).all():  # an inf among the bases
+            binned = bin_values(track._clean_inf(values), pool_width, t.sum_stat)
         cols.append(transform(binned, t.scale, t.clip_soft, t.clip))
     return np.stack(cols, axis=1)
 

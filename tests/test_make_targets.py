@@ -251,3 +251,32 @@ def test_a_crash_midway_leaves_the_old_dataset_and_no_debris(tmp_path, monkeypat
     assert sorted(os.listdir(out / "tfrecords")) == before
     assert json.loads((out / "statistics.json").read_text())["seq_length"] == 16384
     assert os.listdir(tmp_path) == ["d"]
+
+
+@pytest.mark.parametrize("span", [128, 8], ids=["read-as-intervals", "read-as-values"])
+def test_dense_bigwig_with_nan_and_inf_values(tmp_path, span):
+    """A dense track (GC fraction per ``span`` bp, computed from the real FASTA); one stored
+    NaN entry and one inf entry are zeroed and counted. At 8 bp the track has too many
+    intervals per window and is read base by base."""
+    import pyBigWig
+
+    with pysam.FastaFile(str(FASTA)) as fa:
+        seq = np.frombuffer(fa.fetch("20", 0, 20_000_000).encode(), dtype=np.uint8)
+    gc = np.isin(seq, np.frombuffer(b"GCgc", np.uint8)).reshape(-1, span).mean(axis=1)
+    gc[128_000 // span], gc[640_000 // span] = np.nan, np.inf
+    bw = pyBigWig.open(str(tmp_path / "gc.bw"), "w")
+    bw.addHeader([("20", 20_000_000)])
+    bw.addEntries("20", 0, values=gc.tolist(), span=span, step=span)
+    bw.close()
+    (tmp_path / "t.txt").write_text("identifier\tfile\tsum_stat\ngc\tgc.bw\tmean\n")
+    o = ds.Options(seq_length=16384, valid="0", test="0", target_dtype="float32")
+    stats = ds.make_targets(FASTA, tmp_path / "t.txt", tmp_path / "d", o)
+    assert stats["nonfinite_values"]["gc"] == {"nan": span, "inf": span, "float16_overflow": 0}
+    rows = read_bed_rows(tmp_path / "d" / "sequences.bed")
+    expected = np.nan_to_num(gc, nan=0, posinf=0)
+    # sequences start 60,000 + offset, not on 128 bp boundaries: recompute per bin from bases
+    per_base = np.repeat(expected, span)
+    for i, codes, y in tfr.read_records(tmp_path / "d", "train"):
+        start = rows[i][1]
+        np.testing.assert_allclose(y[:, 0], per_base[start:start + 16384].reshape(-1, 128).mean(axis=1),
+                                   rtol=1e-5, atol=1e-6)
