@@ -5,6 +5,8 @@ Pure numpy. One-hot order is A, C, G, T along the last axis; any other base
 Shapes: a sequence of length L encodes to ``(L, 4)``; batches are ``(B, L, 4)``.
 """
 
+import threading
+
 import numpy as np
 
 BASES = "ACGT"
@@ -52,6 +54,49 @@ def _bits_to_one_hot(bits: bytes) -> np.ndarray:
     return out[:n]
 
 
+# Long sequences: a compiled loop that looks up two bases at a time (a uint16 of two
+# letters) in a 65,536-entry table of their two one-hot rows (a uint64), run on two
+# threads. Compiled on first use, so that importing this module stays light.
+_PARALLEL_MIN = 1 << 20
+_kernel = None
+_PAIR_ROWS = None
+
+
+def _pair_kernel():
+    global _kernel, _PAIR_ROWS
+    if _kernel is None:
+        import numba
+
+        @numba.njit(nogil=True, cache=True)
+        def fill(pairs, table, out):
+            for i in range(pairs.shape[0]):
+                out[i] = table[pairs[i]]
+
+        bits = np.frombuffer(_LETTER_BITS, dtype=np.uint8)
+        rows = _bits_to_one_hot(bits.tobytes()).copy().view(np.uint32).ravel().astype(np.uint64)
+        # first base in the low byte of the uint16 -> its row in the low 4 bytes of the uint64
+        _PAIR_ROWS = rows[np.arange(65536) & 0xFF] | (rows[np.arange(65536) >> 8] << np.uint64(32))
+        _kernel = fill
+    return _kernel, _PAIR_ROWS
+
+
+def _letters_to_one_hot(raw: bytes) -> np.ndarray:
+    n = len(raw)
+    if n < _PARALLEL_MIN:
+        return _bits_to_one_hot(raw.translate(_LETTER_BITS))
+    fill, table = _pair_kernel()
+    if n % 2:
+        raw += b"N"
+    pairs = np.frombuffer(raw, dtype=np.uint16)
+    out = np.empty(len(pairs), dtype=np.uint64)
+    half = len(pairs) // 2
+    worker = threading.Thread(target=fill, args=(pairs[half:], table, out[half:]))
+    worker.start()  # the compiled loop releases the GIL: both halves run at once
+    fill(pairs[:half], table, out[:half])
+    worker.join()
+    return out.view(np.uint8).reshape(-1, 4)[:n]
+
+
 def codes_to_one_hot(codes: np.ndarray, n_value: float = 0.0, dtype=np.uint8) -> np.ndarray:
     """Integer codes ``(L,)`` -> one-hot ``(L, 4)``; code 4 becomes a row of ``n_value``."""
     codes = np.ascontiguousarray(codes, dtype=np.uint8)
@@ -69,7 +114,7 @@ def one_hot(seq, n_value: float = 0.0, dtype=np.uint8) -> np.ndarray:
     for model input.
     """
     raw = _as_bytes(seq)
-    out = _bits_to_one_hot(raw.translate(_LETTER_BITS))
+    out = _letters_to_one_hot(raw)
     return _finish(out, encode(raw) == N_CODE if n_value else None, n_value, dtype)
 
 

@@ -45,3 +45,14 @@ def test_decode_rejects_wrong_shape_and_marks_ambiguous_rows():
         dna.decode(np.zeros((3, 5)))
     x = np.array([[0.25, 0.25, 0.25, 0.25], [0, 0, 0, 0], [0, 0.9, 0.1, 0]])
     assert dna.decode(x) == "NNC"
+
+
+def test_long_sequences_take_the_compiled_path_and_agree():
+    # over 1 Mb (two threads), odd length, lower case and other letters included
+    with pysam.FastaFile(str(FASTA)) as fa:
+        seq = fa.fetch("20", 59_000, 59_000 + (1 << 20) + 1)
+    seq = seq[:1000] + seq[1000:2000].lower() + "RYKM" + seq[2004:]
+    assert len(seq) > dna._PARALLEL_MIN and len(seq) % 2 == 1
+    x = dna.one_hot(seq)
+    np.testing.assert_array_equal(x, naive_one_hot(seq))
+    np.testing.assert_array_equal(x[:5000], dna.one_hot(seq[:5000]))
