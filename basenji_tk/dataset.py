@@ -223,8 +223,7 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
             if overflow[t.identifier]:
                 log.warning(f"warning: {t.identifier}: {overflow[t.identifier]} bins above the float16 maximum "
                             "were clipped to it; set a 'clip' or use --target_dtype float32")
-            if hasattr(track, "close"):
-                track.close()
+            track.close()
 
         _write_table(targets, os.path.join(tmp, "targets.txt"))
         stats = {

@@ -169,6 +169,9 @@ class Track(abc.ABC):
         np.copyto(values, 0, where=inf)
         return values
 
+    def close(self):
+        """Release the file; BED tracks hold none."""
+
     @abc.abstractmethod
     def values(self, chrom: str, start: int, end: int) -> np.ndarray:
         """float32 ``(end - start,)`` for a genome chromosome name."""
@@ -257,8 +260,6 @@ class BedTrack(Track):
             np.add.at(out, e, -v)
         return self._clean(np.cumsum(out[:-1]).astype(np.float32))
 
-    def close(self):
-        pass
 
 
 def open_track(target: Target, genome_chroms, needed) -> Track:
