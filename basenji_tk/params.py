@@ -8,6 +8,9 @@ such as ``train_epochs``).
 
 Blocks in ``model.trunk`` and ``model.head`` are objects with a ``name`` and the
 block's own arguments; the block registry (``basenji_tk.blocks``) checks those.
+``train.rc``/``train.shift`` augment in the input pipeline (targets flipped with
+the sequence); ``model.augment_rc``/``model.augment_shift`` augment inside the
+model while training, Basenji's way (predictions flipped back).
 """
 
 import json
@@ -38,6 +41,8 @@ class Field:
 TRAIN = {
     "batch_size": Field((int,), 64, doc="sequences per step", minimum=1),
     "epochs": Field((int,), 100, doc="most epochs to run", minimum=1),
+    "steps_per_epoch": Field((int, type(None)), None, doc="batches per epoch (default: the whole train split)",
+                             minimum=1),
     "patience": Field((int,), 20, doc="epochs without improvement before stopping", minimum=1),
     "learning_rate": Field((float,), 0.001, doc="optimizer step size", minimum=0),
     "optimizer": Field((str,), "adam", ("adam", "sgd"), doc="optimizer"),
@@ -50,6 +55,9 @@ TRAIN = {
     "rc": Field((bool,), False, doc="random reverse-complement augmentation"),
     "shift": Field((int,), 0, doc="random shift augmentation, bp either way", minimum=0),
     "seed": Field((int,), 0, doc="seed for shuffling, augmentation and initialisation"),
+    "monitor": Field((str,), "val_pearsonr", ("val_pearsonr", "val_r2", "val_loss"),
+                     doc="validation figure for early stopping and model_best.keras (loss: lower is better)"),
+    "mask_zero": Field((bool,), False, doc="masked_mse: also ignore bins whose target is 0"),
 }
 
 MODEL = {
@@ -57,7 +65,11 @@ MODEL = {
     "seq_depth": Field((int,), 4, doc="channels per base (4 for one-hot DNA)", minimum=1),
     "target_length": Field((int, type(None)), None, doc="output bins; checked against the data", minimum=1),
     "num_targets": Field((int, type(None)), None, doc="output tracks; checked against the data", minimum=1),
+    "name": Field((str,), "basenji_tk", doc="model name (shown in summaries)"),
     "inputs": Field((dict,), {}, doc="extra named inputs: {name: length}"),
+    "augment_rc": Field((bool,), False, doc="in-model random reverse complement while training; "
+                        "predictions are flipped back"),
+    "augment_shift": Field((int,), 0, doc="in-model random shift while training, bp either way", minimum=0),
     "trunk": Field((list,), [], doc="blocks applied to the sequence"),
     "head": Field((list,), [], doc="blocks producing the outputs"),
 }
@@ -103,6 +115,9 @@ def check_section(section: dict, schema: dict, name: str, path: str) -> dict:
             for i, block in enumerate(out[part]):
                 if not isinstance(block, dict) or not isinstance(block.get("name"), str):
                     raise InputError(f"{path}: 'model.{part}[{i}]' must be an object with a string 'name'")
+                from basenji_tk.blocks import check_block  # Keras loads only when a model is checked
+
+                check_block(block, f"{path}: model.{part}[{i}]")
         for key, length in out["inputs"].items():
             if not isinstance(length, int) or isinstance(length, bool) or length < 1:
                 raise InputError(f"{path}: 'model.inputs.{key}' must be a positive integer length")

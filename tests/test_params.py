@@ -13,9 +13,9 @@ def write(tmp_path, obj, name="params.json"):
 
 
 def test_defaults_are_filled(tmp_path):
-    p = pm.load_params(write(tmp_path, {"model": {"seq_length": 1024, "trunk": [{"name": "conv_block"}]}}))
+    p = pm.load_params(write(tmp_path, {"model": {"seq_length": 1024, "trunk": [{"name": "conv_block", "filters": 8}]}}))
     assert p["train"]["batch_size"] == 64 and p["train"]["loss"] == "poisson"
-    assert p["model"]["seq_depth"] == 4 and p["model"]["trunk"] == [{"name": "conv_block"}]
+    assert p["model"]["seq_depth"] == 4 and p["model"]["trunk"] == [{"name": "conv_block", "filters": 8}]
 
 
 @pytest.mark.parametrize("obj, words", [

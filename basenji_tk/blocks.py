@@ -1,0 +1,311 @@
+"""Named blocks for ``params.json``: ``model.trunk`` and ``model.head`` are lists of them.
+
+A block is an object with a ``name`` and that block's arguments, e.g.::
+
+    {"name": "conv_block", "filters": 64, "kernel_size": 15, "pool_size": 2}
+
+Each block is a function ``(x, **args) -> x`` that wires standard Keras layers
+(Conv1D, BatchNormalization, Dense, ...) into the model, so the whole model saves
+and reloads as plain Keras. The registry checks every block against its
+function's signature before anything is built: an unknown block or argument, a
+missing required argument or a value of the wrong type is an :class:`InputError`
+naming the place in params.json and listing what is allowed.
+
+Shapes: positional tensors are ``(batch, length, channels)``; ``dense_block`` with
+``flatten``, ``expression_fusion`` and ``final`` with ``flatten`` give ``(batch, units)``.
+
+``python -c "from basenji_tk import blocks; print(blocks.describe())"`` lists every
+block with its arguments and defaults.
+"""
+
+import inspect
+import json
+from dataclasses import dataclass, field
+
+import keras
+
+from basenji_tk.errors import InputError
+
+ACTIVATIONS = ("relu", "gelu", "softplus", "sigmoid", "linear", "tanh", "elu", "swish", "exponential")
+POOLS = ("max", "average")
+REQUIRED = inspect.Parameter.empty
+
+
+@dataclass
+class Context:
+    """What blocks may need beyond their input: the model's extra inputs and target count."""
+
+    inputs: dict = field(default_factory=dict)  # name -> keras.Input for model.inputs
+    num_targets: int | None = None
+    used_inputs: set = field(default_factory=set)
+
+
+@dataclass
+class Block:
+    name: str
+    fn: callable
+    args: dict  # argument -> default (REQUIRED when none)
+    doc: str
+    needs_context: bool
+
+
+BLOCKS: dict[str, Block] = {}
+
+
+def block(extends: str | None = None, drop: tuple = ()):
+    """Register a block function; ``extends`` also accepts that block's arguments (less ``drop``)."""
+
+    def register(fn):
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())[1:]  # the first is the input tensor
+        args = {p.name: p.default for p in params if p.name != "ctx" and p.kind != p.VAR_KEYWORD}
+        if extends:
+            args = {**{k: v for k, v in BLOCKS[extends].args.items() if k not in drop}, **args}
+        doc = inspect.getdoc(fn) or ""
+        BLOCKS[fn.__name__] = Block(fn.__name__, fn, args, doc, "ctx" in sig.parameters)
+        return fn
+
+    return register
+
+
+# ----------------------------------------------------------------------------- checking
+def _type_ok(value, default) -> bool:
+    if default is REQUIRED or default is None:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, list)
+    return isinstance(value, type(default))
+
+
+def check_block(spec: dict, where: str) -> dict:
+    """Check one block spec; returns ``{argument: value}`` with defaults filled in."""
+    name = spec.get("name")
+    if name not in BLOCKS:
+        raise InputError(f"{where}: unknown block '{name}'; allowed blocks: {', '.join(sorted(BLOCKS))}")
+    info = BLOCKS[name]
+    args = {k: v for k, v in spec.items() if k != "name"}
+    for key, value in args.items():
+        if key not in info.args:
+            raise InputError(f"{where} ({name}): unknown argument '{key}'; allowed: {', '.join(info.args)}")
+        default = info.args[key]
+        if not _type_ok(value, default):
+            raise InputError(f"{where} ({name}): '{key}' must be like {json.dumps(default)}, got {json.dumps(value)}")
+    missing = [k for k, d in info.args.items() if d is REQUIRED and k not in args]
+    if missing:
+        raise InputError(f"{where} ({name}): argument '{missing[0]}' is required")
+    for key in ("activation",):
+        if key in args and args[key] not in ACTIVATIONS:
+            raise InputError(f"{where} ({name}): activation '{args[key]}' is not one of {', '.join(ACTIVATIONS)}")
+    if args.get("pool_type", "max") not in POOLS:
+        raise InputError(f"{where} ({name}): pool_type must be one of {', '.join(POOLS)}")
+    return {k: args.get(k, d) for k, d in info.args.items()}
+
+
+def apply_block(x, spec: dict, ctx: Context, where: str):
+    """Check ``spec`` and wire its block onto ``x``; returns the block's output tensor."""
+    args = check_block(spec, where)
+    info = BLOCKS[spec["name"]]
+    try:
+        if info.needs_context:
+            return info.fn(x, ctx=ctx, **args)
+        return info.fn(x, **args)
+    except InputError as err:
+        raise InputError(f"{where} ({info.name}): {err}") from None
+    except ValueError as err:  # Keras shape errors: say which block
+        raise InputError(f"{where} ({info.name}): cannot apply to input of shape {tuple(x.shape)}: "
+                         f"{str(err).splitlines()[0]}") from None
+
+
+def describe() -> str:
+    """Every block with its arguments and defaults (for --help and the docs)."""
+    lines = []
+    for name in sorted(BLOCKS):
+        b = BLOCKS[name]
+        args = ", ".join(k if d is REQUIRED else f"{k}={json.dumps(d)}" for k, d in b.args.items())
+        lines.append(f"{name}({args})\n    {b.doc.splitlines()[0] if b.doc else ''}")
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- pieces
+def _regularizer(l2_scale):
+    return keras.regularizers.L2(l2_scale) if l2_scale else None
+
+
+def _finish(x, activation, batch_norm, bn_momentum, dropout):
+    """Batch norm, activation and dropout, in that order, each only when asked for."""
+    if batch_norm:
+        x = keras.layers.BatchNormalization(momentum=bn_momentum)(x)
+    if activation != "linear":
+        x = keras.layers.Activation(activation)(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    return x
+
+
+def _pool(x, pool_size, pool_type):
+    if pool_size <= 1:
+        return x
+    layer = keras.layers.MaxPooling1D if pool_type == "max" else keras.layers.AveragePooling1D
+    return layer(pool_size=pool_size, padding="same")(x)
+
+
+# ----------------------------------------------------------------------------- blocks
+@block()
+def conv_block(x, filters=REQUIRED, kernel_size=1, activation="relu", strides=1, dilation_rate=1,
+               dropout=0.0, pool_size=1, pool_type="max", batch_norm=True, bn_momentum=0.9,
+               l2_scale=0.0, residual=False):
+    """Convolution, batch norm, activation, dropout, then pooling (``pool_size`` > 1).
+
+    ``residual`` adds the block's input to the convolution's output (widths must match)."""
+    y = keras.layers.Conv1D(filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding="same",
+                            use_bias=not batch_norm, kernel_regularizer=_regularizer(l2_scale))(x)
+    y = _finish(y, activation, batch_norm, bn_momentum, dropout)
+    if residual:
+        if x.shape[-1] != filters or strides != 1:
+            raise InputError(f"residual needs input width {x.shape[-1]} == filters {filters} and strides 1")
+        y = keras.layers.Add()([x, y])
+    return _pool(y, pool_size, pool_type)
+
+
+@block(extends="conv_block", drop=("filters",))
+def conv_tower(x, filters_init=REQUIRED, filters_mult=1.0, repeat=1, divisible_by=1, **conv_args):
+    """``repeat`` conv_blocks whose widths grow by ``filters_mult`` each time (rounded to ``divisible_by``)."""
+    width = float(filters_init)
+    for _ in range(repeat):
+        filters = max(divisible_by, int(round(width / divisible_by)) * divisible_by)
+        x = conv_block(x, filters=filters, **conv_args)
+        width *= filters_mult
+    return x
+
+
+@block()
+def dilated_dense(x, filters=REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
+                  activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
+    """Densely connected dilated convolutions (Basenji 2018).
+
+    Layer ``i`` convolves the concatenation of the block input and every earlier
+    layer's output with dilation ``dilation_init * rate_mult**i``, so the receptive
+    field grows exponentially; the output is that concatenation after the last layer
+    (width: input + ``layers * filters``)."""
+    rate = float(dilation_init)
+    for _ in range(layers):
+        y = conv_block(x, filters=filters, kernel_size=kernel_size, dilation_rate=int(round(rate)),
+                       activation=activation, dropout=dropout, batch_norm=batch_norm,
+                       bn_momentum=bn_momentum, l2_scale=l2_scale)
+        x = keras.layers.Concatenate(axis=-1)([x, y])
+        rate *= rate_mult
+    return x
+
+
+@block()
+def dilated_residual(x, filters=REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
+                     activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
+    """Dilated convolutions with residual additions (later Basenji).
+
+    Each layer: a dilated conv_block of ``filters``, a width-1 conv_block back to the
+    input width, added to the layer's input; dilation multiplies by ``rate_mult``."""
+    rate = float(dilation_init)
+    width = x.shape[-1]
+    for _ in range(layers):
+        y = conv_block(x, filters=filters, kernel_size=kernel_size, dilation_rate=int(round(rate)),
+                       activation=activation, batch_norm=batch_norm, bn_momentum=bn_momentum, l2_scale=l2_scale)
+        y = conv_block(y, filters=width, kernel_size=1, activation=activation, dropout=dropout,
+                       batch_norm=batch_norm, bn_momentum=bn_momentum, l2_scale=l2_scale)
+        x = keras.layers.Add()([x, y])
+        rate *= rate_mult
+    return x
+
+
+@block()
+def res_block(x, filters=REQUIRED, kernel_size=3, convs=2, strides=1, activation="relu", dropout=0.0,
+              batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
+    """Residual block: ``convs`` (2-3) convolutions of one width plus a skip connection.
+
+    As in the ChromDragoNN sequence ResNet: the last convolution's output is added to
+    the input (through a width-1 projection when widths or ``strides`` differ) before
+    the final activation."""
+    if not 1 <= convs <= 3:
+        raise InputError(f"convs must be 1 to 3, got {convs}")
+    y = x
+    for i in range(convs):
+        y = keras.layers.Conv1D(filters, kernel_size, strides=strides if i == 0 else 1, padding="same",
+                                use_bias=not batch_norm, kernel_regularizer=_regularizer(l2_scale))(y)
+        last = i == convs - 1
+        y = _finish(y, "linear" if last else activation, batch_norm, bn_momentum, 0.0)
+    skip = x
+    if x.shape[-1] != filters or strides != 1:
+        skip = keras.layers.Conv1D(filters, 1, strides=strides, padding="same", use_bias=not batch_norm,
+                                   kernel_regularizer=_regularizer(l2_scale))(x)
+        skip = _finish(skip, "linear", batch_norm, bn_momentum, 0.0)
+    y = keras.layers.Add()([skip, y])
+    return _finish(y, activation, False, bn_momentum, dropout)
+
+
+@block()
+def pool(x, pool_size=2, pool_type="max"):
+    """Max or average pooling over ``pool_size`` positions."""
+    return _pool(x, pool_size, pool_type)
+
+
+@block()
+def cropping(x, crop=REQUIRED):
+    """Drop ``crop`` positions (bins) from each end."""
+    if 2 * crop >= x.shape[1]:
+        raise InputError(f"crop {crop} from each end leaves nothing of {x.shape[1]} positions")
+    return keras.layers.Cropping1D(crop)(x)
+
+
+@block()
+def dense_block(x, units=REQUIRED, activation="relu", dropout=0.0, batch_norm=False, bn_momentum=0.9,
+                l2_scale=0.0, flatten=False):
+    """A dense layer: per position on ``(batch, length, channels)``, or on everything with ``flatten``."""
+    if flatten and len(x.shape) > 2:
+        x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(units, use_bias=not batch_norm, kernel_regularizer=_regularizer(l2_scale))(x)
+    return _finish(x, activation, batch_norm, bn_momentum, dropout)
+
+
+@block()
+def expression_fusion(x, ctx, input="expression", scalar_input=None, units=[1000, 1000], activation="relu",
+                      dropout=0.3, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
+    """Two-input fusion (ChromDragoNN): flattened sequence features + an expression vector.
+
+    The flattened sequence representation is concatenated with the model input named
+    ``input`` (declared in ``model.inputs``, e.g. expression of transcription factors)
+    and, when given, the input named ``scalar_input`` (e.g. mean accessibility), then
+    passed through dense layers of ``units`` with batch norm, activation and dropout."""
+    parts = [keras.layers.Flatten()(x) if len(x.shape) > 2 else x]
+    for name in (input, scalar_input):
+        if name is None:
+            continue
+        if name not in ctx.inputs:
+            declared = ", ".join(ctx.inputs) or "none"
+            raise InputError(f"input '{name}' is not declared in model.inputs (declared: {declared})")
+        ctx.used_inputs.add(name)
+        parts.append(ctx.inputs[name])
+    x = keras.layers.Concatenate(axis=-1)(parts)
+    for width in units:
+        if not isinstance(width, int) or width < 1:
+            raise InputError(f"units must be a list of positive integers, got {json.dumps(units)}")
+        x = dense_block(x, units=width, activation=activation, dropout=dropout, batch_norm=batch_norm,
+                        bn_momentum=bn_momentum, l2_scale=l2_scale)
+    return x
+
+
+@block()
+def final(x, ctx, units=None, activation="softplus", flatten=False, l2_scale=0.0):
+    """The output layer: ``units`` (default: the number of targets) with softplus (counts),
+    sigmoid (binary) or linear activation. Always float32, also under mixed precision."""
+    if flatten and len(x.shape) > 2:
+        x = keras.layers.Flatten()(x)
+    units = units or ctx.num_targets
+    if not units:
+        raise InputError("units is not given and the number of targets is unknown")
+    x = keras.layers.Dense(units, kernel_regularizer=_regularizer(l2_scale), dtype="float32")(x)
+    return keras.layers.Activation(activation, dtype="float32")(x)

@@ -1,0 +1,62 @@
+#!/usr/bin/env python
+"""Train a model described by params.json on datasets made by make_targets.py."""
+
+import argparse
+
+from basenji_tk import cli
+
+DESCRIPTION = """\
+Build the model in params.json (section 'model': named blocks, see --blocks), fit it
+to the train split of each DATA_DIR (they must share sequence length, bins and
+targets) and keep, in --out:
+
+  model_best.keras   the model at the best validation train.monitor (default val_pearsonr)
+  checkpoint.keras   model and optimizer after the last finished epoch (for --restart)
+  history.tsv        loss, Pearson r and R² per epoch, train and validation
+  params.json        the params with every default filled in; logs/ for TensorBoard
+
+Training stops after train.epochs, or train.patience epochs without improvement, or
+at a NaN loss (the last good checkpoint is kept). An interrupted run (even kill -9)
+continues with --restart from its last finished epoch, optimizer state included.
+A distribution strategy is chosen automatically: MultiWorkerMirrored when TF_CONFIG
+is set, Mirrored with several GPUs, otherwise the default device.
+"""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="train.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
+    p.add_argument("params", nargs="?", help="params.json (sections train and model)")
+    p.add_argument("data_dirs", nargs="*", metavar="data_dir", help="dataset folders from make_targets.py")
+    p.add_argument("-o", "--out", default="train_out", help="model folder")
+    p.add_argument("--restart", action="store_true", help="resume the run in --out from its last checkpoint")
+    p.add_argument("--force", action="store_true", help="replace a model already in --out")
+    p.add_argument("--seed", type=int, default=None,
+                   help="override train.seed and make CPU runs repeatable (deterministic ops)")
+    p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
+    p.add_argument("--mixed_precision", action="store_true", help="float16 compute, float32 weights (GPUs)")
+    p.add_argument("--blocks", action="store_true", help="list the model blocks and their arguments, then exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    args = p.parse_args(argv)
+    if not args.blocks and (not args.params or not args.data_dirs):
+        p.error("params.json and at least one data_dir are required")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.setup_logging(args.quiet)
+    if args.blocks:
+        from basenji_tk import blocks
+
+        print(blocks.describe())
+        return 0
+    from basenji_tk.train import Options, train
+
+    train(args.params, args.data_dirs, args.out, Options(restart=args.restart, force=args.force, seed=args.seed,
+                                                          mixed_precision=args.mixed_precision,
+                                                          epochs=args.epochs, quiet=args.quiet))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
