@@ -45,6 +45,7 @@ class Block:
     name: str
     fn: callable
     args: dict  # argument -> default (REQUIRED when none)
+    types: dict  # argument -> the type its value must have (None: any)
     doc: str
     needs_context: bool
 
@@ -58,29 +59,40 @@ def block(extends: str | None = None, drop: tuple = ()):
     def register(fn):
         sig = inspect.signature(fn)
         params = list(sig.parameters.values())[1:]  # the first is the input tensor
-        args = {p.name: p.default for p in params if p.name != "ctx" and p.kind != p.VAR_KEYWORD}
+        own = [p for p in params if p.name != "ctx" and p.kind != p.VAR_KEYWORD]
+        args = {p.name: p.default for p in own}
+        types = {p.name: p.annotation if p.annotation is not p.empty else _type_of(p.default) for p in own}
         if extends:
-            args = {**{k: v for k, v in BLOCKS[extends].args.items() if k not in drop}, **args}
+            base = BLOCKS[extends]
+            args = {**{k: v for k, v in base.args.items() if k not in drop}, **args}
+            types = {**{k: v for k, v in base.types.items() if k not in drop}, **types}
         doc = inspect.getdoc(fn) or ""
-        BLOCKS[fn.__name__] = Block(fn.__name__, fn, args, doc, "ctx" in sig.parameters)
+        BLOCKS[fn.__name__] = Block(fn.__name__, fn, args, types, doc, "ctx" in sig.parameters)
         return fn
 
     return register
 
 
 # ----------------------------------------------------------------------------- checking
-def _type_ok(value, default) -> bool:
+def _type_of(default):
     if default is REQUIRED or default is None:
+        return None
+    return list if isinstance(default, tuple) else type(default)
+
+
+TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list"}
+
+
+def _type_ok(value, kind) -> bool:
+    if kind is None:
         return True
-    if isinstance(default, bool):
+    if kind is bool:
         return isinstance(value, bool)
-    if isinstance(default, int):
+    if kind is int:
         return isinstance(value, int) and not isinstance(value, bool)
-    if isinstance(default, float):
+    if kind is float:
         return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if isinstance(default, (list, tuple)):
-        return isinstance(value, list)
-    return isinstance(value, type(default))
+    return isinstance(value, kind)
 
 
 def check_block(spec: dict, where: str) -> dict:
@@ -93,9 +105,10 @@ def check_block(spec: dict, where: str) -> dict:
     for key, value in args.items():
         if key not in info.args:
             raise InputError(f"{where} ({name}): unknown argument '{key}'; allowed: {', '.join(info.args)}")
-        default = info.args[key]
-        if not _type_ok(value, default):
-            raise InputError(f"{where} ({name}): '{key}' must be like {json.dumps(default)}, got {json.dumps(value)}")
+        kind = info.types[key]
+        if not _type_ok(value, kind):
+            raise InputError(f"{where} ({name}): '{key}' must be {TYPE_NAMES.get(kind, kind)}, "
+                             f"got {json.dumps(value)}")
     missing = [k for k, d in info.args.items() if d is REQUIRED and k not in args]
     if missing:
         raise InputError(f"{where} ({name}): argument '{missing[0]}' is required")
@@ -157,7 +170,7 @@ def _pool(x, pool_size, pool_type):
 
 # ----------------------------------------------------------------------------- blocks
 @block()
-def conv_block(x, filters=REQUIRED, kernel_size=1, activation="relu", strides=1, dilation_rate=1,
+def conv_block(x, filters: int = REQUIRED, kernel_size=1, activation="relu", strides=1, dilation_rate=1,
                dropout=0.0, pool_size=1, pool_type="max", batch_norm=True, bn_momentum=0.9,
                l2_scale=0.0, residual=False):
     """Convolution, batch norm, activation, dropout, then pooling (``pool_size`` > 1).
@@ -174,7 +187,7 @@ def conv_block(x, filters=REQUIRED, kernel_size=1, activation="relu", strides=1,
 
 
 @block(extends="conv_block", drop=("filters",))
-def conv_tower(x, filters_init=REQUIRED, filters_mult=1.0, repeat=1, divisible_by=1, **conv_args):
+def conv_tower(x, filters_init: int = REQUIRED, filters_mult=1.0, repeat=1, divisible_by=1, **conv_args):
     """``repeat`` conv_blocks whose widths grow by ``filters_mult`` each time (rounded to ``divisible_by``)."""
     width = float(filters_init)
     for _ in range(repeat):
@@ -185,7 +198,7 @@ def conv_tower(x, filters_init=REQUIRED, filters_mult=1.0, repeat=1, divisible_b
 
 
 @block()
-def dilated_dense(x, filters=REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
+def dilated_dense(x, filters: int = REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
                   activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
     """Densely connected dilated convolutions (Basenji 2018).
 
@@ -204,7 +217,7 @@ def dilated_dense(x, filters=REQUIRED, kernel_size=3, layers=7, dilation_init=1,
 
 
 @block()
-def dilated_residual(x, filters=REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
+def dilated_residual(x, filters: int = REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
                      activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
     """Dilated convolutions with residual additions (later Basenji).
 
@@ -223,7 +236,7 @@ def dilated_residual(x, filters=REQUIRED, kernel_size=3, layers=7, dilation_init
 
 
 @block()
-def res_block(x, filters=REQUIRED, kernel_size=3, convs=2, strides=1, activation="relu", dropout=0.0,
+def res_block(x, filters: int = REQUIRED, kernel_size=3, convs=2, strides=1, activation="relu", dropout=0.0,
               batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
     """Residual block: ``convs`` (2-3) convolutions of one width plus a skip connection.
 
@@ -254,7 +267,7 @@ def pool(x, pool_size=2, pool_type="max"):
 
 
 @block()
-def cropping(x, crop=REQUIRED):
+def cropping(x, crop: int = REQUIRED):
     """Drop ``crop`` positions (bins) from each end."""
     if 2 * crop >= x.shape[1]:
         raise InputError(f"crop {crop} from each end leaves nothing of {x.shape[1]} positions")
@@ -262,7 +275,7 @@ def cropping(x, crop=REQUIRED):
 
 
 @block()
-def dense_block(x, units=REQUIRED, activation="relu", dropout=0.0, batch_norm=False, bn_momentum=0.9,
+def dense_block(x, units: int = REQUIRED, activation="relu", dropout=0.0, batch_norm=False, bn_momentum=0.9,
                 l2_scale=0.0, flatten=False):
     """A dense layer: per position on ``(batch, length, channels)``, or on everything with ``flatten``."""
     if flatten and len(x.shape) > 2:
@@ -272,7 +285,7 @@ def dense_block(x, units=REQUIRED, activation="relu", dropout=0.0, batch_norm=Fa
 
 
 @block()
-def expression_fusion(x, ctx, input="expression", scalar_input=None, units=[1000, 1000], activation="relu",
+def expression_fusion(x, ctx, input="expression", scalar_input: str = None, units=[1000, 1000], activation="relu",
                       dropout=0.3, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
     """Two-input fusion (ChromDragoNN): flattened sequence features + an expression vector.
 
@@ -299,7 +312,7 @@ def expression_fusion(x, ctx, input="expression", scalar_input=None, units=[1000
 
 
 @block()
-def final(x, ctx, units=None, activation="softplus", flatten=False, l2_scale=0.0):
+def final(x, ctx, units: int = None, activation="softplus", flatten=False, l2_scale=0.0):
     """The output layer: ``units`` (default: the number of targets) with softplus (counts),
     sigmoid (binary) or linear activation. Always float32, also under mixed precision."""
     if flatten and len(x.shape) > 2:

@@ -65,6 +65,13 @@ class ReceptiveField:
     whole: bool = False  # the position sees the whole input (after Flatten or a dense on vectors)
 
 
+def _input_shapes(model) -> dict:
+    """``{input name: shape without the batch axis}``; the sequence input is ``sequence``."""
+    if isinstance(model.input, dict):
+        return {k: tuple(v.shape[1:]) for k, v in model.input.items()}
+    return {SEQUENCE: tuple(model.input.shape[1:])}
+
+
 def _combine(fields):
     fields = [f for f in fields if f is not None]
     if not fields:
@@ -81,7 +88,7 @@ def receptive_field(model: keras.Model) -> ReceptiveField:
     ``s`` widens the field by ``(k-1)*d*step`` and multiplies the step by ``s``;
     pooling by ``p`` widens it by ``(p-1)*step``; merges take the widest path;
     flattening sees the whole input."""
-    seq_length = model.input_shape[SEQUENCE][1] if isinstance(model.input_shape, dict) else model.input_shape[1]
+    seq_length = _input_shapes(model)[SEQUENCE][0]
     memo = {}
 
     def field_of(tensor):
@@ -114,8 +121,7 @@ def receptive_field(model: keras.Model) -> ReceptiveField:
 def describe(model: keras.Model) -> str:
     """A few lines: inputs, output shape, parameters, receptive field and bin width."""
     f = receptive_field(model)
-    shapes = model.input_shape if isinstance(model.input_shape, dict) else {SEQUENCE: model.input_shape}
-    inputs = ", ".join(f"{k} {tuple(v[1:])}" for k, v in shapes.items())
+    inputs = ", ".join(f"{k} {v}" for k, v in _input_shapes(model).items())
     out = tuple(model.output_shape[1:])
     if f is None:
         rf = "receptive field: n/a"

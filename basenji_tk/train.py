@@ -43,6 +43,8 @@ HISTORY = "history.tsv"
 STATE = "train_state.json"
 LOGS = "logs"
 OWNED = (PARAMS, DATA_STATS, CHECKPOINT, BEST, HISTORY, STATE, LOGS)
+# What --restart may change: how long to go on, and the step size (e.g. after a NaN loss).
+RESTART_MAY_CHANGE = ("epochs", "patience", "learning_rate", "clip_norm")
 # Fault injection for the resume test: SIGKILL this process after this many training steps.
 KILL_ENV = "BASENJI_TK_KILL_AFTER_STEPS"
 
@@ -117,10 +119,15 @@ def prepare_dir(out: str, opts: Options, params: dict):
             saved = json.load(fh)
         for section in params:
             for key in params[section]:
-                if key not in ("epochs", "patience") and saved.get(section, {}).get(key) != params[section][key]:
-                    raise InputError(f"{out}: --restart with different params: {section}.{key} was "
-                                     f"{json.dumps(saved.get(section, {}).get(key))}, now "
-                                     f"{json.dumps(params[section][key])}")
+                was, now = saved.get(section, {}).get(key), params[section][key]
+                if was == now:
+                    continue
+                if section == "train" and key in RESTART_MAY_CHANGE:
+                    log.info(f"--restart: train.{key} changes from {json.dumps(was)} to {json.dumps(now)}")
+                    continue
+                raise InputError(f"{out}: --restart with different params: {section}.{key} was "
+                                 f"{json.dumps(was)}, now {json.dumps(now)} (only "
+                                 f"{', '.join(RESTART_MAY_CHANGE)} may change)")
         return True
     if held and not opts.force:
         raise InputError(f"{out}: already holds a model ({', '.join(held)}); use --restart to resume "
@@ -175,17 +182,29 @@ def train_dataset(data_dirs, tp: dict, epoch: int):
     ds = ds.batch(tp["batch_size"])
     if tp["steps_per_epoch"]:
         ds = ds.repeat().take(tp["steps_per_epoch"])
+    else:  # a known length gives Keras a progress bar with a total and no end-of-data warning
+        ds = ds.apply(tf.data.experimental.assert_cardinality(_batches(data_dirs, "train", tp["batch_size"])))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _batches(data_dirs, split: str, batch_size: int) -> int:
+    from basenji_tk.tfrecords import load_statistics
+
+    records = sum(load_statistics(d).get(f"{split}_seqs", 0) for d in data_dirs)
+    return -(-records // batch_size)
+
+
 def valid_dataset(data_dirs, batch_size: int):
+    import tensorflow as tf
+
     from basenji_tk import tfrecords
 
     parts = [tfrecords.dataset(d, "valid") for d in data_dirs if tfrecords.split_files(d, "valid")]
     ds = parts[0]
     for more in parts[1:]:
         ds = ds.concatenate(more)
-    return ds.batch(batch_size)
+    ds = ds.batch(batch_size)
+    return ds.apply(tf.data.experimental.assert_cardinality(_batches(data_dirs, "valid", batch_size)))
 
 
 def _guard_callback():
@@ -196,15 +215,13 @@ def _guard_callback():
 
     class Guard(keras.callbacks.Callback):
         bad = None
-        steps = 0
 
         def on_train_batch_end(self, batch, logs=None):
-            Guard.steps += 1
             loss = float(np.asarray((logs or {}).get("loss", 0.0)))
             if not math.isfinite(loss):
                 self.bad = (batch + 1, loss)
                 self.model.stop_training = True
-            if kill_after and Guard.steps >= kill_after:
+            if kill_after and int(self.model.optimizer.iterations.numpy()) >= kill_after:
                 os.kill(os.getpid(), signal.SIGKILL)
 
     return Guard()
@@ -281,11 +298,13 @@ def train(params_path, data_dirs, out: str, opts: Options = Options()) -> dict:
     if resume:
         with open(os.path.join(out, STATE)) as fh:
             state.update(json.load(fh))
+        model.optimizer.learning_rate = tp["learning_rate"]
+        model.optimizer.global_clipnorm = tp["clip_norm"]
         log.info(f"resuming after epoch {state['epoch']} (best {tp['monitor']} {state['best']} "
                  f"at epoch {state['best_epoch']})")
     else:
-        write_json(os.path.join(out, PARAMS), params)
         write_json(os.path.join(out, DATA_STATS), stats)
+    write_json(os.path.join(out, PARAMS), params)
     history = History(os.path.join(out, HISTORY), keep_epochs=state["epoch"])
     lower_better = tp["monitor"] == "val_loss"
     valid = valid_dataset(data_dirs, tp["batch_size"])
@@ -300,7 +319,8 @@ def train(params_path, data_dirs, out: str, opts: Options = Options()) -> dict:
         guard = _guard_callback()
         t0 = time.perf_counter()
         fit = model.fit(train_dataset(data_dirs, tp, epoch), validation_data=valid, initial_epoch=epoch,
-                        epochs=epoch + 1, verbose=verbose, callbacks=[guard, tensorboard])
+                        epochs=epoch + 1, verbose=verbose, shuffle=False,
+                        callbacks=[guard, tensorboard])
         if guard.bad:
             kept = (f"{CHECKPOINT} holds epoch {state['epoch']}" if state["epoch"]
                     else "no checkpoint was written")

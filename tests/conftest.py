@@ -61,3 +61,33 @@ def demo_dataset(tmp_path_factory):
     run_script("make_targets.py", "-q", "-l", 16384, "-w", 128, "--valid", 0.1, "--test", 0.1,
                FASTA, TARGETS, "-o", out, check=True)
     return out
+
+
+def tiny_params(**train):
+    """A model small enough to train in seconds on the demo dataset (16,384 bp, 128 bp bins)."""
+    return {
+        "train": {"batch_size": 8, "epochs": 1, "steps_per_epoch": 10, "patience": 5, "seed": 0, **train},
+        "model": {
+            "seq_length": 16384,
+            "trunk": [{"name": "conv_block", "filters": 8, "kernel_size": 9, "pool_size": 8, "batch_norm": False},
+                      {"name": "conv_block", "filters": 8, "kernel_size": 5, "pool_size": 16, "batch_norm": False}],
+            "head": [{"name": "final", "activation": "softplus"}],
+        },
+    }
+
+
+def write_json(path, obj):
+    import json
+
+    Path(path).write_text(json.dumps(obj, indent=1))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory, demo_dataset):
+    """A model folder from train.py: the tiny model, 2 epochs of 10 batches on the demo dataset."""
+    work = tmp_path_factory.mktemp("tiny")
+    params = write_json(work / "params.json", tiny_params(epochs=2))
+    out = work / "model"
+    run_script("train.py", "-q", "--seed", 0, params, demo_dataset, "-o", out, check=True)
+    return out

@@ -1,0 +1,137 @@
+"""train.py: outputs, streamed validation metrics, resume after kill -9, and every refusal."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+
+import numpy as np
+import pytest
+from conftest import BIN_DIR, run_script, tiny_params, write_json
+
+from basenji_tk import metrics, models, tfrecords
+from basenji_tk.errors import InputError
+from basenji_tk.train import KILL_ENV, train
+
+
+def history(model_dir):
+    with open(model_dir / "history.tsv") as fh:
+        return list(csv.DictReader(fh, delimiter="\t"))
+
+
+def error_line(proc):
+    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
+    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
+    return lines[0]
+
+
+def test_outputs_and_streamed_validation_metrics(tiny_model, demo_dataset):
+    names = set(os.listdir(tiny_model))
+    assert {"model_best.keras", "checkpoint.keras", "history.tsv", "params.json", "data_statistics.json",
+            "train_state.json", "logs"} <= names
+    assert not [n for n in names if ".tmp" in n]
+    rows = history(tiny_model)
+    assert [r["epoch"] for r in rows] == ["1", "2"]
+    params = json.loads((tiny_model / "params.json").read_text())
+    assert params["train"]["loss"] == "poisson" and params["model"]["augment_rc"] is False  # defaults resolved
+    assert os.listdir(tiny_model / "logs")  # TensorBoard event files
+
+    # val_pearsonr of the best epoch = Pearson r over the whole validation split, per target, averaged
+    best = next(r for r in reversed(rows) if r["best"] == "*")
+    model = models.load_model(tiny_model / "model_best.keras")
+    ys, ps = [], []
+    for x, y in tfrecords.dataset(demo_dataset, "valid", batch_size=16):
+        ys.append(y.numpy())
+        ps.append(model.predict(x, verbose=0))
+    n = ys[0].shape[-1]
+    y, p = np.concatenate(ys).reshape(-1, n), np.concatenate(ps).reshape(-1, n)
+    assert float(best["val_pearsonr"]) == pytest.approx(metrics.pearson_r(y, p).mean(), abs=2e-4)
+    assert float(best["val_r2"]) == pytest.approx(metrics.r_squared(y, p).mean(), abs=2e-4)
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, demo_dataset):
+    """kill -9 in the middle of epoch 2; --restart loses only that epoch and ends where an
+    uninterrupted run ends: same history, same weights (so the optimizer state came back)."""
+    params = write_json(tmp_path / "p.json", tiny_params(epochs=3, steps_per_epoch=6))
+    straight, killed = tmp_path / "straight", tmp_path / "killed"
+    run_script("train.py", "-q", "--seed", 3, params, demo_dataset, "-o", straight, check=True)
+
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{KILL_ENV: "9"})  # step 9 = batch 3 of epoch 2
+    proc = subprocess.run([str(BIN_DIR / "train.py"), "-q", "--seed", "3", str(params), str(demo_dataset),
+                           "-o", str(killed)], env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL
+    assert [r["epoch"] for r in history(killed)] == ["1"]
+    assert json.loads((killed / "train_state.json").read_text())["epoch"] == 1
+
+    run_script("train.py", "-q", "--seed", 3, "--restart", params, demo_dataset, "-o", killed, check=True)
+    a, b = history(straight), history(killed)
+    assert [r["epoch"] for r in b] == ["1", "2", "3"]
+    for ra, rb in zip(a, b):
+        assert ra["val_loss"] == rb["val_loss"] and ra["loss"] == rb["loss"]
+    ma = models.load_model(straight / "checkpoint.keras", compile=True)
+    mb = models.load_model(killed / "checkpoint.keras", compile=True)
+    assert int(mb.optimizer.iterations.numpy()) == 18
+    for wa, wb in zip(ma.get_weights(), mb.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_refuses_to_overwrite_a_model(tmp_path, tiny_model, demo_dataset):
+    params = tiny_model / "params.json"
+    line = error_line(run_script("train.py", params, demo_dataset, "-o", tiny_model))
+    assert "already holds a model" in line and "--restart" in line and "--force" in line
+    line = error_line(run_script("train.py", "--restart", params, demo_dataset, "-o", tmp_path / "new"))
+    assert "nothing to restart" in line
+    other = write_json(tmp_path / "other.json", tiny_params(epochs=2, optimizer="sgd"))
+    line = error_line(run_script("train.py", "--restart", other, demo_dataset, "-o", tiny_model))
+    assert "different params: train.optimizer was \"adam\", now \"sgd\"" in line
+
+
+def test_force_replaces_a_model(tmp_path, demo_dataset):
+    params = write_json(tmp_path / "p.json", tiny_params(steps_per_epoch=2))
+    out = tmp_path / "m"
+    run_script("train.py", "-q", params, demo_dataset, "-o", out, check=True)
+    (out / "notes.txt").write_text("mine")
+    run_script("train.py", "-q", "--force", params, demo_dataset, "-o", out, check=True)
+    assert len(history(out)) == 1 and (out / "notes.txt").read_text() == "mine"
+
+
+@pytest.mark.parametrize("change, expected", [
+    ({"trunk": [{"name": "conv_block", "filters": 4, "pool_size": 64}]},
+     "the model outputs 256 x 3 (bins x targets) but {data} has 128 bins x 3 targets"),
+    ({"seq_length": 8192}, "model.seq_length is 8192 but {data} holds 16384 bp sequences"),
+    ({"trunk": [{"name": "dilated_dens", "filters": 4}]}, "unknown block 'dilated_dens'; allowed blocks:"),
+    ({"trunk": [{"name": "conv_block", "filters": 4, "pool_size": 128, "pool": 2}]},
+     "(conv_block): unknown argument 'pool'; allowed: filters, kernel_size"),
+    ({"num_targets": 5}, "model.num_targets is 5 but {data} has 3 targets"),
+])
+def test_params_that_do_not_fit_the_data(tmp_path, demo_dataset, change, expected):
+    params = tiny_params()
+    params["model"].update(change)
+    path = write_json(tmp_path / "p.json", params)
+    with pytest.raises(InputError) as err:  # in-process: the CLI's one-line boundary is tested above
+        train(path, [demo_dataset], str(tmp_path / "m"))
+    assert expected.format(data=demo_dataset) in str(err.value)
+    assert not (tmp_path / "m" / "checkpoint.keras").exists()
+
+
+def test_data_dir_without_statistics(tmp_path):
+    path = write_json(tmp_path / "p.json", tiny_params())
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="empty: not a dataset folder \\(no statistics.json\\)"):
+        train(path, [tmp_path / "empty"], str(tmp_path / "m"))
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, demo_dataset):
+    params = write_json(tmp_path / "p.json", tiny_params(epochs=3, steps_per_epoch=4))
+    out = tmp_path / "m"
+    run_script("train.py", "-q", "--seed", 0, "--epochs", 1, params, demo_dataset, "-o", out, check=True)
+    before = (out / "checkpoint.keras").read_bytes()
+    # Resumed with an absurd step size (--restart may change learning_rate): the loss leaves the numbers.
+    bad = write_json(tmp_path / "bad.json", tiny_params(epochs=3, steps_per_epoch=4, learning_rate=1e12))
+    proc = run_script("train.py", "--restart", "--seed", 0, bad, demo_dataset, "-o", out)
+    line = error_line(proc)
+    assert "training loss became" in line and "at epoch 2, batch" in line
+    assert "checkpoint.keras holds epoch 1" in line
+    assert (out / "checkpoint.keras").read_bytes() == before
+    assert len(history(out)) == 1
