@@ -64,8 +64,8 @@ def block(extends: str | None = None, drop: tuple = ()):
         types = {p.name: p.annotation if p.annotation is not p.empty else _type_of(p.default) for p in own}
         if extends:
             base = BLOCKS[extends]
-            args = {**{k: v for k, v in base.args.items() if k not in drop}, **args}
-            types = {**{k: v for k, v in base.types.items() if k not in drop}, **types}
+            args = {**args, **{k: v for k, v in base.args.items() if k not in drop}}
+            types = {**types, **{k: v for k, v in base.types.items() if k not in drop}}
         doc = inspect.getdoc(fn) or ""
         BLOCKS[fn.__name__] = Block(fn.__name__, fn, args, types, doc, "ctx" in sig.parameters)
         return fn

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The demo pipeline on data/: each step is one basenji_tk script. Later issues add
-# training, testing and variant scoring to this chain.
+# variant scoring and more to this chain.
 set -euo pipefail
 out=${1:-demo_out}
 cd "$(dirname "$0")/.."
@@ -16,4 +16,10 @@ s = json.load(open(f"{sys.argv[1]}/statistics.json"))
 print(f"dataset: {s['seq_length']} bp sequences, {s['target_length']} bins x {s['num_targets']} targets "
       f"({', '.join(s['target_ids'])}); train {s['train_seqs']}, valid {s['valid_seqs']}, test {s['test_seqs']}")
 PY
-echo "demo finished: $out"
+
+echo "== train.py: params/demo.json on $out/data -> $out/model (about 5-10 minutes on 2 CPU cores)"
+train.py --force params/demo.json "$out/data" -o "$out/model"
+
+echo "== test.py: the held-out test split, against a GC/CpG linear baseline fitted on the train split"
+test.py --peaks --baseline "$out/model" "$out/data" -o "$out/test"
+echo "demo finished: $out (model in $out/model, accuracy table and plots in $out/test)"

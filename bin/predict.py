@@ -1,0 +1,55 @@
+#!/usr/bin/env python
+"""Predict coverage with a trained model for the regions of a BED file."""
+
+import argparse
+
+from basenji_tk import cli
+
+DESCRIPTION = """\
+For each region of REGIONS.bed, predict a window of the model's input length
+centred on the region's midpoint (bases past a chromosome's ends read as N) with
+MODEL_DIR's model_best.keras (or --model), and write the HDF5 --out:
+
+  preds                      (regions, bins, targets) float16
+  chrom, start, end          the windows (0-based, half-open; FASTA names)
+  region_start, region_end   the regions as given
+  target_ids                 target identifiers; attributes pool_width, seq_length,
+                             bin_offset (bp from window start to the first bin)
+
+Regions are grouped by chromosome, in file order within one. The genome is
+--fasta or the FASTA the model was trained on (data_statistics.json in
+MODEL_DIR). --bigwig DIR also writes DIR/<target>.bw: the bins at their genome
+positions, averaged where windows overlap. --rc and --shifts average over
+reverse complements and shifted copies (write negative shifts as --shifts=-1,0,1).
+"""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="predict.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
+    p.add_argument("model_dir", help="model folder from train.py")
+    p.add_argument("regions", help="BED file of regions (chrom, start, end)")
+    p.add_argument("-o", "--out", default="preds.h5", help="HDF5 file to write")
+    p.add_argument("--fasta", default=None, help="genome FASTA (None: the one in MODEL_DIR/data_statistics.json)")
+    p.add_argument("--rc", action="store_true", help="average with reverse-complement predictions")
+    p.add_argument("--shifts", default="0", help="comma-separated shifts (bp) to average over, e.g. 1,0,-1")
+    p.add_argument("--bigwig", default=None, metavar="DIR", help="also write one BigWig per target here")
+    p.add_argument("--batch_size", type=int, default=8, help="windows per prediction batch")
+    p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.setup_logging(args.quiet)
+    from basenji_tk.evaluate import parse_shifts
+    from basenji_tk.predict import predict_bed
+
+    predict_bed(args.model_dir, args.regions, args.out, fasta=args.fasta, rc=args.rc,
+                shifts=parse_shifts(args.shifts), bigwig_dir=args.bigwig, batch_size=args.batch_size,
+                model_file=args.model, quiet=args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

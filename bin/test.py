@@ -1,0 +1,63 @@
+#!/usr/bin/env python
+"""Score a trained model on a split of a dataset: per-target accuracy table and plots."""
+
+import argparse
+
+from basenji_tk import cli
+
+DESCRIPTION = """\
+Predict every sequence of --split (default test) of DATA_DIR with MODEL_DIR's
+model_best.keras (or --model) and write to --out:
+
+  acc.tsv                     one row per target: index, identifier, description,
+                              pearsonr, r2 (1 - SS_res/SS_tot), log_pearsonr and log_r2
+                              (on log2(x+1)), spearmanr; auroc/auprc for 0/1 targets;
+                              with --peaks: peak_fraction, peak_auprc, peak_enrichment;
+                              with --baseline: baseline_pearsonr, baseline_r2 (and
+                              baseline_peak_auprc)
+  scatter_<target>.png        log2 prediction against experiment, per target
+  tracks_<chrom>_<start>.png  experiment and prediction along the 3 sequences with the
+                              most experiment signal
+
+and print a short table. --rc and --shifts average the predictions over reverse
+complements and shifted copies of each sequence (write negative shifts as
+--shifts=-1,0,1). --peaks calls peaks in the experiment (Poisson, FDR 0.01) and
+scores the predictions as a peak classifier; the enrichment is AUPRC over the
+fraction of bins that are peaks (1 for a random predictor). --baseline fits,
+per target, a linear model on each bin's GC fraction and CpG count on the train
+split: the number to beat for a model that learnt more than base composition.
+"""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="test.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
+    p.add_argument("model_dir", help="model folder from train.py")
+    p.add_argument("data_dir", help="dataset folder from make_targets.py")
+    p.add_argument("-o", "--out", default="test_out", help="folder for acc.tsv and plots")
+    p.add_argument("--split", default="test", help="split to score (train, valid or test)")
+    p.add_argument("--rc", action="store_true", help="average with reverse-complement predictions")
+    p.add_argument("--shifts", default="0", help="comma-separated shifts (bp) to average over, e.g. 1,0,-1")
+    p.add_argument("--peaks", action="store_true", help="also score predictions of called peaks")
+    p.add_argument("--baseline", action="store_true", help="also score a GC/CpG linear baseline")
+    p.add_argument("--batch_size", type=int, default=8, help="sequences per prediction batch")
+    p.add_argument("--model", default=None, help="a .keras file to score instead of MODEL_DIR/model_best.keras")
+    p.add_argument("--no_plots", action="store_true", help="write acc.tsv only")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.setup_logging(args.quiet)
+    from basenji_tk.evaluate import evaluate, format_table, parse_shifts
+
+    shifts = parse_shifts(args.shifts)
+    df = evaluate(args.model_dir, args.data_dir, args.out, split=args.split, rc=args.rc, shifts=shifts,
+                  peaks=args.peaks, baseline=args.baseline, batch_size=args.batch_size,
+                  plots=not args.no_plots, model_file=args.model, quiet=args.quiet)
+    print(format_table(df))
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
