@@ -330,7 +330,8 @@ def format_table(df: pd.DataFrame) -> str:
     """A compact text table for the terminal: one line per target and a line of means."""
     columns = [("target", "identifier"), ("r", "pearsonr"), ("R²", "r2"), ("log r", "log_pearsonr"),
                ("Spearman", "spearmanr"), ("AUPRC", "auprc"), ("peak AUPRC", "peak_auprc"),
-               ("enrich", "peak_enrichment"), ("base r", "baseline_pearsonr")]
+               ("enrich", "peak_enrichment"), ("base r", "baseline_pearsonr"), ("base R²", "baseline_r2"),
+               ("base peak AUPRC", "baseline_peak_auprc")]
     columns = [(head, key) for head, key in columns if key in df.columns]
     width = max([len("target"), len("mean")] + [len(str(t)) for t in df["identifier"]])
 
