@@ -1,4 +1,4 @@
-"""Sequences per second from the tf.data reader, for comparison with a training step.
+"""Sequences per second from the tf.data reader, against the training steps it feeds.
 
 Measured: ``basenji_tk.tfrecords.dataset(data_dir, "train", batch_size, shuffle=True,
 rc=True, shift=3, repeat=True)`` as training would use it, after a warm-up (which
@@ -7,10 +7,16 @@ fills the shuffle buffer), on (1) a dataset made from the bundled demo data
 and (2) when ../shared/data is present, 131,072 bp sequences of the whole of chr20
 (the dataset of bench_make_targets.py).
 
-The baseline is meant to be the training-step rate of the demo model on the same
-machine (goal: reader >= 10x the training rate, so input never limits training). The
-model does not exist yet (issue 3), so this prints the reader rate alone; add a
-``training_rate(...)`` next to ``reader_rate(...)`` when it does.
+Baseline, in the same run: the training rate on the same dataset, in sequences per
+second, as ``train.py`` trains: the model of a params file built by
+``models.build_model``, compiled by ``train.compile_model``, fed by
+``train.train_dataset`` (the same reader, at the params' batch size, rc and shift)
+repeated, through ``model.fit``; the best of ``--train_repeats`` epochs of
+``--train_steps`` steps after one untimed epoch (which traces the step). The model is
+params/demo.json (16,384 bp) for the demo data and params/basenji2018.json (131,072
+bp, batch 4) for chr20, whose steps take seconds on a CPU, so that dataset gets
+fewer of them (``--chr20_steps``). Goal: reader >= 10x the training rate, so input
+never limits training.
 """
 
 import argparse
@@ -19,7 +25,9 @@ import sys
 import tempfile
 import time
 
-import common
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import common  # noqa: E402
 
 GOAL = 10.0  # reader rate / training-step rate, in sequences per second
 DEMO = os.path.join(common.REPO_ROOT, "data")
@@ -62,17 +70,40 @@ def reader_rate(data_dir, batch_size, batches=200, warmup=20, repeats=3, seed=0)
     return best
 
 
-def training_rate(data_dir, batch_size):
-    """Training steps of the demo model, in sequences per second: not available until issue 3."""
-    return None
+def training_rate(data_dir, params_path, steps, repeats, seed=0):
+    """``(sequences per second, batch size)`` of training steps of ``params_path``'s model on
+    ``data_dir``, as ``train.py`` runs them (see the module docstring)."""
+    import keras
+
+    import bench_train
+    from basenji_tk import models, train
+    from basenji_tk.params import load_params
+    from basenji_tk.tfrecords import load_statistics
+
+    params = load_params(params_path)
+    tp, mp = params["train"], params["model"]
+    tp["seed"] = seed
+    stats = load_statistics(data_dir)
+    keras.utils.set_random_seed(seed)
+    model = models.build_model(mp, stats["num_targets"], where=params_path)
+    train.check_model_fits(model, mp, stats, params_path, data_dir)
+    train.compile_model(model, tp, stats["num_targets"])
+    ds = train.train_dataset([data_dir], tp, epoch=0).repeat()
+    step_s, _ = bench_train.fit_step_seconds(model, ds, steps, repeats)
+    return tp["batch_size"] / step_s, tp["batch_size"]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--batch_size", type=int, default=8, help="sequences per batch (default 8)")
+    ap.add_argument("--batch_size", type=int, default=8, help="sequences per reader batch (default 8)")
     ap.add_argument("--batches", type=int, default=200, help="timed batches after the warm-up (default 200)")
     ap.add_argument("--warmup", type=int, default=20, help="untimed batches first (default 20)")
     ap.add_argument("--repeats", type=int, default=3, help="timed windows of --batches; best is kept (default 3)")
+    ap.add_argument("--train_steps", type=int, default=20,
+                    help="training steps per timed epoch on the demo data (default 20)")
+    ap.add_argument("--chr20_steps", type=int, default=2,
+                    help="training steps per timed epoch on chr20, basenji2018 model (default 2)")
+    ap.add_argument("--train_repeats", type=int, default=2, help="timed training epochs; best is kept (default 2)")
     ap.add_argument("--no_chr20", action="store_true", help="skip the 131,072 bp chr20 dataset")
     args = ap.parse_args(argv)
 
@@ -81,34 +112,43 @@ def main(argv=None):
     import basenji_tk.tfrecords  # noqa: F401
     from basenji_tk.tfrecords import load_statistics
 
+    load_start = os.getloadavg()[0]
+    params_dir = os.path.join(common.REPO_ROOT, "params")
     work = tempfile.mkdtemp(prefix="bench_reader-")
-    datasets = {"demo data/, 16,384 bp": make_demo_dataset(os.path.join(work, "demo"))}
+    # name: (dataset folder, params of the model trained on it, timed steps per epoch)
+    datasets = {"demo data/, 16,384 bp": (make_demo_dataset(os.path.join(work, "demo")),
+                                          os.path.join(params_dir, "demo.json"), args.train_steps)}
     if args.no_chr20:
         print("chr20 dataset: skipped (--no_chr20)")
     elif not os.path.exists(os.path.join(common.CHR20, "chr20.fa.gz")):
         print(f"chr20 dataset: skipped: {common.CHR20} not found")
     else:
-        datasets["GRCh37 chr20, 131,072 bp"] = make_chr20_dataset(work)
+        datasets["GRCh37 chr20, 131,072 bp"] = (make_chr20_dataset(work),
+                                                os.path.join(params_dir, "basenji2018.json"), args.chr20_steps)
 
-    rows, goal_lines = [], []
-    for name, data_dir in datasets.items():
+    rows, goal_lines, notes = [], [], []
+    for name, (data_dir, params_path, steps) in datasets.items():
         stats = load_statistics(data_dir)
         rate = reader_rate(data_dir, args.batch_size, args.batches, args.warmup, args.repeats)
-        train = training_rate(data_dir, args.batch_size)
+        train_rate, train_batch = training_rate(data_dir, params_path, steps, args.train_repeats)
+        model = os.path.basename(params_path)
         rows.append([name, stats["train_seqs"], stats["num_targets"], f"{rate:.1f}",
-                     f"{rate * stats['seq_length'] / 1e6:.1f}", "n/a" if train is None else f"{train:.1f}"])
-        if train is None:
-            goal_lines.append(f"{name}: reader {rate:.1f} seq/s; ratio reader/training: not measurable yet "
-                              f"(goal >= {GOAL:g}): the demo model comes with issue 3")
-        else:
-            ratio = rate / train
-            goal_lines.append(f"{name}: ratio reader/training = {ratio:.1f} (goal >= {GOAL:g}): "
-                              f"{'met' if ratio >= GOAL else 'NOT met'}")
+                     f"{rate * stats['seq_length'] / 1e6:.1f}", model, f"{train_rate:.2f}"])
+        notes.append(f"{name}: training {model}, batch {train_batch}, best of {args.train_repeats} epochs of "
+                     f"{steps} steps after 1 untimed epoch")
+        ratio = rate / train_rate
+        goal_lines.append(f"{name}: ratio reader/training = {ratio:,.0f} (goal >= {GOAL:g}): "
+                          f"{'met' if ratio >= GOAL else 'NOT met'}")
 
     print(f"tf.data reader (train split, shuffle, rc, shift=3, repeat), batch {args.batch_size}, "
-          f"best of {args.repeats} windows of {args.batches} batches after {args.warmup} warm-up")
-    print(f"machine: {common.machine()}\n")
-    common.table(["dataset", "train seqs", "targets", "reader seq/s", "reader Mb/s", "training seq/s"], rows)
+          f"best of {args.repeats} windows of {args.batches} batches after {args.warmup} warm-up; "
+          f"training: model.fit on train.train_dataset (the same reader) as train.py")
+    for line in notes:
+        print(line)
+    print(f"machine: {common.machine()}; load average (1 min) at start {load_start:.1f}, "
+          f"at end {os.getloadavg()[0]:.1f}\n")
+    common.table(["dataset", "train seqs", "targets", "reader seq/s", "reader Mb/s", "training model",
+                  "training seq/s"], rows)
     print()
     for line in goal_lines:
         print(line)

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Run the three benchmarks; each prints a table and a final ratio line (goal met or not).
+# Run the four benchmarks; each prints a table and a final ratio line (goal met or not).
 #   bench_one_hot.py       with .venv-bench/bin/python (torch 2.13.0 + tangermeme; built here if absent)
 #   bench_make_targets.py  with .venv/bin/python (or $MAIN_PYTHON), profile -> benchmarks/out/
-#   bench_reader.py        with .venv/bin/python (or $MAIN_PYTHON)
-# Each skips (exit 0, "skipped: ...") when ../shared/data is absent. Copy the figures into
+#   bench_reader.py        with .venv/bin/python (or $MAIN_PYTHON); trains demo.json and basenji2018.json
+#   bench_train.py         with .venv/bin/python (or $MAIN_PYTHON); generated input, needs no data
+# The data benchmarks skip (exit 0, "skipped: ...") when ../shared/data is absent. bench_train.py
+# --jit adds the XLA figures (about 3 more minutes on 2 cores). Copy the figures into
 # benchmarks/RESULTS.md with the date and machine.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,3 +25,5 @@ echo; echo "== bench_make_targets.py"
 "$PY" benchmarks/bench_make_targets.py --profile
 echo; echo "== bench_reader.py"
 "$PY" benchmarks/bench_reader.py
+echo; echo "== bench_train.py"
+"$PY" benchmarks/bench_train.py
