@@ -27,6 +27,16 @@ def run_script(name, *args, check=False):
     return proc
 
 
+def assert_clean_failure(proc, *words):
+    """The script failed as bad input should: exit 2 and one ``error:`` line holding ``words``."""
+    assert proc.returncode == 2, proc.stderr
+    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1, proc.stderr
+    for w in words:
+        assert w in lines[0], (w, lines[0])
+    return lines[0]
+
+
 def shared(*parts):
     """A path under ../shared/data, or skip the test saying what is missing."""
     path = SHARED.joinpath(*parts)

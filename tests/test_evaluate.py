@@ -18,7 +18,7 @@ from basenji_tk import evaluate as ev
 from basenji_tk import models
 from basenji_tk import tfrecords as tfr
 from basenji_tk.errors import InputError
-from conftest import run_script, tiny_params
+from conftest import assert_clean_failure, run_script, tiny_params
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -26,14 +26,6 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 def one_hot_by_hand(codes):
     """``(..., L)`` codes A0 C1 G2 T3 N4 -> ``(..., L, 4)`` float32, N all zeros."""
     return np.eye(5, 4, dtype=np.float32)[codes]
-
-
-def assert_clean_failure(proc, *words):
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, proc.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
 
 
 def log2p1(x):

@@ -13,7 +13,7 @@ import pytest
 from basenji_tk import models
 from basenji_tk import predict as pr
 from basenji_tk.errors import InputError
-from conftest import FASTA, run_script
+from conftest import FASTA, assert_clean_failure, run_script
 
 SEQ_LENGTH, POOL = 16384, 128
 CHROM_SIZE = 20_000_000
@@ -21,14 +21,6 @@ CHROM_SIZE = 20_000_000
 # two windows that overlap, one on its own and one hanging off the end
 REGIONS = [(1000, 1200), (5_000_000, 5_000_500), (5_010_000, 5_010_100), (12_000_000, 12_000_001),
            (19_999_000, 19_999_900)]
-
-
-def assert_clean_failure(proc, *words):
-    assert proc.returncode == 2, proc.stderr
-    lines = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
-    assert len(lines) == 1, proc.stderr
-    for w in words:
-        assert w in lines[0], (w, lines[0])
 
 
 def write_bed(path, rows):

@@ -8,7 +8,7 @@ import subprocess
 
 import numpy as np
 import pytest
-from conftest import BIN_DIR, run_script, tiny_params, write_json
+from conftest import BIN_DIR, assert_clean_failure, run_script, tiny_params, write_json
 
 from basenji_tk import metrics, models, tfrecords
 from basenji_tk.errors import InputError
@@ -18,12 +18,6 @@ from basenji_tk.train import KILL_ENV, train
 def history(model_dir):
     with open(model_dir / "history.tsv") as fh:
         return list(csv.DictReader(fh, delimiter="\t"))
-
-
-def error_line(proc):
-    lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("error:")]
-    assert proc.returncode == 2 and len(lines) == 1, proc.stderr[-2000:]
-    return lines[0]
 
 
 def test_outputs_and_streamed_validation_metrics(tiny_model, demo_dataset):
@@ -78,12 +72,12 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, demo_dataset):
 
 def test_refuses_to_overwrite_a_model(tmp_path, tiny_model, demo_dataset):
     params = tiny_model / "params.json"
-    line = error_line(run_script("train.py", params, demo_dataset, "-o", tiny_model))
+    line = assert_clean_failure(run_script("train.py", params, demo_dataset, "-o", tiny_model))
     assert "already holds a model" in line and "--restart" in line and "--force" in line
-    line = error_line(run_script("train.py", "--restart", params, demo_dataset, "-o", tmp_path / "new"))
+    line = assert_clean_failure(run_script("train.py", "--restart", params, demo_dataset, "-o", tmp_path / "new"))
     assert "nothing to restart" in line
     other = write_json(tmp_path / "other.json", tiny_params(epochs=2, optimizer="sgd"))
-    line = error_line(run_script("train.py", "--restart", other, demo_dataset, "-o", tiny_model))
+    line = assert_clean_failure(run_script("train.py", "--restart", other, demo_dataset, "-o", tiny_model))
     assert "different params: train.optimizer was \"adam\", now \"sgd\"" in line
 
 
@@ -130,7 +124,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, demo_datase
     # Resumed with an absurd step size (--restart may change learning_rate): the loss leaves the numbers.
     bad = write_json(tmp_path / "bad.json", tiny_params(epochs=3, steps_per_epoch=4, learning_rate=1e12))
     proc = run_script("train.py", "--restart", "--seed", 0, bad, demo_dataset, "-o", out)
-    line = error_line(proc)
+    line = assert_clean_failure(proc)
     assert "training loss became" in line and "at epoch 2, batch" in line
     assert "checkpoint.keras holds epoch 1" in line
     assert (out / "checkpoint.keras").read_bytes() == before
