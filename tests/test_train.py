@@ -129,3 +129,16 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, demo_datase
     assert "checkpoint.keras holds epoch 1" in line
     assert (out / "checkpoint.keras").read_bytes() == before
     assert len(history(out)) == 1
+
+
+def test_several_data_dirs_train_together(tmp_path, demo_dataset):
+    """Two datasets of the same layout are sampled together; a different layout is refused."""
+    path = write_json(tmp_path / "p.json", tiny_params(steps_per_epoch=3))
+    summary = train(path, [demo_dataset, demo_dataset], str(tmp_path / "m"))
+    assert summary["epochs"] == 1 and (tmp_path / "m" / "model_best.keras").exists()
+    other = tmp_path / "other"
+    other.mkdir()
+    stats = json.loads((demo_dataset / "statistics.json").read_text())
+    (other / "statistics.json").write_text(json.dumps({**stats, "target_length": 64}))
+    with pytest.raises(InputError, match="other: target_length 64 differs from .*'s 128"):
+        train(path, [demo_dataset, other], str(tmp_path / "m2"))
