@@ -389,8 +389,8 @@ def call_peaks(counts, fdr: float = 0.01, local_window: int = 5, min_lambda: flo
 class _SumsMetric(keras.metrics.Metric):
     """Per-target running sums over a whole epoch, in float64.
 
-    Subclasses name their sums in ``SUMS`` and say how each row adds to them in
-    ``_terms``. Sums are float64 variables and inputs are cast to float64, so
+    Subclasses name their sums in ``SUMS`` and define ``_terms(y, p)``: each row's
+    contribution ``{sum name: (rows, n)}`` for ``y`` and ``p`` of shape ``(rows, n)``. Sums are float64 variables and inputs are cast to float64, so
     the one-pass formula ``sum(y**2) - sum(y)**2 / count`` keeps about 9 more
     digits than float32 would; data whose mean is many orders of magnitude
     above its spread (beyond ~1e6 : 1) still loses digits. On the JAX backend
@@ -407,10 +407,6 @@ class _SumsMetric(keras.metrics.Metric):
         self.sums = {key: self.add_variable(shape=(self.num_targets,), initializer="zeros",
                                             dtype="float64", name=key)
                      for key in ("count",) + self.SUMS}
-
-    def _terms(self, y, p) -> dict:
-        """Per-row contributions ``{sum name: (rows, n)}`` for ``y`` and ``p`` of shape ``(rows, n)``."""
-        raise NotImplementedError
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         n = self.num_targets
