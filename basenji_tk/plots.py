@@ -16,7 +16,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from basenji_tk.errors import InputError  # noqa: E402
-from basenji_tk.metrics import log2p1, pearson_r  # noqa: E402
 
 HEXBIN_ABOVE = 5_000  # points; beyond this a scatter is an ink blot, so bin it
 EXPERIMENT_COLOR, PREDICTION_COLOR = "#1f5fa8", "#c8553d"
@@ -44,6 +43,8 @@ def scatter(y, p, path, title: str = "", log: bool = True, max_points: int = 100
     as a hexbin with log-scaled counts. No diagonal: the two axes need not share
     a scale.
     """
+    from basenji_tk.metrics import log2p1, pearson_r  # imports Keras: only where it is needed
+
     y, p = np.asarray(y, dtype=np.float64).ravel(), np.asarray(p, dtype=np.float64).ravel()
     if y.shape != p.shape:
         raise InputError(f"scatter: y has {y.size} values but p has {p.size}")
@@ -105,5 +106,32 @@ def tracks(y, p, path, target_ids, region_label: str = "", bin_width: int | None
     axes[-1, 0].set_xlabel("position (bp)" if bin_width else "bin")
     if region_label:
         fig.suptitle(region_label, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def gc_model(table, coefficients, path, title: str = "") -> str:
+    """The GC model of ``bam_cov.py``: log2 mean coverage per 1% GC bin and the fitted cubic.
+
+    ``table`` holds one dict per GC bin (``gc``, ``positions``, ``log2_mean``, ``used``), as
+    :func:`basenji_tk.coverage.fit_gc` makes it. Bins used in the fit are filled, the others open;
+    the grey bars below show how many positions each bin holds.
+    """
+    gc = np.array([row["gc"] for row in table])
+    n = np.array([row["positions"] for row in table], dtype=np.float64)
+    y = np.array([np.nan if row["log2_mean"] is None else row["log2_mean"] for row in table])
+    used = np.array([row["used"] for row in table], dtype=bool)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(6, 5.5), sharex=True, gridspec_kw={"height_ratios": [3, 1]})
+    top.scatter(gc[used], y[used], s=12, color=EXPERIMENT_COLOR, label="bins in the fit")
+    top.scatter(gc[~used], y[~used], s=12, facecolors="none", edgecolors="grey", label="too few positions")
+    if used.any():
+        xs = np.linspace(gc[used].min(), gc[used].max(), 200)
+        top.plot(xs, np.polyval(coefficients, xs), color=PREDICTION_COLOR, label="cubic fit")
+    top.set_ylabel("log2 mean coverage per base")
+    top.legend(frameon=False, fontsize=8)
+    top.set_title(title or "GC model: " + " ".join(f"{c:+.2f}" for c in coefficients) + " (gc^3 .. 1)", fontsize=9)
+    bottom.bar(gc, n, width=0.009, color="grey")
+    bottom.set_xlabel("GC fraction (Gaussian-weighted window)")
+    bottom.set_ylabel("positions")
     fig.tight_layout()
     return _save(fig, path)

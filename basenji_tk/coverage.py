@@ -1,0 +1,950 @@
+"""BAM → coverage: read events, multi-mapping EM, GC-bias model, BigWig/HDF5 writing.
+
+The steps of :func:`bam_cov`, each a function of its own:
+
+1. :func:`read_alignments` streams the BAM once, chromosome by chromosome, and keeps per
+   alignment record only what later steps need (5' end, strand, chromosome, a hash of the read
+   name for multi-mappers, aligned blocks with ``--full``): memory grows with the number of reads,
+   never with the genome.
+2. :func:`group_reads` tells unique from multi-mapping reads (NH tag, BWA's XA tag, or secondary
+   alignments grouped by read name) and drops reads with more than ``max_maps`` locations.
+3. :func:`learn_shift` finds the fragment shift (strand cross-correlation for single-end reads,
+   half the mean template length for proper pairs).
+4. :func:`multi_em` shares each multi-mapping read between its locations in proportion to the
+   Gaussian-smoothed coverage there; a read's weights always sum to 1.
+5. :func:`fit_gc` fits log2 coverage on local GC (a cubic polynomial); the writers divide the
+   coverage by the fitted GC effect relative to its genome-wide mean.
+6. :func:`write_tracks` writes BigWig (pyBigWig) or HDF5, one chromosome chunk at a time, to a
+   temporary name that is renamed when everything is complete.
+
+Coordinates: 0-based. Between steps, positions on all chromosomes live in one "global"
+coordinate, ``offset[chrom] + position``, with gaps between chromosomes wider than any smoothing
+window, so the EM and cross-correlation code never needs to look at chromosome names.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from basenji_tk.errors import InputError
+
+log = logging.getLogger("basenji_tk")
+
+# SAM flags
+PAIRED, PROPER, UNMAPPED, REVERSE, READ1, READ2 = 0x1, 0x2, 0x4, 0x10, 0x40, 0x80
+SECONDARY, QC_FAIL, DUPLICATE, SUPPLEMENTARY = 0x100, 0x200, 0x400, 0x800
+
+CHUNK = 4_000_000  # bases per output chunk: bounds the dense arrays, whatever the chromosome
+TRACK_EXTS = {".bw": "bigwig", ".bigwig": "bigwig", ".h5": "hdf5", ".hdf5": "hdf5"}
+DROP_REASONS = ("unmapped", "qc_fail", "duplicate", "supplementary", "low_mapq", "too_many_maps")
+
+
+@dataclass
+class Options:
+    """Everything ``bam_cov.py`` can set; the defaults are the script's defaults."""
+
+    shift: int | None = None  # None: learn it from the data
+    full: bool = False  # count every aligned base instead of one event per read
+    strand: bool = False  # + and - tracks
+    remove_duplicates: bool = False
+    min_mapq: int = 0
+    max_maps: int = 10
+    multi_em: int = 0  # EM rounds; 0: equal weights over each read's locations
+    em_sigma: float = 32.0
+    em_tol: float = 0.01
+    gc: str | None = None  # FASTA for the GC model
+    gc_sigma: float | None = None  # None: 0.35 x fragment length (2 x shift, or 200 bp)
+    bin: int = 1
+    max_lag: int = 500
+    threads: int = 1
+    progress: bool = False
+
+
+@dataclass
+class Alignments:
+    """Per-record columns kept from the BAM (see :func:`read_alignments`)."""
+
+    contigs: list  # BAM header order
+    lengths: list
+    chrom: np.ndarray  # int32 index into contigs
+    pos: np.ndarray  # int64 5' end (unshifted)
+    reverse: np.ndarray  # bool
+    key: np.ndarray  # int64 read-name hash (0 where not needed)
+    nh: np.ndarray  # int32 NH tag (0: none)
+    secondary: np.ndarray  # bool: secondary record or an XA alternative
+    block_rec: np.ndarray  # int64 record index of each aligned block (--full)
+    block_start: np.ndarray
+    block_end: np.ndarray
+    counts: dict  # records seen and dropped by reason
+    paired: bool = False
+    template_length: float = 0.0  # mean |TLEN| of proper pairs (read 1)
+    read_length: int = 0  # median aligned length of the first records
+    scheme: str = ""
+
+
+@dataclass
+class Reads:
+    """The alignments as reads: which records count, with what weight, in which group."""
+
+    keep: np.ndarray  # bool per record: used
+    weight: np.ndarray  # float64 per record (1 for unique reads)
+    multi_rec: np.ndarray  # indices of multi-mapping records used
+    group: np.ndarray  # read index (0..n_multi-1) of each multi record
+    n_unique: int
+    n_multi: int
+    dropped_too_many: int
+
+
+@dataclass
+class Summary:
+    bam: str
+    outputs: list
+    records_seen: int = 0
+    reads_used: int = 0
+    unique: int = 0
+    multi: int = 0
+    multi_locations: int = 0
+    dropped: dict = field(default_factory=dict)
+    multi_scheme: str = ""
+    paired: bool = False
+    shift: int = 0
+    shift_source: str = ""
+    em_rounds: int = 0
+    em_final_change: float | None = None
+    em_history: list = field(default_factory=list)
+    gc: dict | None = None
+    total_coverage: float = 0.0
+    options: dict = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- inputs and checks
+
+
+def output_paths(out: str, strand: bool) -> tuple[str, list[str], str]:
+    """(format, track paths, stem) for an output name; a clear error for anything else."""
+    stem, ext = os.path.splitext(out)
+    fmt = TRACK_EXTS.get(ext.lower())
+    if fmt is None:
+        raise InputError(f"{out}: the output must end in .bw/.bigwig (BigWig) or .h5/.hdf5 (HDF5), not '{ext}'")
+    folder = os.path.dirname(os.path.abspath(out))
+    if not os.path.isdir(folder):
+        raise InputError(f"{out}: the output folder {folder} does not exist")
+    if not os.access(folder, os.W_OK):
+        raise InputError(f"{out}: the output folder {folder} is not writable")
+    tracks = [f"{stem}.plus{ext}", f"{stem}.minus{ext}"] if strand else [out]
+    return fmt, tracks, stem
+
+
+def open_bam(path: str, threads: int = 1):
+    """Open a coordinate-sorted, indexed BAM; index it when sorted but unindexed."""
+    import pysam
+
+    if not os.path.exists(path):
+        raise InputError(f"{path}: no such BAM file")
+    if not os.access(path, os.R_OK):
+        raise InputError(f"{path}: not readable")
+    try:
+        bam = pysam.AlignmentFile(path, "rb", threads=threads)
+    except (OSError, ValueError) as err:
+        raise InputError(f"{path}: not a readable BAM file ({err})") from None
+    if not bam.is_bam:
+        raise InputError(f"{path}: not a BAM file (SAM/CRAM given); convert it with 'samtools view -b'")
+    order = (bam.header.to_dict().get("HD") or {}).get("SO", "unknown")
+    sort_hint = f"sort and index it: samtools sort -o sorted.bam {path} && samtools index sorted.bam"
+    if order not in ("coordinate", "unknown"):
+        raise InputError(f"{path}: not coordinate-sorted (header SO:{order}); {sort_hint}")
+    if bam.has_index():
+        return bam
+    bam.close()
+    index = path + ".bai"
+    if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
+        index = os.path.join(tempfile.mkdtemp(prefix="bam_cov_"), os.path.basename(path) + ".bai")
+    try:
+        pysam.index(path, index)
+    except pysam.SamtoolsError as err:
+        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "indexing failed"
+        raise InputError(f"{path}: has no index and could not be indexed ({reason}); {sort_hint}") from None
+    log.info("indexed %s -> %s", path, index)
+    return pysam.AlignmentFile(path, "rb", threads=threads, index_filename=index)
+
+
+# ---------------------------------------------------------------- 1. reading
+
+_CIGAR = re.compile(r"(\d+)([MIDNSHP=X])")
+
+
+def _xa_alignments(xa: str, tid_of) -> list[tuple[int, int, bool, list]]:
+    """BWA's XA:Z tag -> [(tid, 5' end, reverse, blocks)], contigs missing from the header skipped."""
+    out = []
+    for hit in xa.rstrip(";").split(";"):
+        parts = hit.split(",")
+        if len(parts) < 3:
+            continue
+        tid = tid_of(parts[0])
+        if tid < 0:
+            continue
+        reverse = parts[1].startswith("-")
+        start = abs(int(parts[1])) - 1
+        blocks, ref = [], start
+        for length, op in _CIGAR.findall(parts[2]):
+            length = int(length)
+            if op in "M=X":
+                blocks.append((ref, ref + length))
+            if op in "MDN=X":
+                ref += length
+        out.append((tid, ref - 1 if reverse else start, reverse, blocks))
+    return out
+
+
+def read_alignments(bam, opts: Options, path: str) -> Alignments:
+    """Decode the BAM once (:mod:`basenji_tk.bamio`); keep the columns of every usable record.
+
+    Dropped here, and counted by reason: unmapped, QC-fail, supplementary (a chimeric part of a
+    read, counted at its primary record), duplicates (with ``remove_duplicates``) and records
+    under ``min_mapq``. Secondary records stay: with Bowtie2 ``-k`` they are the other locations
+    of multi-mapping reads. BWA's XA alternatives become secondary records of their read.
+    """
+    from tqdm import tqdm
+
+    from basenji_tk import bamio
+
+    contigs, lengths = list(bam.references), list(bam.lengths)
+    skip = QC_FAIL | SUPPLEMENTARY | (DUPLICATE if opts.remove_duplicates else 0)
+    with tqdm(total=os.path.getsize(path), desc="reading", unit="B", unit_scale=True, leave=False,
+              disable=not opts.progress, mininterval=0.5) as bar:
+
+        def progress(offset, tid):
+            bar.update(max(offset - bar.n, 0))
+            if 0 <= tid < len(contigs):
+                bar.set_description(contigs[tid], refresh=False)
+
+        try:
+            cols = bamio.read_columns(path, bam.tell(), skip, opts.min_mapq, opts.full, progress=progress)
+        except bamio.UnsortedError as err:
+            tid, pos = err.args
+            raise InputError(f"{path}: not coordinate-sorted (a record at {contigs[tid]}:{pos + 1} comes after a "
+                             f"later position); sort and index it: samtools sort -o sorted.bam {path} && "
+                             f"samtools index sorted.bam") from None
+        except (ValueError, OSError) as err:
+            raise InputError(f"{path}: damaged BAM ({err})") from None
+    st = cols.stats
+    counts = {"records_seen": int(st[bamio.SEEN]), "unmapped": int(st[bamio.UNMAPPED]),
+              "qc_fail": int(st[bamio.QC_FAIL]), "duplicate": int(st[bamio.DUPLICATE]),
+              "supplementary": int(st[bamio.SUPPLEMENTARY]), "low_mapq": int(st[bamio.LOW_MAPQ]), "too_many_maps": 0}
+    tid, pos, flag, key, nh = cols.tid, cols.pos, cols.flag, cols.key, cols.nh
+    blk = (cols.blk_rec, cols.blk_start, cols.blk_end)
+    if cols.xa:
+        tid, pos, flag, key, nh, blk = _add_xa(cols, bam.get_tid, opts.full)
+    programs = " ".join(p.get("ID", "") + " " + p.get("PN", "") for p in bam.header.to_dict().get("PG", []))
+    has_nh = bool(st[bamio.NH_SEEN])
+    scheme = "NH tag" if has_nh else "secondary alignments grouped by read name"
+    if cols.xa or "bwa" in programs.lower():
+        scheme += " + BWA XA tag"
+    tlen_n = int(st[bamio.TLEN_N])
+    return Alignments(
+        contigs=contigs, lengths=lengths, chrom=tid, pos=pos, reverse=(flag & REVERSE) > 0, key=key, nh=nh,
+        secondary=(flag & SECONDARY) > 0, block_rec=blk[0], block_start=blk[1], block_end=blk[2], counts=counts,
+        paired=bool(st[bamio.PAIRED]), template_length=float(st[bamio.TLEN_SUM]) / tlen_n if tlen_n else 0.0,
+        read_length=int(np.median(cols.rlen[:10_000])) if len(cols.rlen) else 0, scheme=scheme)
+
+
+def _add_xa(cols, tid_of, full: bool):
+    """The columns with BWA's XA alternatives appended as secondary records of the same read."""
+    tid, pos, flag, key, nh = ([x] for x in (cols.tid, cols.pos, cols.flag, cols.key, cols.nh))
+    brec, bstart, bend = [cols.blk_rec], [cols.blk_start], [cols.blk_end]
+    n = len(cols.pos)
+    for rec, xa in cols.xa:
+        for t, five, reverse, blocks in _xa_alignments(xa, tid_of):
+            tid.append([t])
+            pos.append([five])
+            flag.append([SECONDARY | (REVERSE if reverse else 0)])
+            key.append([cols.key[rec]])
+            nh.append([0])
+            if full:
+                brec.append([n] * len(blocks))
+                bstart.append([b[0] for b in blocks])
+                bend.append([b[1] for b in blocks])
+            n += 1
+
+    def cat(parts, dtype):
+        return np.concatenate([np.asarray(p, dtype=dtype) for p in parts])
+
+    return (cat(tid, np.int32), cat(pos, np.int64), cat(flag, np.uint16), cat(key, np.int64), cat(nh, np.int32),
+            (cat(brec, np.int64), cat(bstart, np.int64), cat(bend, np.int64)))
+
+
+# ---------------------------------------------------------------- 2. unique and multi-mapping reads
+
+
+def group_reads(aln: Alignments, max_maps: int) -> Reads:
+    """Unique reads weigh 1; each multi-mapping read is a group of records of total weight 1.
+
+    A record is multi-mapping when its NH tag is above 1, when it is secondary (or an XA
+    alternative), or when it shares its read name (and mate) with a secondary record. A read's
+    number of locations is the larger of its NH tag and its records present in the file (a BAM cut
+    to one chromosome keeps only some of them); reads with more than ``max_maps`` are dropped.
+    The weight starts equal over the records present.
+    """
+    from basenji_tk.bamio import group_by_key
+
+    n = len(aln.pos)
+    # without secondary records only NH > 1 records can be multi-mapping; with them, any record can
+    candidates = np.arange(n) if aln.secondary.any() else np.flatnonzero(aln.nh > 1)
+    gid, _, any_secondary, max_nh = group_by_key(aln.key[candidates], aln.secondary[candidates], aln.nh[candidates])
+    is_multi = (aln.nh[candidates] > 1) | any_secondary[gid]
+    multi_rec, group = candidates[is_multi], gid[is_multi]
+    present = np.bincount(group, minlength=len(max_nh))
+    locations = np.maximum(present, max_nh)
+    too_many = (present > 0) & (locations > max_maps)
+    kept_groups = (present > 0) & ~too_many
+    keep = np.ones(n, dtype=bool)
+    keep[multi_rec[too_many[group]]] = False
+    renumber = np.cumsum(kept_groups) - 1
+    sel = kept_groups[group]
+    multi_rec, group = multi_rec[sel], renumber[group[sel]]
+    weight = np.ones(n, dtype=np.float64)
+    weight[multi_rec] = 1.0 / present[kept_groups][group]
+    weight[~keep] = 0.0
+    n_multi_records = int(is_multi.sum())
+    return Reads(keep=keep, weight=weight, multi_rec=multi_rec, group=group, n_unique=n - n_multi_records,
+                 n_multi=int(kept_groups.sum()), dropped_too_many=int(too_many.sum()))
+
+
+# ---------------------------------------------------------------- 3. fragment shift
+
+
+def global_offsets(lengths, pad: int) -> np.ndarray:
+    """Start of each chromosome in the global coordinate (chromosomes separated by ``pad``)."""
+    return np.concatenate([[0], np.cumsum(np.asarray(lengths, dtype=np.int64) + pad)[:-1]])
+
+
+def strand_cross_correlation(plus: np.ndarray, minus: np.ndarray, max_lag: int,
+                             max_positions: int = 200_000) -> np.ndarray:
+    """``cc[d] = sum_x n+(x) * n-(x + d)`` for d = 0..max_lag from sorted global 5' positions.
+
+    At most ``max_positions`` distinct + positions are used (evenly spaced through the sorted
+    list), which keeps the pair count bounded on deep data without biasing the lag.
+    """
+    cc = np.zeros(max_lag + 1)
+    p_pos, p_n = _counts(plus)
+    m_pos, m_n = _counts(minus)
+    if len(p_pos) == 0 or len(m_pos) == 0:
+        return cc
+    if len(p_pos) > max_positions:
+        pick = np.linspace(0, len(p_pos) - 1, max_positions).astype(np.int64)
+        p_pos, p_n = p_pos[pick], p_n[pick]
+    for rows, cols in _window_pairs(p_pos, m_pos, 0, max_lag):
+        lag = m_pos[cols] - p_pos[rows]
+        cc += np.bincount(lag, weights=p_n[rows] * m_n[cols], minlength=max_lag + 1)
+    return cc
+
+
+def _counts(sorted_positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(distinct positions, multiplicity) of a sorted array."""
+    if len(sorted_positions) == 0:
+        return sorted_positions, np.zeros(0, dtype=np.int64)
+    first = np.flatnonzero(np.r_[True, sorted_positions[1:] != sorted_positions[:-1]])
+    return sorted_positions[first], np.diff(np.r_[first, len(sorted_positions)])
+
+
+def _sorted_unique(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct values, index of each value among them); a stable sort, fast on
+    nearly sorted input such as positions in file order."""
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    new = np.r_[True, ordered[1:] != ordered[:-1]] if len(ordered) else np.zeros(0, dtype=bool)
+    inverse = np.empty(len(values), dtype=np.int64)
+    inverse[order] = np.cumsum(new) - 1
+    return ordered[new], inverse
+
+
+def _window_pairs(query: np.ndarray, points: np.ndarray, lo: int, hi: int, max_pairs: int = 4_000_000):
+    """Yield (row, col) index arrays of every ``points[col] - query[row]`` in [lo, hi], in chunks.
+
+    Both arrays are sorted. Each chunk holds about ``max_pairs`` pairs, so memory stays bounded
+    however dense the data.
+    """
+    first = np.searchsorted(points, query + lo, side="left")
+    last = np.searchsorted(points, query + hi, side="right")
+    n = last - first
+    ends = np.cumsum(n)
+    start = 0
+    while start < len(query):
+        stop = int(np.searchsorted(ends, (ends[start - 1] if start else 0) + max_pairs, side="right"))
+        stop = max(stop, start + 1)
+        counts = n[start:stop]
+        rows = np.repeat(np.arange(start, stop), counts)
+        base = np.repeat(ends[start:stop] - counts - first[start:stop], counts)
+        cols = np.arange(len(rows)) + (ends[start - 1] if start else 0) - base
+        yield rows, cols
+        start = stop
+
+
+def learn_shift(aln: Alignments, reads: Reads, max_lag: int) -> tuple[int, str]:
+    """(shift, how it was found). Paired: half the mean template length of proper pairs;
+    single-end: half the lag maximising the + / - strand cross-correlation of unique reads.
+
+    The "phantom" peak at the read length (a mappability artefact) is masked: lags within 10 bp
+    of the median aligned length are not considered. A flat cross-correlation (peak less than
+    5% above the median) gives 0 with a warning.
+    """
+    if aln.paired:
+        if aln.template_length > 0:
+            return int(round(aln.template_length / 2)), f"paired-end: half the mean template length ({aln.template_length:.1f} bp)"
+        return 0, "paired-end without proper pairs: 0"
+    unique = reads.keep.copy()
+    unique[reads.multi_rec] = False
+    offsets = global_offsets(aln.lengths, max_lag + 1)
+    g = offsets[aln.chrom[unique]] + aln.pos[unique]
+    rev = aln.reverse[unique]
+    # file order is nearly position order, so a stable (merge) sort is fast
+    cc = strand_cross_correlation(np.sort(g[~rev], kind="stable"), np.sort(g[rev], kind="stable"), max_lag)
+    smooth = np.convolve(cc, np.ones(5) / 5, mode="same")
+    masked = smooth.copy()
+    if aln.read_length:
+        masked[max(aln.read_length - 10, 0):aln.read_length + 11] = -np.inf
+    lag = int(np.argmax(masked))
+    if not np.isfinite(masked[lag]) or masked[lag] <= 1.05 * np.median(smooth[smooth > 0] if (smooth > 0).any() else [0]):
+        log.warning("warning: no strand cross-correlation peak up to %d bp; shift 0 (set --shift)", max_lag)
+        return 0, "learned: no cross-correlation peak, 0"
+    return lag // 2, f"learned: strand cross-correlation peak at lag {lag} bp (phantom peak at {aln.read_length} bp masked)"
+
+
+# ---------------------------------------------------------------- 4. multi-mapping EM
+
+
+def gaussian_window_sums(query: np.ndarray, points: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
+    """``out[i] = sum_j weights[j] * exp(-(points[j] - query[i])^2 / (2 sigma^2))`` over
+    ``|points[j] - query[i]| <= 4 sigma``, for sorted ``query`` and ``points``."""
+    radius = int(math.ceil(4 * sigma))
+    out = np.zeros(len(query))
+    for rows, cols in _window_pairs(query, points, -radius, radius):
+        d = (points[cols] - query[rows]).astype(np.float64)
+        out += np.bincount(rows, weights=weights[cols] * np.exp(-0.5 * (d / sigma) ** 2), minlength=len(query))
+    return out
+
+
+def multi_em(aln: Alignments, reads: Reads, event: np.ndarray, rounds: int, sigma: float, tol: float,
+             progress: bool = False) -> tuple[np.ndarray, list[float]]:
+    """Re-share multi-mapping reads by smoothed coverage; returns (weights per multi record, changes).
+
+    Each round: coverage = unique events + current multi weights, smoothed with a Gaussian of
+    standard deviation ``sigma`` (truncated at 4 sigma); each read's weight at a location becomes
+    the smoothed coverage there over the sum at all its locations. The unique part is exact and
+    computed once. The multi-read part is smoothed each round on a grid of sigma/4-bp cells
+    (mass and coverage interpolated linearly between the two nearest cells) from which read-free
+    stretches are squeezed, so a round is one short Gaussian filter and memory grows with the
+    number of multi-read locations, not the genome. Stops when the mean over reads of
+    sum |change in weight| is below ``tol``.
+    """
+    from scipy.ndimage import gaussian_filter1d
+    from tqdm import tqdm
+
+    w = reads.weight[reads.multi_rec].copy()
+    if rounds <= 0 or reads.n_multi == 0:
+        return w, []
+    offsets = global_offsets(aln.lengths, int(math.ceil(8 * sigma)) + 1)
+    g_event = offsets[aln.chrom] + event
+    multi_g = g_event[reads.multi_rec]
+    positions, pidx = _sorted_unique(multi_g)
+    unique_mask = reads.keep.copy()
+    unique_mask[reads.multi_rec] = False
+    u_pos, u_n = _counts(np.sort(g_event[unique_mask], kind="stable"))
+    base = gaussian_window_sums(positions, u_pos, u_n.astype(np.float64), sigma)
+    # Each round smooths the multi-read mass on a grid of sigma/4-bp cells, each location's mass
+    # shared linearly between its two nearest cells and read back the same way; read-free
+    # stretches longer than the kernel are squeezed out, so memory follows the multi-reads.
+    cell = max(1, int(sigma // 4))
+    width = int(math.ceil(4 * sigma / cell))
+    x = positions / cell
+    left = np.floor(x).astype(np.int64)
+    frac = x - left
+    cells, inverse = _sorted_unique(np.concatenate([left, left + 1]))
+    step = np.minimum(np.diff(cells), width + 1)
+    squeezed = np.concatenate([[0], np.cumsum(step)])[inverse]
+    g_left, g_right = squeezed[: len(left)][pidx], squeezed[len(left):][pidx]
+    f_right = frac[pidx]
+    grid_len = int(squeezed.max()) + 1 if len(squeezed) else 1
+    kernel_sum = float(np.exp(-0.5 * ((np.arange(-width, width + 1) * cell) / sigma) ** 2).sum())
+    base_at = base[pidx]
+    group, n_groups = reads.group, reads.n_multi
+    changes = []
+    for _ in tqdm(range(rounds), desc="EM", unit="round", disable=not progress, leave=False):
+        mass = np.bincount(g_left, weights=w * (1 - f_right), minlength=grid_len)
+        mass += np.bincount(g_right, weights=w * f_right, minlength=grid_len)
+        smooth = gaussian_filter1d(mass, sigma / cell, truncate=4.0, mode="constant")
+        c = base_at + kernel_sum * (smooth[g_left] * (1 - f_right) + smooth[g_right] * f_right)
+        total = np.bincount(group, weights=c, minlength=n_groups)
+        new = np.where(total[group] > 0, c / np.where(total[group] > 0, total[group], 1), w)
+        change = float(np.bincount(group, weights=np.abs(new - w), minlength=n_groups).mean())
+        w = new
+        changes.append(change)
+        if change < tol:
+            break
+    return w, changes
+
+
+# ---------------------------------------------------------------- 5. GC model
+
+
+class GenomeGC:
+    """Gaussian-weighted GC fraction around every base, computed a chunk at a time.
+
+    ``gc(x) = sum_k K(k) [G or C at x+k] / sum_k K(k) [A,C,G,T at x+k]`` with a Gaussian ``K`` of
+    standard deviation ``sigma`` truncated at 4 sigma (N bases count in neither sum), stored as
+    a code ``round(250 gc)``. Positions whose window is less than half unambiguous bases get the
+    code 255 (undefined).
+    """
+
+    def __init__(self, fasta: str, contigs: list[str], used: list[str], sigma: float):
+        import pysam
+
+        if not os.path.exists(fasta):
+            raise InputError(f"{fasta}: no such FASTA file (--gc)")
+        try:
+            self.fasta = pysam.FastaFile(fasta)
+        except (OSError, ValueError) as err:
+            raise InputError(f"{fasta}: cannot read the FASTA (--gc): {err}") from None
+        self.names = match_contigs(used, list(self.fasta.references), fasta)
+        self.sigma = sigma
+        # bases are counted in cells of sigma/16 bp and the Gaussian applied to the cells: a
+        # position takes its cell's GC, at most sigma/16 off centre
+        self.cell = max(1, int(sigma // 16))
+        self.radius = int(math.ceil(4 * sigma)) + self.cell
+        half = int(math.ceil(4 * sigma / self.cell))
+        self.kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * self.cell / sigma) ** 2).astype(np.float32)
+        self.cache, self.cached_bases = {}, 0
+
+    def chunk(self, contig: str, start: int, end: int) -> np.ndarray:
+        """GC codes (uint8: round(250 x GC fraction), 255 where undefined) for [start, end).
+
+        Codes are kept after the first call when the genome is small (up to ``CACHE_BASES``), so
+        the fit and the writing pass compute each chunk once; larger genomes recompute.
+        """
+        cached = self.cache.get((contig, start, end))
+        if cached is not None:
+            return cached
+        from scipy.signal import oaconvolve
+
+        name = self.names[contig]
+        length = self.fasta.get_reference_length(name)
+        cell = self.cell
+        lo = max((start - self.radius) // cell * cell, 0)
+        hi = min(end + self.radius, length)
+        out = np.full(end - start, GC_UNDEFINED, dtype=np.uint8)
+        if lo < hi:
+            seq = np.frombuffer(self.fasta.fetch(name, lo, hi).upper().encode(), dtype=np.uint8)
+            n_cells = -(-len(seq) // cell)
+            padded = np.zeros(n_cells * cell, dtype=np.uint8)
+            padded[: len(seq)] = seq
+            gc = _cell_sums((padded == ord("G")) | (padded == ord("C")), cell)
+            acgt = gc + _cell_sums((padded == ord("A")) | (padded == ord("T")), cell)
+            num = oaconvolve(gc, self.kernel, mode="same")
+            den = oaconvolve(acgt, self.kernel, mode="same")
+            valid = den > 0.5 * cell * self.kernel.sum()
+            code = np.where(valid, np.rint(GC_LEVELS * np.clip(num / np.where(valid, den, 1), 0, 1)), GC_UNDEFINED)
+            per_base = np.repeat(code.astype(np.uint8), cell)
+            a, b = start - lo, min(end, hi) - lo
+            out[: b - a] = per_base[a:b]
+        if self.cached_bases + len(out) <= CACHE_BASES:
+            self.cache[(contig, start, end)] = out
+            self.cached_bases += len(out)
+        return out
+
+
+def _cell_sums(flags: np.ndarray, cell: int) -> np.ndarray:
+    """Sum of a boolean array over consecutive cells of ``cell`` entries (length a multiple of it)."""
+    cells = flags.view(np.uint8).reshape(-1, cell)
+    out = cells[:, 0].astype(np.float32)
+    for k in range(1, cell):
+        out += cells[:, k]
+    return out
+
+
+def match_contigs(used: list[str], fasta_names: list[str], fasta: str) -> dict[str, str]:
+    """BAM contig -> FASTA name, exact or with the ``chr`` prefix added/removed; an error lists the rest."""
+    by_plain = {}
+    for name in fasta_names:
+        by_plain.setdefault(_plain(name), name)
+    out, missing = {}, []
+    for contig in used:
+        if contig in fasta_names:
+            out[contig] = contig
+        elif _plain(contig) in by_plain:
+            out[contig] = by_plain[_plain(contig)]
+        else:
+            missing.append(contig)
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        have = ", ".join(fasta_names[:6]) + (" ..." if len(fasta_names) > 6 else "")
+        raise InputError(f"{fasta}: no sequence for BAM chromosome(s) {shown} (even with 'chr' added or "
+                         f"removed); the FASTA has {have}")
+    return out
+
+
+def _plain(name: str) -> str:
+    return name[3:] if name.lower().startswith("chr") else name
+
+
+GC_BINS = 101  # GC fraction in steps of 1% for the fit
+GC_LEVELS, GC_UNDEFINED = 250, 255  # GC codes: round(250 x fraction); 255 where undefined
+CACHE_BASES = 300_000_000  # GC codes kept in memory (1 byte a base) up to this genome size
+
+
+@dataclass
+class GCModel:
+    coefficients: list  # log2 coverage = polyval(coefficients, gc), highest power first
+    gc_range: tuple  # fitted range; GC outside is clipped to it
+    mean_effect: float  # genome-wide mean of 2**poly over the fitted positions
+    table: list  # per GC bin: gc, positions, coverage, log2 mean, fitted, correction
+    positions: int
+    excluded_gaps: int
+
+    def correction(self, codes: np.ndarray) -> np.ndarray:
+        """Factor to divide coverage by, 2**poly(gc) / mean, per GC code; 1 where GC is undefined."""
+        table = np.ones(256)
+        x = np.clip(np.arange(GC_LEVELS + 1) / GC_LEVELS, *self.gc_range)
+        table[: GC_LEVELS + 1] = np.exp2(np.polyval(self.coefficients, x)) / self.mean_effect
+        return table[codes]
+
+
+def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: dict, progress: bool = False,
+           degree: int = 3) -> GCModel:
+    """Fit log2 mean coverage per 1% GC bin on GC, a cubic weighted by the positions per bin.
+
+    Every base whose GC is defined (window at least half unambiguous, so N is avoided) and that
+    does not lie in a long read-free gap is counted in its GC bin, with its coverage. A gap longer
+    than ``max(2 kb, 20 x the mean distance between events)`` is taken as unmappable rather than
+    GC-depleted and left out. The polynomial is fitted to log2(coverage sum / positions) of bins
+    with at least 0.01% of the positions, weighted by sqrt(positions) per bin.
+    """
+    from tqdm import tqdm
+
+    n_pos = np.zeros(GC_BINS)
+    cov_sum = np.zeros(GC_BINS)
+    total_events = sum(float(w.sum()) for _, w in events.values())
+    genome = sum(lengths[contigs.index(c)] for c in events)
+    max_gap = max(2000, int(20 * genome / max(total_events, 1)))
+    excluded = 0
+    for contig in tqdm(list(events), desc="GC model", unit="chrom", disable=not progress, leave=False):
+        length = lengths[contigs.index(contig)]
+        pos, w = events[contig]
+        for start in range(0, length, CHUNK):
+            end = min(start + CHUNK, length)
+            codes = gc_source.chunk(contig, start, end)
+            cov = _chunk_coverage(pos, w, start, end)
+            defined = codes != GC_UNDEFINED
+            ok = defined & ~_gap_mask(pos, start, end, max_gap)
+            excluded += int(defined.sum() - ok.sum())
+            b = (codes[ok].astype(np.int64) * (GC_BINS - 1) + GC_LEVELS // 2) // GC_LEVELS
+            n_pos += np.bincount(b, minlength=GC_BINS)
+            cov_sum += np.bincount(b, weights=cov[ok], minlength=GC_BINS)
+    x = np.arange(GC_BINS) / (GC_BINS - 1)
+    use = n_pos >= max(1e-4 * n_pos.sum(), 1)
+    if use.sum() <= degree:
+        raise InputError(f"GC model: only {int(use.sum())} GC bins hold enough positions to fit a degree-{degree} "
+                         f"polynomial; too few reads or too little sequence for --gc")
+    y = np.log2((cov_sum + 0.5) / np.maximum(n_pos, 1))
+    coef = np.polyfit(x[use], y[use], degree, w=np.sqrt(n_pos[use]))
+    lo, hi = float(x[use].min()), float(x[use].max())
+    effect = np.exp2(np.polyval(coef, np.clip(x, lo, hi)))
+    mean_effect = float((effect * n_pos).sum() / n_pos.sum())
+    table = [dict(gc=float(x[i]), positions=int(n_pos[i]), coverage=float(cov_sum[i]),
+                  log2_mean=float(y[i]) if n_pos[i] else None, fitted=float(np.log2(effect[i])),
+                  correction=float(effect[i] / mean_effect), used=bool(use[i])) for i in range(GC_BINS)]
+    return GCModel(coefficients=[float(c) for c in coef], gc_range=(lo, hi), mean_effect=mean_effect, table=table,
+                   positions=int(n_pos.sum()), excluded_gaps=excluded)
+
+
+def _gap_mask(pos: np.ndarray, start: int, end: int, max_gap: int) -> np.ndarray:
+    """True on [start, end) where the nearest events on both sides are more than max_gap apart."""
+    mask = np.zeros(end - start, dtype=bool)
+    lo = np.searchsorted(pos, start - max_gap, side="left")
+    hi = np.searchsorted(pos, end + max_gap, side="right")
+    around = np.concatenate([[start - max_gap - 1], pos[lo:hi], [end + max_gap + 1]])  # sorted
+    gaps = np.flatnonzero(np.diff(around) > max_gap)
+    for i in gaps:
+        a, b = max(around[i] + 1, start), min(around[i + 1], end)
+        if a < b:
+            mask[a - start:b - start] = True
+    return mask
+
+
+def write_gc_report(model: GCModel, stem: str) -> list[tuple[str, str]]:
+    """``stem.gc_model.tsv`` and ``stem.gc_model.png`` to temporary names: [(temp, final)]."""
+    from basenji_tk import plots
+
+    tsv, png = stem + ".gc_model.tsv", stem + ".gc_model.png"
+    tmp_tsv, tmp_png = _temp_name(tsv), _temp_name(png)
+    with open(tmp_tsv, "w") as f:
+        f.write("gc\tpositions\tcoverage\tlog2_mean_coverage\tfitted_log2\tcorrection\tused_in_fit\n")
+        for row in model.table:
+            log2_mean = "nan" if row["log2_mean"] is None else f"{row['log2_mean']:.5f}"
+            f.write(f"{row['gc']:.2f}\t{row['positions']}\t{row['coverage']:.3f}\t{log2_mean}\t"
+                    f"{row['fitted']:.5f}\t{row['correction']:.5f}\t{int(row['used'])}\n")
+    plots.gc_model(model.table, model.coefficients, tmp_png)
+    return [(tmp_tsv, tsv), (tmp_png, png)]
+
+
+# ---------------------------------------------------------------- 6. writing
+
+
+def _temp_name(path: str) -> str:
+    folder, name = os.path.split(os.path.abspath(path))
+    return os.path.join(folder, f".{name}.tmp-{os.getpid()}")
+
+
+def _chunk_coverage(pos: np.ndarray, w: np.ndarray, start: int, end: int) -> np.ndarray:
+    """Dense per-base sum of weights of sorted event positions in [start, end)."""
+    a, b = np.searchsorted(pos, [start, end])
+    return np.bincount(pos[a:b] - start, weights=w[a:b], minlength=end - start)
+
+
+class _BlockCoverage:
+    """Per-base depth from weighted [start, end) blocks, one chunk after the other (--full)."""
+
+    def __init__(self, starts, ends, w):
+        self.starts_order = np.argsort(starts, kind="stable")
+        self.starts, self.ws = starts[self.starts_order], w[self.starts_order]
+        order = np.argsort(ends, kind="stable")
+        self.ends, self.we = ends[order], w[order]
+        self.carry = 0.0
+
+    def chunk(self, start: int, end: int) -> np.ndarray:
+        diff = _chunk_coverage(self.starts, self.ws, start, end) - _chunk_coverage(self.ends, self.we, start, end)
+        depth = np.cumsum(diff) + self.carry
+        self.carry = depth[-1] if len(depth) else self.carry
+        depth[np.abs(depth) < 1e-9] = 0.0
+        return depth
+
+
+def _bin(values: np.ndarray, size: int, mean: bool) -> np.ndarray:
+    if size == 1:
+        return values
+    n = -(-len(values) // size)
+    padded = np.zeros(n * size)
+    padded[: len(values)] = values
+    out = padded.reshape(n, size).sum(axis=1)
+    if mean:
+        counts = np.full(n, size, dtype=np.float64)
+        counts[-1] = len(values) - (n - 1) * size
+        out = out / counts
+    return out
+
+
+class TrackWriter:
+    """One BigWig or HDF5 file, written chunk by chunk to a temporary name."""
+
+    def __init__(self, path: str, fmt: str, contigs: list[str], lengths: list[int], bin_size: int):
+        self.path, self.fmt, self.bin = path, fmt, bin_size
+        self.tmp = _temp_name(path)
+        self.lengths = dict(zip(contigs, lengths))
+        if fmt == "bigwig":
+            from basenji_tk.bigwig import BigWigWriter
+
+            self.tid = {c: i for i, c in enumerate(contigs)}
+            self.bw = BigWigWriter(self.tmp, list(zip(contigs, lengths)), first_reduction=256 * bin_size)
+        else:
+            import h5py
+
+            self.h5 = h5py.File(self.tmp, "w")
+            self.h5.attrs["bin_size"] = bin_size
+            self.datasets = {}
+
+    def add(self, contig: str, start: int, values: np.ndarray) -> None:
+        """``values`` per bin from ``start`` (a multiple of the bin size)."""
+        if self.fmt == "bigwig":
+            nz = np.flatnonzero(values)
+            if len(nz) == 0:
+                return
+            v = values[nz]
+            # runs of equal, adjacent nonzero values become one entry
+            new_run = np.ones(len(nz), dtype=bool)
+            new_run[1:] = (np.diff(nz) != 1) | (v[1:] != v[:-1])
+            first = np.flatnonzero(new_run)
+            last = np.append(first[1:], len(nz)) - 1
+            starts = start + nz[first] * self.bin
+            ends = np.minimum(start + (nz[last] + 1) * self.bin, self.lengths[contig])
+            self.bw.add(self.tid[contig], starts, ends, v[first])
+        else:
+            ds = self.datasets.get(contig)
+            if ds is None:
+                n = -(-int(self.lengths[contig]) // self.bin)
+                ds = self.h5.create_dataset(contig, shape=(n,), dtype="float32", compression="gzip",
+                                            compression_opts=4, chunks=(min(n, 1 << 16),), fillvalue=0.0)
+                self.datasets[contig] = ds
+            i = start // self.bin
+            ds[i:i + len(values)] = values.astype(np.float32)
+
+    def close(self) -> None:
+        if self.fmt == "bigwig":
+            self.bw.close()
+        else:
+            self.h5.close()
+
+    def discard(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - the file is being thrown away anyway
+            pass
+        if os.path.exists(self.tmp):
+            os.remove(self.tmp)
+
+
+# ---------------------------------------------------------------- the whole run
+
+
+def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
+    """BAM → coverage track(s), ``stem.json`` summary and (with ``--gc``) the GC model report."""
+    fmt, tracks, stem = output_paths(out, opts.strand)
+    if opts.bin < 1:
+        raise InputError(f"--bin must be at least 1 (got {opts.bin})")
+    if opts.max_maps < 1:
+        raise InputError(f"--max_maps must be at least 1 (got {opts.max_maps})")
+    if opts.em_sigma <= 0 or (opts.gc_sigma is not None and opts.gc_sigma <= 0):
+        raise InputError("--em_sigma and --gc_sigma must be positive")
+    if opts.gc and not os.path.exists(opts.gc):
+        raise InputError(f"{opts.gc}: no such FASTA file (--gc)")
+    bam = open_bam(bam_path, opts.threads)
+    summary = Summary(bam=bam_path, outputs=tracks, options=asdict(opts))
+    aln = read_alignments(bam, opts, bam_path)
+    bam.close()
+    reads = group_reads(aln, opts.max_maps)
+    counts = dict(aln.counts)
+    counts["too_many_maps"] = reads.dropped_too_many
+    summary.records_seen = counts.pop("records_seen")
+    summary.dropped = counts
+    summary.unique, summary.multi = reads.n_unique, reads.n_multi
+    summary.multi_locations = int(len(reads.multi_rec))
+    summary.reads_used = reads.n_unique + reads.n_multi
+    summary.multi_scheme, summary.paired = aln.scheme, aln.paired
+    if summary.reads_used == 0:
+        why = ", ".join(f"{k} {v:,}" for k, v in counts.items() if v) or "the file holds no alignments"
+        raise InputError(f"{bam_path}: no usable reads ({summary.records_seen:,} records seen; dropped: {why})")
+    log.info("%s: %s records, %s reads used (%s unique, %s multi-mapping at %s locations; %s)",
+             bam_path, f"{summary.records_seen:,}", f"{summary.reads_used:,}", f"{reads.n_unique:,}",
+             f"{reads.n_multi:,}", f"{summary.multi_locations:,}", aln.scheme)
+
+    if opts.shift is None:
+        summary.shift, summary.shift_source = learn_shift(aln, reads, opts.max_lag)
+    else:
+        summary.shift, summary.shift_source = int(opts.shift), "given (--shift)"
+    log.info("shift %d bp (%s)", summary.shift, summary.shift_source)
+    lengths = np.asarray(aln.lengths, dtype=np.int64)
+    event = np.where(aln.reverse, aln.pos - summary.shift, aln.pos + summary.shift)
+    event = np.clip(event, 0, lengths[aln.chrom] - 1)
+
+    weight = reads.weight.copy()
+    if opts.multi_em > 0 and reads.n_multi:
+        w, changes = multi_em(aln, reads, event, opts.multi_em, opts.em_sigma, opts.em_tol, opts.progress)
+        weight[reads.multi_rec] = w
+        summary.em_rounds, summary.em_history = len(changes), [round(c, 6) for c in changes]
+        summary.em_final_change = changes[-1] if changes else None
+        log.info("EM: %d rounds, final mean change per read %.4g", len(changes), changes[-1] if changes else 0.0)
+
+    written = []
+    try:
+        per_track = _events_by_track(aln, event, weight, opts)
+        gc_model = None
+        if opts.gc:
+            used_contigs = sorted({c for t in per_track for c in t}, key=aln.contigs.index)
+            fragment = 2 * summary.shift if summary.shift > 0 else 200
+            gc_sigma = opts.gc_sigma or round(0.35 * fragment, 1)
+            gc_source = GenomeGC(opts.gc, aln.contigs, used_contigs, gc_sigma)
+            both = _events_by_track(aln, event, weight, Options(full=False, strand=False))[0]
+            gc_model = fit_gc(gc_source, aln.contigs, aln.lengths, both, opts.progress)
+            log.info("GC model: log2 coverage = %s (GC %.2f-%.2f, %s positions)",
+                     " ".join(f"{c:+.3f}" for c in gc_model.coefficients), *gc_model.gc_range,
+                     f"{gc_model.positions:,}")
+            written += write_gc_report(gc_model, stem)
+        writers = []
+        raw_total = corrected_total = 0.0
+        for path, events in zip(tracks, per_track):
+            writer = TrackWriter(path, fmt, aln.contigs, aln.lengths, opts.bin)
+            writers.append(writer)
+            raw, corrected = _write_track(writer, events, aln, opts, gc_source if opts.gc else None, gc_model)
+            raw_total += raw
+            corrected_total += corrected
+            writer.close()
+            written.append((writer.tmp, path))
+        summary.total_coverage = corrected_total
+        if gc_model is not None:
+            summary.gc = dict(coefficients=gc_model.coefficients, log_base=2, sigma=gc_sigma,
+                              gc_range=list(gc_model.gc_range), mean_effect=gc_model.mean_effect,
+                              positions=gc_model.positions, excluded_read_free_gaps=gc_model.excluded_gaps,
+                              total_before=raw_total, total_after=corrected_total,
+                              total_ratio=corrected_total / raw_total if raw_total else None)
+        summary_path = stem + ".json"
+        tmp_json = _temp_name(summary_path)
+        with open(tmp_json, "w") as f:
+            json.dump(asdict(summary), f, indent=1)
+        written.append((tmp_json, summary_path))
+    except BaseException:
+        for tmp, _ in written:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        for w in locals().get("writers", []):
+            w.discard()
+        raise
+    for tmp, final in written:
+        os.replace(tmp, final)
+    return summary
+
+
+def _events_by_track(aln: Alignments, event: np.ndarray, weight: np.ndarray, opts: Options) -> list[dict]:
+    """Per output track: {contig: (sorted positions, weights)} of events, or of block starts/ends
+    (as ``(starts, ends, weights)``) with ``--full``."""
+    used = weight > 0
+    masks = [used & ~aln.reverse, used & aln.reverse] if opts.strand else [used]
+    out = []
+    for mask in masks:
+        per = {}
+        if opts.full:
+            bmask = mask[aln.block_rec]
+            rec = aln.block_rec[bmask]
+            for tid in np.unique(aln.chrom[rec]):
+                sel = aln.chrom[rec] == tid
+                per[aln.contigs[tid]] = (aln.block_start[bmask][sel], aln.block_end[bmask][sel], weight[rec[sel]])
+        else:
+            # file order is nearly position order: a stable (merge) sort of the global position is fast
+            offsets = global_offsets(aln.lengths, 0)
+            g = offsets[aln.chrom[mask]] + event[mask]
+            order = np.argsort(g, kind="stable")
+            g, w = g[order], weight[mask][order]
+            bounds = np.searchsorted(g, np.append(offsets, offsets[-1] + aln.lengths[-1]))
+            for tid in range(len(aln.contigs)):
+                a, b = bounds[tid], bounds[tid + 1]
+                if b > a:
+                    per[aln.contigs[tid]] = (g[a:b] - offsets[tid], w[a:b])
+        out.append(per)
+    return out
+
+
+def _write_track(writer: TrackWriter, events: dict, aln: Alignments, opts: Options, gc_source, gc_model):
+    """Write every chromosome chunk of one track; returns (total before, after GC correction)."""
+    from tqdm import tqdm
+
+    raw_total = corrected_total = 0.0
+    chunk = (CHUNK // opts.bin) * opts.bin
+    for contig in tqdm([c for c in aln.contigs if c in events], desc=os.path.basename(writer.path), unit="chrom",
+                       disable=not opts.progress, leave=False):
+        length = aln.lengths[aln.contigs.index(contig)]
+        data = events[contig]
+        blocks = _BlockCoverage(*data) if opts.full else None
+        for start in range(0, length, chunk):
+            end = min(start + chunk, length)
+            cov = blocks.chunk(start, end) if blocks else _chunk_coverage(data[0], data[1], start, end)
+            raw_total += float(cov.sum())
+            if gc_model is not None:
+                cov = cov / gc_model.correction(gc_source.chunk(contig, start, end))
+            corrected_total += float(cov.sum())
+            writer.add(contig, start, _bin(cov, opts.bin, mean=opts.full))
+    return raw_total, corrected_total

@@ -1,0 +1,378 @@
+"""bam_cov: events, multi-mapping reads, EM, GC correction, outputs and bad input.
+
+Real BAMs come from ../shared/data (tests skip without it); the constructed BAMs written here
+are labelled as such: they hold alignments made up for a case with a known answer.
+"""
+
+import collections
+import gzip
+import json
+import os
+
+import h5py
+import numpy as np
+import pyBigWig
+import pysam
+import pytest
+from conftest import DATA, FASTA, assert_clean_failure, run_script, shared
+
+from basenji_tk.coverage import Options, bam_cov
+
+# ------------------------------------------------------------------ helpers
+
+
+def write_bam(path, contigs, reads, sort_order="coordinate", index=True):
+    """Write constructed alignments: reads are dicts with name, tid, pos, len (or cigar), and
+    optional reverse, flag, tags, mapq, tlen, mate_pos. Sorted by (tid, pos) unless told not to."""
+    header = {"HD": {"VN": "1.6", "SO": sort_order}, "SQ": [{"SN": n, "LN": ln} for n, ln in contigs]}
+    if sort_order == "coordinate":
+        reads = sorted(reads, key=lambda r: (r["tid"], r["pos"]))
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        for r in reads:
+            a = pysam.AlignedSegment(out.header)
+            a.query_name = r["name"]
+            a.flag = r.get("flag", 0) | (0x10 if r.get("reverse") else 0)
+            a.reference_id = r["tid"]
+            a.reference_start = r["pos"]
+            a.mapping_quality = r.get("mapq", 30)
+            a.cigarstring = r.get("cigar", f"{r.get('len', 50)}M")
+            if "tlen" in r:
+                a.next_reference_id, a.next_reference_start, a.template_length = r["tid"], r["mate_pos"], r["tlen"]
+            for tag, value in r.get("tags", {}).items():
+                a.set_tag(tag, value)
+            out.write(a)
+    if index:
+        pysam.index(str(path))
+    return path
+
+
+def h5_tracks(path):
+    with h5py.File(path, "r") as f:
+        return {name: f[name][:].astype(np.float64) for name in f}
+
+
+def independent_events(bam_path, shift=0, max_maps=10):
+    """5' event counts per base made with pysam loops: unique reads 1, an NH > 1 read 1/n at
+    each of its n records (grouped by name and mate), reads with more than max_maps dropped."""
+    bam = pysam.AlignmentFile(str(bam_path))
+    counts = {c: np.zeros(n) for c, n in zip(bam.references, bam.lengths)}
+    groups = collections.defaultdict(list)
+    for r in bam.fetch(until_eof=True):
+        if r.is_unmapped or r.is_qcfail or r.is_supplementary:
+            continue
+        if r.is_reverse:
+            p = r.reference_end - 1 - shift
+        else:
+            p = r.reference_start + shift
+        p = min(max(p, 0), bam.get_reference_length(r.reference_name) - 1)
+        nh = r.get_tag("NH") if r.has_tag("NH") else 1
+        if nh > 1:
+            groups[(r.query_name, r.is_read2)].append((r.reference_name, p, nh))
+        else:
+            counts[r.reference_name][p] += 1
+    used = sum(c.sum() for c in counts.values())
+    for locations in groups.values():
+        if max(len(locations), max(n for _, _, n in locations)) > max_maps:
+            continue
+        for chrom, p, _ in locations:
+            counts[chrom][p] += 1 / len(locations)
+        used += 1
+    return counts, used, len(groups)
+
+
+def run(bam, out, **options):
+    summary = bam_cov(str(bam), str(out), Options(**options))
+    return summary
+
+
+# ------------------------------------------------------------------ events on real BAMs
+
+
+@pytest.mark.parametrize("parts", [("grch37_chr20", "dropseq_chr20.bam"), ("bams", "dm3_chr2L_x.bam")])
+@pytest.mark.parametrize("shift", [0, 40])
+def test_events_equal_an_independent_pysam_count(tmp_path, parts, shift):
+    bam = shared(*parts)
+    summary = run(bam, tmp_path / "cov.h5", shift=shift)
+    got = h5_tracks(tmp_path / "cov.h5")
+    expected, used, _ = independent_events(bam, shift=shift)
+    for chrom, values in expected.items():
+        if values.any() or chrom in got:
+            np.testing.assert_allclose(got[chrom], values, atol=1e-6, err_msg=chrom)
+    assert summary.reads_used == used
+    assert summary.total_coverage == pytest.approx(used)
+
+
+def test_full_equals_depth_of_aligned_blocks(tmp_path):
+    """--full: per-base depth of aligned blocks (deletions and introns excluded, as samtools depth)."""
+    bam_path = shared("bams", "dm3_chr2L_x.bam")
+    run(bam_path, tmp_path / "full.h5", full=True, max_maps=1)  # unique reads only: depth is an integer
+    got = h5_tracks(tmp_path / "full.h5")["chr2L"]
+    bam = pysam.AlignmentFile(str(bam_path))
+    depth = np.zeros(bam.get_reference_length("chr2L"))
+    for r in bam.fetch("chr2L"):
+        if r.get_tag("NH") == 1:
+            for start, end in r.get_blocks():
+                depth[start:end] += 1
+    np.testing.assert_array_equal(got, depth)
+    assert depth.sum() > 1_000_000
+
+
+def test_multi_mapping_reads_recognised_from_nh(tmp_path):
+    for parts in (("bams", "dm3_chr2L_x.bam"), ("bams", "gm12878_rnaseq_dupradar.bam")):
+        bam = shared(*parts)
+        summary = run(bam, tmp_path / "x.h5", shift=0)
+        expected, used, n_groups = independent_events(bam)
+        names = collections.defaultdict(list)
+        for r in pysam.AlignmentFile(str(bam)).fetch(until_eof=True):
+            names[r.query_name].append(r.get_tag("NH"))
+        too_many = sum(1 for v in names.values() if max(v) > 1 and max(max(v), len(v)) > 10)
+        multi = sum(1 for v in names.values() if max(v) > 1) - too_many
+        assert summary.multi == multi, parts
+        assert summary.dropped["too_many_maps"] == too_many
+        assert summary.reads_used == used
+        assert summary.multi_scheme == "NH tag"
+    # dm3: NH runs 1..13; 275 multi-mapping read names, one with NH 13 is dropped at --max_maps 10
+    assert multi > 0
+
+
+def test_mass_is_conserved_by_the_em(tmp_path):
+    bam = shared("bams", "gm12878_rnaseq_dupradar.bam")  # 4,088 of 4,247 reads multi-mapping
+    plain = run(bam, tmp_path / "plain.h5", shift=0)
+    em = run(bam, tmp_path / "em.h5", shift=0, multi_em=30, em_tol=0)
+    assert em.em_rounds == 30
+    totals = [sum(v.sum() for v in h5_tracks(tmp_path / f"{n}.h5").values()) for n in ("plain", "em")]
+    assert totals[0] == pytest.approx(plain.reads_used, rel=1e-6)  # float32 storage
+    assert totals[1] == pytest.approx(em.reads_used, rel=1e-6)
+    assert plain.total_coverage == pytest.approx(plain.reads_used, rel=1e-12)  # float64 sums
+    assert em.total_coverage == pytest.approx(em.reads_used, rel=1e-12)
+    a, b = h5_tracks(tmp_path / "plain.h5"), h5_tracks(tmp_path / "em.h5")
+    assert any(np.abs(a[c] - b[c]).sum() > 1 for c in a)  # the EM did move weight
+
+
+# ------------------------------------------------------------------ constructed cases
+
+
+def repeat_case(tmp_path, secondary=True):
+    """CONSTRUCTED: two identical 300-bp repeat copies on one 20-kb contig, A at 5,000 and B at
+    14,000; 600 unique reads in the 300 bp on either side of A (none inside the copies), 120 reads
+    that map equally well to A+o and B+o. Multi-mappers as primary + secondary (Bowtie2 -k) or
+    with NH:i:2."""
+    rng = np.random.default_rng(0)
+    reads = []
+    for i, p in enumerate(np.r_[rng.integers(4700, 5000, 300), rng.integers(5300, 5600, 300)]):
+        reads.append(dict(name=f"u{i}", tid=0, pos=int(p)))
+    for i, o in enumerate(rng.integers(0, 250, 120)):
+        for k, base in enumerate((5000, 14000)):
+            flag = 0x100 if (secondary and k) else 0
+            tags = {} if secondary else {"NH": 2}
+            reads.append(dict(name=f"m{i}", tid=0, pos=int(base + o), flag=flag, tags=tags, mapq=1))
+    return write_bam(tmp_path / "repeat.bam", [("c", 20000)], reads)
+
+
+@pytest.mark.parametrize("secondary", [True, False])
+def test_em_moves_multi_reads_to_the_copy_with_unique_coverage(tmp_path, secondary):
+    bam = repeat_case(tmp_path, secondary)
+    summary = run(bam, tmp_path / "em.h5", shift=0, multi_em=100, em_tol=1e-4)
+    cov = h5_tracks(tmp_path / "em.h5")["c"]
+    on_a, on_b = cov[5000:5300].sum(), cov[14000:14300].sum()
+    assert summary.multi == 120 and summary.unique == 600
+    assert on_a + on_b == pytest.approx(120)
+    assert on_a / 120 >= 0.9, (on_a, on_b, summary.em_history[-3:])
+    run(bam, tmp_path / "even.h5", shift=0)  # no EM: half and half
+    even = h5_tracks(tmp_path / "even.h5")["c"]
+    assert even[5000:5300].sum() == pytest.approx(60) and even[14000:14300].sum() == pytest.approx(60)
+
+
+def test_bwa_xa_alternatives_are_locations(tmp_path):
+    """CONSTRUCTED: one read with BWA's XA tag naming a second hit on another contig."""
+    reads = [dict(name="r1", tid=0, pos=100, len=50, mapq=0, tags={"XA": "c2,-1001,50M,0;"}),
+             dict(name="r2", tid=0, pos=300, len=50)]
+    bam = write_bam(tmp_path / "xa.bam", [("c1", 2000), ("c2", 2000)], reads)
+    summary = run(bam, tmp_path / "xa.h5", shift=0)
+    cov = h5_tracks(tmp_path / "xa.h5")
+    assert summary.multi == 1 and summary.unique == 1 and "XA" in summary.multi_scheme
+    assert cov["c1"][100] == 0.5 and cov["c1"][300] == 1
+    assert cov["c2"][1000 + 50 - 1] == 0.5  # reverse hit at 1,001 (1-based): 5' end at 1,049 (0-based)
+
+
+def test_shift_is_learned_single_and_paired(tmp_path):
+    """CONSTRUCTED: 200-bp fragments; single-end reads from either end, then proper pairs."""
+    rng = np.random.default_rng(1)
+    starts = np.sort(rng.integers(1000, 99_000, 4000))
+    single = []
+    for i, s in enumerate(starts):
+        if i % 2:
+            single.append(dict(name=f"r{i}", tid=0, pos=int(s), len=36))
+        else:
+            single.append(dict(name=f"r{i}", tid=0, pos=int(s + 200 - 36), len=36, reverse=True))
+    bam = write_bam(tmp_path / "se.bam", [("c", 100_000)], single)
+    summary = run(bam, tmp_path / "se.h5", multi_em=0)
+    assert abs(summary.shift - 100) <= 2, summary.shift_source
+    pairs = []
+    for i, s in enumerate(starts[:1000]):
+        s = int(s)
+        pairs.append(dict(name=f"p{i}", tid=0, pos=s, len=50, flag=0x1 | 0x2 | 0x40 | 0x20, tlen=180, mate_pos=s + 130))
+        pairs.append(dict(name=f"p{i}", tid=0, pos=s + 130, len=50, flag=0x1 | 0x2 | 0x80, reverse=True, tlen=-180,
+                          mate_pos=s))
+    bam = write_bam(tmp_path / "pe.bam", [("c", 100_000)], pairs)
+    summary = run(bam, tmp_path / "pe.h5")
+    assert summary.paired and summary.shift == 90
+
+
+# ------------------------------------------------------------------ GC correction (simulated)
+
+
+def simulated_gc_bam(tmp_path, n_reads=240_000, region=(2_000_000, 6_000_000), fragment=200):
+    """SIMULATED: fragments drawn from the real GRCh37 chr20 sequence in data/ (bases
+    2-6 Mb) with a sampling probability that grows with their GC content (x 2**(8 (gc - 0.4)),
+    so about 5x more likely at 60% GC than at 40%); single-end 50-bp reads from either end."""
+    seq = pysam.FastaFile(str(FASTA)).fetch("20", *region).upper()
+    s = np.frombuffer(seq.encode(), dtype=np.uint8)
+    gc = np.cumsum(np.r_[0, (s == ord("G")) | (s == ord("C"))])
+    n_bases = np.cumsum(np.r_[0, s != ord("N")])
+    starts = np.arange(len(s) - fragment)
+    frac = (gc[starts + fragment] - gc[starts]) / np.maximum(n_bases[starts + fragment] - n_bases[starts], 1)
+    ok = (n_bases[starts + fragment] - n_bases[starts]) == fragment
+    weight = np.where(ok, np.exp2(8 * (frac - 0.4)), 0)
+    rng = np.random.default_rng(7)
+    picked = np.sort(rng.choice(starts, n_reads, p=weight / weight.sum()))
+    reverse = rng.random(n_reads) < 0.5
+    reads = [dict(name=f"s{i}", tid=0, pos=int(region[0] + p + (fragment - 50 if rv else 0)), len=50, reverse=bool(rv))
+             for i, (p, rv) in enumerate(zip(picked, reverse))]
+    return write_bam(tmp_path / "gc_sim.bam", [("20", 20_000_000)], reads)
+
+
+def binned_gc_correlation(track, region, bin_size=5000):
+    seq = pysam.FastaFile(str(FASTA)).fetch("20", *region).upper()
+    s = np.frombuffer(seq.encode(), dtype=np.uint8)
+    n = len(s) // bin_size
+    gc = ((s == ord("G")) | (s == ord("C")))[: n * bin_size].reshape(n, bin_size).mean(axis=1)
+    cov = track[region[0]:region[0] + n * bin_size].reshape(n, bin_size).sum(axis=1)
+    return np.corrcoef(gc, cov)[0, 1], cov.sum()
+
+
+def test_gc_correction_removes_a_simulated_gc_bias(tmp_path):
+    region = (2_000_000, 6_000_000)
+    bam = simulated_gc_bam(tmp_path, region=region)
+    raw = run(bam, tmp_path / "raw.h5", shift=100)
+    fixed = run(bam, tmp_path / "gc.h5", shift=100, gc=str(FASTA))
+    r_before, total_before = binned_gc_correlation(h5_tracks(tmp_path / "raw.h5")["20"], region)
+    r_after, total_after = binned_gc_correlation(h5_tracks(tmp_path / "gc.h5")["20"], region)
+    assert r_before > 0.5, r_before
+    assert abs(r_after) < 0.1, r_after
+    assert total_after == pytest.approx(total_before, rel=0.01)
+    assert raw.gc is None and fixed.gc["log_base"] == 2 and len(fixed.gc["coefficients"]) == 4
+    # the fitted effect rises with GC like the simulated one (slope 8 in log2 per unit GC)
+    rows = [line.split("\t") for line in open(tmp_path / "gc.gc_model.tsv").read().splitlines()[1:]]
+    fitted = {round(float(r[0]), 2): float(r[4]) for r in rows if r[6] == "1"}
+    assert fitted[0.55] - fitted[0.35] == pytest.approx(8 * 0.2, abs=0.4)
+    assert (tmp_path / "gc.gc_model.png").stat().st_size > 10_000
+
+
+# ------------------------------------------------------------------ outputs
+
+
+def test_bigwig_h5_bins_and_strands_agree(tmp_path):
+    bam = shared("bams", "dm3_chr2L_x.bam")
+    run(bam, tmp_path / "a.h5", shift=30, multi_em=5)
+    run(bam, tmp_path / "a.bw", shift=30, multi_em=5)
+    run(bam, tmp_path / "b.h5", shift=30, multi_em=5, bin=128)
+    run(bam, tmp_path / "s.h5", shift=30, multi_em=5, strand=True)
+    per_base = h5_tracks(tmp_path / "a.h5")["chr2L"]
+    bw = pyBigWig.open(str(tmp_path / "a.bw"))
+    assert bw.chroms() == dict(zip(*[pysam.AlignmentFile(str(bam)).references, pysam.AlignmentFile(str(bam)).lengths]))
+    np.testing.assert_allclose(np.nan_to_num(bw.values("chr2L", 0, len(per_base))), per_base, rtol=1e-6)
+    assert bw.stats("chr2L", 0, len(per_base), type="max", exact=True)[0] == pytest.approx(per_base.max())
+    binned = h5_tracks(tmp_path / "b.h5")["chr2L"]
+    padded = np.r_[per_base, np.zeros(-len(per_base) % 128)]
+    np.testing.assert_allclose(binned, padded.reshape(-1, 128).sum(axis=1), rtol=1e-5, atol=1e-5)
+    plus, minus = h5_tracks(tmp_path / "s.plus.h5")["chr2L"], h5_tracks(tmp_path / "s.minus.h5")["chr2L"]
+    np.testing.assert_allclose(plus + minus, per_base, atol=1e-6)
+    assert plus.sum() > 0 and minus.sum() > 0
+    summary = json.loads((tmp_path / "a.json").read_text())
+    assert summary["reads_used"] == summary["unique"] + summary["multi"]
+    assert summary["em_rounds"] == 5 and summary["shift"] == 30
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []  # no temporary left
+
+
+def test_script_writes_bigwig_gc_report_and_summary(tmp_path):
+    proc = run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "drop.bw", "--multi_em", "10", "--gc", FASTA,
+                      check=True)
+    assert "wrote" in proc.stdout
+    for name in ("drop.bw", "drop.json", "drop.gc_model.png", "drop.gc_model.tsv"):
+        assert (tmp_path / name).exists(), name
+    summary = json.loads((tmp_path / "drop.json").read_text())
+    assert summary["reads_used"] > 1000 and summary["gc"]["coefficients"]
+    assert run_script("bam_cov.py", "--help").stdout.count("--multi_em") >= 1
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def no_outputs(folder, keep=()):
+    return sorted(p.name for p in folder.iterdir() if p.name not in keep)
+
+
+def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    assert_clean_failure(run_script("bam_cov.py", tmp_path / "missing.bam", out / "x.bw"), "missing.bam", "no such")
+    text = tmp_path / "text.bam"
+    text.write_text("not a bam\n")
+    assert_clean_failure(run_script("bam_cov.py", text, out / "x.bw"), "text.bam", "not a readable BAM")
+    assert_clean_failure(run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "nodir" / "x.bw"),
+                         "does not exist")
+    assert_clean_failure(run_script("bam_cov.py", DATA / "dropseq.bam", out / "x.txt"), ".bw/.bigwig")
+    # header says unsorted
+    unsorted = write_bam(tmp_path / "uns.bam", [("c", 5000)],
+                         [dict(name="a", tid=0, pos=900), dict(name="b", tid=0, pos=100)], sort_order="unsorted",
+                         index=False)
+    assert_clean_failure(run_script("bam_cov.py", unsorted, out / "x.bw"), "not coordinate-sorted", "samtools sort")
+    # header claims coordinate order, records are not: indexing fails, the error says how to fix it
+    liar = write_bam(tmp_path / "liar.bam", [("c", 5000)], [dict(name="a", tid=0, pos=900), dict(name="b", tid=0, pos=100)],
+                     sort_order="unknown", index=False)
+    assert_clean_failure(run_script("bam_cov.py", liar, out / "x.bw"), "liar.bam", "samtools sort")
+    # no usable reads
+    empty = write_bam(tmp_path / "unmapped.bam", [("c", 5000)], [dict(name="a", tid=0, pos=10, flag=0x4)])
+    assert_clean_failure(run_script("bam_cov.py", empty, out / "x.bw"), "no usable reads", "unmapped 1")
+    # --gc FASTA with other chromosome names
+    other = write_bam(tmp_path / "other.bam", [("chrZ", 5000)], [dict(name="a", tid=0, pos=10)])
+    assert_clean_failure(run_script("bam_cov.py", other, out / "x.bw", "--gc", FASTA), "chrZ", "the FASTA has 20")
+    assert no_outputs(out) == []
+
+
+def test_real_unsorted_bam_is_refused(tmp_path):
+    bam = shared("bams", "mcf7_groseq_0min_chr7.bam")
+    assert_clean_failure(run_script("bam_cov.py", bam, tmp_path / "x.bw"), "SO:unsorted", "samtools sort")
+    assert no_outputs(tmp_path) == []
+
+
+def test_sorted_bam_without_index_is_indexed_and_chr_prefix_matched(tmp_path):
+    reads = [dict(name=f"r{i}", tid=0, pos=1_000_000 + 100 * i) for i in range(300)]
+    bam = write_bam(tmp_path / "chr.bam", [("chr20", 20_000_000)], reads, index=False)
+    assert not (tmp_path / "chr.bam.bai").exists()
+    summary = run(bam, tmp_path / "chr.h5", shift=0, gc=str(FASTA))  # FASTA names the contig '20'
+    assert (tmp_path / "chr.bam.bai").exists() and summary.reads_used == 300
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")
+def test_unindexed_bam_in_a_read_only_folder_is_indexed_elsewhere(tmp_path):
+    reads = [dict(name=f"r{i}", tid=0, pos=1000 + 10 * i) for i in range(50)]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    write_bam(ro / "x.bam", [("c", 5000)], reads, index=False)
+    ro.chmod(0o555)
+    try:
+        summary = run(ro / "x.bam", tmp_path / "ro.h5", shift=0)
+        assert summary.reads_used == 50 and not (ro / "x.bam.bai").exists()
+    finally:
+        ro.chmod(0o755)
+
+
+def test_demo_bam_is_real_and_gzip_fasta_is_read(tmp_path):
+    """The demo chain's input: data/dropseq.bam with the bgzip FASTA of data/."""
+    with gzip.open(FASTA, "rt") as f:
+        assert f.readline().startswith(">20")
+    summary = run(DATA / "dropseq.bam", tmp_path / "d.h5", multi_em=10, gc=str(FASTA))
+    assert summary.unique + summary.multi == summary.reads_used > 1000
+    assert summary.gc["total_ratio"] == pytest.approx(1, abs=0.2)
