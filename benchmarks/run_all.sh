@@ -4,6 +4,8 @@
 #   bench_make_targets.py  with .venv/bin/python (or $MAIN_PYTHON), profile -> benchmarks/out/
 #   bench_reader.py        with .venv/bin/python (or $MAIN_PYTHON); trains demo.json and basenji2018.json
 #   bench_train.py         with .venv/bin/python (or $MAIN_PYTHON); generated input, needs no data
+#   bench_bam_cov.py       with .venv/bin/python; needs benchmarks/make_bench_bam.py's BAMs (samtools,
+#                          bowtie2 from Debian) and deepTools bamCoverage (pip, in .venv-bench)
 # The data benchmarks skip (exit 0, "skipped: ...") when ../shared/data is absent. bench_train.py
 # --jit adds the XLA figures (about 3 more minutes on 2 cores). Copy the figures into
 # benchmarks/RESULTS.md with the date and machine.
@@ -27,3 +29,5 @@ echo; echo "== bench_reader.py"
 "$PY" benchmarks/bench_reader.py
 echo; echo "== bench_train.py"
 "$PY" benchmarks/bench_train.py
+echo; echo "== bench_bam_cov.py"
+"$PY" benchmarks/bench_bam_cov.py

@@ -22,6 +22,7 @@ constraints=$(mktemp)
 trap 'rm -f "$constraints"' EXIT
 echo "$TORCH" > "$constraints"
 "${PIP[@]}" tangermeme -c "$constraints"
+"${PIP[@]}" deeptools -c "$constraints"   # bamCoverage, the peer of bench_bam_cov.py
 "$VENV/bin/python" - <<'PY'
 import importlib.metadata as md
 import torch, tangermeme  # noqa: F401  (fails here if either is broken)

@@ -6,9 +6,24 @@ out=${1:-demo_out}
 cd "$(dirname "$0")/.."
 mkdir -p "$out"
 
-echo "== make_targets.py: 20 Mb of GRCh37 chr20, CTCF / CpG / TSS tracks -> $out/data"
+echo "== bam_cov.py: data/dropseq.bam (real Drop-seq reads) -> $out/dropseq.bw, multi-mappers by EM, GC bias removed"
+bam_cov.py --multi_em 20 --gc data/hg19_chr20_20Mb.fa.gz data/dropseq.bam "$out/dropseq.bw"
+
+# the demo targets: data/targets.txt plus the new track (paths absolute, so the table can live in $out)
+python - "$out" <<'PY'
+import os, sys
+out = os.path.abspath(sys.argv[1])
+rows = [line.rstrip("\n").split("\t") for line in open("data/targets.txt")]
+for row in rows[1:]:
+    row[1] = os.path.abspath(os.path.join("data", row[1]))
+rows.append(["dropseq", f"{out}/dropseq.bw", "sum", "128", "128", "1", "Drop-seq 3' RNA, bam_cov EM + GC"])
+with open(f"{out}/targets.txt", "w") as f:
+    f.writelines("\t".join(row) + "\n" for row in rows)
+PY
+
+echo "== make_targets.py: 20 Mb of GRCh37 chr20, CTCF / CpG / TSS / Drop-seq tracks -> $out/data"
 make_targets.py -l 16384 -w 128 --stride 8192 --valid 0.1 --test 0.1 --force \
-    data/hg19_chr20_20Mb.fa.gz data/targets.txt -o "$out/data"
+    data/hg19_chr20_20Mb.fa.gz "$out/targets.txt" -o "$out/data"
 
 python - "$out/data" <<'PY'
 import json, sys

@@ -25,7 +25,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
 
 # What each notebook must have printed and written (under TUTORIAL_OUT).
 EXPECTED = {
-    "01_make_targets.ipynb": {"outputs": ["(16, 16384, 4) (16, 128, 3)"], "files": ["tracks.png"]},
+    "01_preprocess.ipynb": {"outputs": ["(16, 16384, 4) (16, 128, 4)", "reads used: ", "multi-mapping at"],
+                            "files": ["dropseq.bw", "dropseq.gc_model.png", "raw_vs_corrected.png", "tracks.png"]},
     "02_train_test_predict.ipynb": {
         "outputs": ["receptive field: 16,438 bp", "'epochs': 2", "model_best.keras", "acc.tsv",
                     "(5, 128, 3) float16", "ctcf.bw"],
