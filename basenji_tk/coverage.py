@@ -2,10 +2,10 @@
 
 The steps of :func:`bam_cov`, each a function of its own:
 
-1. :func:`read_alignments` streams the BAM once, chromosome by chromosome, and keeps per
+1. :func:`read_alignments` decodes the BAM once (:mod:`basenji_tk.bamio`) and keeps per
    alignment record only what later steps need (5' end, strand, chromosome, a hash of the read
-   name for multi-mappers, aligned blocks with ``--full``): memory grows with the number of reads,
-   never with the genome.
+   name, aligned blocks with ``--full``): memory grows with the number of reads, never with the
+   genome.
 2. :func:`group_reads` tells unique from multi-mapping reads (NH tag, BWA's XA tag, or secondary
    alignments grouped by read name) and drops reads with more than ``max_maps`` locations.
 3. :func:`learn_shift` finds the fragment shift (strand cross-correlation for single-end reads,
@@ -14,8 +14,8 @@ The steps of :func:`bam_cov`, each a function of its own:
    Gaussian-smoothed coverage there; a read's weights always sum to 1.
 5. :func:`fit_gc` fits log2 coverage on local GC (a cubic polynomial); the writers divide the
    coverage by the fitted GC effect relative to its genome-wide mean.
-6. :func:`write_tracks` writes BigWig (pyBigWig) or HDF5, one chromosome chunk at a time, to a
-   temporary name that is renamed when everything is complete.
+6. :class:`TrackWriter` writes BigWig (:mod:`basenji_tk.bigwig`) or HDF5, one chromosome chunk
+   at a time, to a temporary name that is renamed when everything is complete.
 
 Coordinates: 0-based. Between steps, positions on all chromosomes live in one "global"
 coordinate, ``offset[chrom] + position``, with gaps between chromosomes wider than any smoothing
@@ -398,7 +398,8 @@ def learn_shift(aln: Alignments, reads: Reads, max_lag: int) -> tuple[int, str]:
     """
     if aln.paired:
         if aln.template_length > 0:
-            return int(round(aln.template_length / 2)), f"paired-end: half the mean template length ({aln.template_length:.1f} bp)"
+            how = f"paired-end: half the mean template length ({aln.template_length:.1f} bp)"
+            return int(round(aln.template_length / 2)), how
         return 0, "paired-end without proper pairs: 0"
     unique = reads.keep.copy()
     unique[reads.multi_rec] = False
@@ -412,10 +413,12 @@ def learn_shift(aln: Alignments, reads: Reads, max_lag: int) -> tuple[int, str]:
     if aln.read_length:
         masked[max(aln.read_length - 10, 0):aln.read_length + 11] = -np.inf
     lag = int(np.argmax(masked))
-    if not np.isfinite(masked[lag]) or masked[lag] <= 1.05 * np.median(smooth[smooth > 0] if (smooth > 0).any() else [0]):
+    typical = np.median(smooth[smooth > 0]) if (smooth > 0).any() else 0.0
+    if not np.isfinite(masked[lag]) or masked[lag] <= 1.05 * typical:
         log.warning("warning: no strand cross-correlation peak up to %d bp; shift 0 (set --shift)", max_lag)
         return 0, "learned: no cross-correlation peak, 0"
-    return lag // 2, f"learned: strand cross-correlation peak at lag {lag} bp (phantom peak at {aln.read_length} bp masked)"
+    how = f"learned: strand cross-correlation peak at lag {lag} bp (phantom peak at {aln.read_length} bp masked)"
+    return lag // 2, how
 
 
 # ---------------------------------------------------------------- 4. multi-mapping EM
