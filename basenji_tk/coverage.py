@@ -516,7 +516,9 @@ class GenomeGC:
             self.fasta = pysam.FastaFile(fasta)
         except (OSError, ValueError) as err:
             raise InputError(f"{fasta}: cannot read the FASTA (--gc): {err}") from None
-        self.names = match_contigs(used, list(self.fasta.references), fasta)
+        from basenji_tk.genome import match_chroms
+
+        self.names = match_chroms(self.fasta.references, used, fasta, needed=used, genome_label="BAM")
         self.sigma = sigma
         # bases are counted in cells of sigma/16 bp and the Gaussian applied to the cells: a
         # position takes its cell's GC, at most sigma/16 off centre
@@ -570,31 +572,6 @@ def _cell_sums(flags: np.ndarray, cell: int) -> np.ndarray:
     for k in range(1, cell):
         out += cells[:, k]
     return out
-
-
-def match_contigs(used: list[str], fasta_names: list[str], fasta: str) -> dict[str, str]:
-    """BAM contig -> FASTA name, exact or with the ``chr`` prefix added/removed; an error lists the rest."""
-    by_plain = {}
-    for name in fasta_names:
-        by_plain.setdefault(_plain(name), name)
-    out, missing = {}, []
-    for contig in used:
-        if contig in fasta_names:
-            out[contig] = contig
-        elif _plain(contig) in by_plain:
-            out[contig] = by_plain[_plain(contig)]
-        else:
-            missing.append(contig)
-    if missing:
-        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-        have = ", ".join(fasta_names[:6]) + (" ..." if len(fasta_names) > 6 else "")
-        raise InputError(f"{fasta}: no sequence for BAM chromosome(s) {shown} (even with 'chr' added or "
-                         f"removed); the FASTA has {have}")
-    return out
-
-
-def _plain(name: str) -> str:
-    return name[3:] if name.lower().startswith("chr") else name
 
 
 GC_BINS = 101  # GC fraction in steps of 1% for the fit
@@ -853,7 +830,7 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
         summary.em_final_change = changes[-1] if changes else None
         log.info("EM: %d rounds, final mean change per read %.4g", len(changes), changes[-1] if changes else 0.0)
 
-    written = []
+    written, writers = [], []
     try:
         per_track = _events_by_track(aln, event, weight, opts)
         gc_model = None
@@ -862,13 +839,14 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
             fragment = 2 * summary.shift if summary.shift > 0 else 200
             gc_sigma = opts.gc_sigma or round(0.35 * fragment, 1)
             gc_source = GenomeGC(opts.gc, aln.contigs, used_contigs, gc_sigma)
-            both = _events_by_track(aln, event, weight, Options(full=False, strand=False))[0]
+            # the fit uses the events of both strands: the track's own when it is one event track
+            one_track = not (opts.full or opts.strand)
+            both = per_track[0] if one_track else _events_by_track(aln, event, weight, Options())[0]
             gc_model = fit_gc(gc_source, aln.contigs, aln.lengths, both, opts.progress)
             log.info("GC model: log2 coverage = %s (GC %.2f-%.2f, %s positions)",
                      " ".join(f"{c:+.3f}" for c in gc_model.coefficients), *gc_model.gc_range,
                      f"{gc_model.positions:,}")
             written += write_gc_report(gc_model, stem)
-        writers = []
         raw_total = corrected_total = 0.0
         for path, events in zip(tracks, per_track):
             writer = TrackWriter(path, fmt, aln.contigs, aln.lengths, opts.bin)
@@ -894,8 +872,8 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
         for tmp, _ in written:
             if os.path.exists(tmp):
                 os.remove(tmp)
-        for w in locals().get("writers", []):
-            w.discard()
+        for writer in writers:
+            writer.discard()
         raise
     for tmp, final in written:
         os.replace(tmp, final)

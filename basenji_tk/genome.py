@@ -27,12 +27,14 @@ def normalize_chrom(name: str) -> str:
     return name[3:] if name.lower().startswith("chr") else name
 
 
-def match_chroms(file_chroms, genome_chroms, path, needed=None) -> dict:
+def match_chroms(file_chroms, genome_chroms, path, needed=None, genome_label="FASTA") -> dict:
     """Map genome chromosome names to the names a track file uses.
 
     Exact names win; otherwise names equal after :func:`normalize_chrom` are
     paired and a warning says so. With ``needed`` (genome names the dataset uses),
     a needed chromosome the file lacks is an error listing the absent names.
+    ``genome_label`` names where the genome names come from in messages (the
+    FASTA for tracks; the BAM when bam_cov matches a FASTA to it).
     Returns ``{genome_name: file_name}``.
     """
     file_chroms = list(file_chroms)
@@ -49,12 +51,12 @@ def match_chroms(file_chroms, genome_chroms, path, needed=None) -> dict:
             renamed.append(f"{mapping[g]}->{g}")
     if renamed:
         shown = ", ".join(renamed[:5]) + (" ..." if len(renamed) > 5 else "")
-        log.warning(f"warning: {path}: chromosome names normalised to the FASTA's: {shown}")
+        log.warning(f"warning: {path}: chromosome names normalised to the {genome_label}'s: {shown}")
     absent = [g for g in (needed if needed is not None else []) if g not in mapping]
     if needed is not None and absent:
         have = ", ".join(sorted(file_chroms)[:8]) + (" ..." if len(file_chroms) > 8 else "")
         raise InputError(
-            f"{path}: no data for FASTA chromosome(s) {', '.join(absent[:10])}"
+            f"{path}: no data for {genome_label} chromosome(s) {', '.join(absent[:10])}"
             f"{' ...' if len(absent) > 10 else ''}; the file has: {have or 'none'}"
         )
     if not mapping and file_chroms:

@@ -337,7 +337,8 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
     assert_clean_failure(run_script("bam_cov.py", empty, out / "x.bw"), "no usable reads", "unmapped 1")
     # --gc FASTA with other chromosome names
     other = write_bam(tmp_path / "other.bam", [("chrZ", 5000)], [dict(name="a", tid=0, pos=10)])
-    assert_clean_failure(run_script("bam_cov.py", other, out / "x.bw", "--gc", FASTA), "chrZ", "the FASTA has 20")
+    assert_clean_failure(run_script("bam_cov.py", other, out / "x.bw", "--gc", FASTA),
+                         "BAM chromosome(s) chrZ", "the file has: 20")
     assert no_outputs(out) == []
 
 
