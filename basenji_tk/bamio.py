@@ -1,30 +1,22 @@
-"""Column-wise BAM reading: BGZF blocks decompressed in batches, records parsed by a numba kernel.
+"""Column-wise BAM reading: records of inflated BGZF batches parsed by a numba kernel.
 
 A per-record Python loop over pysam costs 2-3 microseconds a record, which is 10-15x the time
 ``samtools view -c`` needs to decode the file. ``bam_cov.py`` only needs a handful of fields per
 record (reference, position, flag, MAPQ, CIGAR reference length, NH and XA tags, a hash of the read
-name), so :func:`read_columns` decodes the BAM itself: BGZF blocks are inflated with ISA-L when
-the ``isal`` package is present (zlib otherwise), and a compiled kernel walks the records of each
-batch and writes those fields into NumPy arrays. The kernel releases the GIL, so parsing one batch
-overlaps with inflating the next.
+name), so :func:`read_columns` decodes the BAM itself: :mod:`basenji_tk.bgzf` inflates batches of
+blocks in worker threads, and a compiled kernel walks the records of each batch and writes those
+fields into NumPy arrays while the next batches inflate.
 
-Layout references: the SAM/BAM specification (samtools.github.io/hts-specs, SAMv1 section 4.2).
-pysam still opens the file, reads the header and finds where the first record starts.
+Layout references: the SAM/BAM specification (samtools.github.io/hts-specs, SAMv1 sections 4.1
+and 4.2). pysam still opens the file, reads the header and finds where the first record starts.
 """
 
 from __future__ import annotations
 
-import struct
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numba
 import numpy as np
-
-try:  # ISA-L inflates about twice as fast as zlib
-    from isal import isal_zlib as _zlib
-except ImportError:  # pragma: no cover - isal is a dependency, zlib the fallback
-    import zlib as _zlib
 
 # stats slots written by the kernel
 SEEN, UNMAPPED, QC_FAIL, SUPPLEMENTARY, DUPLICATE, LOW_MAPQ = range(6)
@@ -44,6 +36,31 @@ def _u16(b, i):
 def _i32(b, i):
     v = np.int64(b[i]) | (np.int64(b[i + 1]) << 8) | (np.int64(b[i + 2]) << 16) | (np.int64(b[i + 3]) << 24)
     return v - (np.int64(1) << 32) if v >= (np.int64(1) << 31) else v
+
+
+@numba.njit(inline="always")
+def _u64(b, i):
+    return (np.uint64(b[i]) | np.uint64(b[i + 1]) << np.uint64(8) | np.uint64(b[i + 2]) << np.uint64(16)
+            | np.uint64(b[i + 3]) << np.uint64(24) | np.uint64(b[i + 4]) << np.uint64(32)
+            | np.uint64(b[i + 5]) << np.uint64(40) | np.uint64(b[i + 6]) << np.uint64(48)
+            | np.uint64(b[i + 7]) << np.uint64(56))
+
+
+@numba.njit(inline="always")
+def _name_hash(b, start, end):
+    """64-bit hash of ``b[start:end]``, eight bytes at a time (multiply and xor-shift mixing)."""
+    m = np.uint64(0xFF51AFD7ED558CCD)
+    h = np.uint64(0x9E3779B97F4A7C15) ^ np.uint64(end - start)
+    k = start
+    while k + 8 <= end:
+        h = (h ^ _u64(b, k)) * m
+        h ^= h >> np.uint64(29)
+        k += 8
+    w = np.uint64(0)
+    for j in range(end - k):
+        w |= np.uint64(b[k + j]) << np.uint64(8 * j)
+    h = (h ^ w) * m
+    return h ^ (h >> np.uint64(32))
 
 
 @numba.njit(nogil=True, cache=True)
@@ -99,11 +116,7 @@ def _parse(buf, off, end, skip, min_mapq, full, tid, pos, rlen, flag, key, nh, x
             v = _i32(buf, c + 4 * k) & 0xFFFFFFFF
             if (_REF_OPS >> (v & 0xF)) & 1:
                 reflen += v >> 4
-        # FNV-1a over the read name (without its NUL), mate bit folded in
-        h = np.uint64(14695981039346656037)
-        for k in range(r + 32, r + 32 + lname - 1):
-            h = (h ^ np.uint64(buf[k])) * np.uint64(1099511628211)
-        key[n] = np.int64(h ^ np.uint64(f & 0x80))
+        key[n] = np.int64(_name_hash(buf, r + 32, r + 31 + lname) ^ np.uint64(f & 0x80))
         tid[n] = ref
         pos[n] = p + reflen - 1 if f & 0x10 else p
         rlen[n] = reflen
@@ -185,7 +198,7 @@ class Columns:
     pos: np.ndarray  # int64 5' end (end - 1 for reverse-strand records)
     rlen: np.ndarray  # int32 reference length of the alignment
     flag: np.ndarray  # uint16
-    key: np.ndarray  # int64 FNV-1a hash of the read name, xor the read-2 bit
+    key: np.ndarray  # int64 hash of the read name, xor the read-2 bit
     nh: np.ndarray  # int32 NH tag (0: none)
     xa: list  # (record index, XA:Z string) for records with BWA alternative hits
     blk_rec: np.ndarray  # --full: record index of each aligned block
@@ -198,32 +211,8 @@ class UnsortedError(Exception):
     """A mapped record precedes its predecessor: (tid, pos) of the offending record in ``args``."""
 
 
-def _blocks(f, start: int):
-    """Yield (compressed offset, raw deflate payload) of each BGZF block from ``start``."""
-    f.seek(start)
-    offset = start
-    buf = b""
-    while True:
-        chunk = f.read(8 << 20)
-        buf += chunk
-        i = 0
-        while len(buf) - i >= 18:
-            bsize = struct.unpack_from("<H", buf, i + 16)[0] + 1
-            if len(buf) - i < bsize:
-                break
-            yield offset, buf[i + 18:i + bsize - 8]
-            offset += bsize
-            i += bsize
-        buf = buf[i:]
-        if not chunk:
-            if buf:
-                raise ValueError("truncated BGZF block at the end of the file")
-            return
-
-
-def read_columns(path: str, first_voffset: int, skip: int, min_mapq: int, full: bool,
-                 batch_bytes: int = 16 << 20, progress=None) -> Columns:
-    """Decode every record after the header (virtual offset ``first_voffset``).
+def read_columns(batches, skip: int, min_mapq: int, full: bool, progress=None) -> Columns:
+    """Decode every record of ``batches``, a :class:`basenji_tk.bgzf.BatchReader` started at the first record.
 
     ``skip``: records with any of these flag bits are dropped and counted; ``min_mapq``: records
     below it are dropped and counted. ``progress(compressed_offset, last_tid)`` is called after
@@ -234,70 +223,41 @@ def read_columns(path: str, first_voffset: int, skip: int, min_mapq: int, full: 
     stats[UNSORTED_TID] = -1
     parts, blocks, xa = [], [], []
     n_total = 0
-    remainder = b""
-    coffset, uoffset = first_voffset >> 16, first_voffset & 0xFFFF
+    rest = np.empty(0, np.uint8)  # the start of a record continued in the next batch
 
-    def parse(data: bytes, base: int):
-        buf = np.frombuffer(data, dtype=np.uint8)
-        off, out = 0, []
-        cap = max(len(buf) // 40, 1024)
+    def parse(buf: np.ndarray, off: int, base: int) -> tuple[int, int]:
+        cap = max((len(buf) - off) // 40, 1024)
         while True:
             cols = (np.empty(cap, np.int32), np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.uint16),
                     np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.int64), np.empty(cap, np.int32))
             bcap = cap * 4 if full else 0
             bl = (np.empty(bcap, np.int64), np.empty(bcap, np.int64), np.empty(bcap, np.int64))
             off2, n, nblk = _parse(buf, off, len(buf), skip, min_mapq, full, *cols, 0, *bl, 0, base, stats)
-            xa_idx = np.flatnonzero(cols[6][:n] >= 0)
-            out.append(([c[:n] for c in cols[:6]], [b[:nblk] for b in bl],
-                        [(base + i, data[cols[6][i]:cols[6][i] + cols[7][i]].decode()) for i in xa_idx]))
+            parts.append([c[:n] for c in cols[:6]])
+            blocks.append([b[:nblk] for b in bl])
+            for i in np.flatnonzero(cols[6][:n] >= 0).tolist():
+                xa.append((base + i, buf[cols[6][i]:cols[6][i] + cols[7][i]].tobytes().decode()))
             base += n
             if stats[UNSORTED_TID] >= 0:
                 raise UnsortedError(int(stats[UNSORTED_TID]), int(stats[UNSORTED_POS]))
             if off2 == off and n == 0:
-                break
+                return off, base
             off = off2
             if len(buf) - off < 4 or _record_incomplete(buf, off):
-                break
-        return out, data[off:], base
+                return off, base
 
-    with open(path, "rb") as f, ThreadPoolExecutor(1) as pool:
-        pending = None
-        batch, batch_size, last_offset = [], 0, coffset
-        first = True
-
-        def collect(future):
-            nonlocal remainder, n_total
-            out, remainder, n_total = future.result()
-            for cols, bl, x in out:
-                parts.append(cols)
-                blocks.append(bl)
-                xa.extend(x)
-
-        for offset, payload in _blocks(f, coffset):
-            data = _zlib.decompress(payload, -15)
-            if first:
-                data, first = data[uoffset:], False
-            batch.append(data)
-            batch_size += len(data)
-            last_offset = offset
-            if batch_size >= batch_bytes:
-                if pending is not None:
-                    collect(pending)
-                pending = pool.submit(parse, b"".join([remainder, *batch]), n_total)
-                batch, batch_size = [], 0
-                if progress:
-                    progress(last_offset, int(stats[LAST_TID]))
-        if pending is not None:
-            collect(pending)
-        out, rest, n_total = parse(b"".join([remainder, *batch]), n_total)
-        for cols, bl, x in out:
-            parts.append(cols)
-            blocks.append(bl)
-            xa.extend(x)
-        if len(rest):
-            raise ValueError(f"the last record is truncated ({len(rest)} bytes left over)")
+    for buf, start, end_offset in batches:
+        if len(rest) <= start:  # the cut record goes into the headroom before the batch
+            buf[start - len(rest):start] = rest
+            start -= len(rest)
+        else:  # a record longer than the headroom
+            buf, start = np.concatenate((rest, buf[start:])), 0
+        off, n_total = parse(buf, start, n_total)
+        rest = buf[off:].copy()
         if progress:
-            progress(last_offset, int(stats[LAST_TID]))
+            progress(end_offset, int(stats[LAST_TID]))
+    if len(rest):
+        raise ValueError(f"the last record is truncated ({len(rest)} bytes left over)")
     cat = [np.concatenate([p[i] for p in parts]) if parts else np.empty(0) for i in range(6)]
     bcat = [np.concatenate([b[i] for b in blocks]) if blocks else np.empty(0, np.int64) for i in range(3)]
     dtypes = (np.int32, np.int64, np.int32, np.uint16, np.int64, np.int32)
@@ -314,37 +274,73 @@ def _record_incomplete(buf: np.ndarray, off: int) -> bool:
 
 @numba.njit(cache=True)
 def group_by_key(keys, secondary, nh):
-    """Records with equal keys form a group (open-addressing hash table, one pass).
+    """Records with equal keys form a group.
 
     Returns (group id per record, records per group, whether a group holds a secondary record,
-    largest NH tag in each group); groups are numbered in order of first appearance.
+    largest NH tag in each group). The keys are first spread over partitions by the top bits of
+    their mixed value (a counting sort), and each partition is then grouped with an
+    open-addressing hash table small enough to stay in cache; groups are numbered partition by
+    partition, in order of first appearance within each.
     """
     n = len(keys)
-    bits = 4
-    while (1 << bits) < 2 * n:
+    mix = np.uint64(0x9E3779B97F4A7C15)
+    pbits = 0
+    while (n >> pbits) > 32768:
+        pbits += 1
+    parts = 1 << pbits
+    mixed = np.empty(n, np.uint64)
+    start = np.zeros(parts + 1, np.int64)
+    for i in range(n):
+        mixed[i] = np.uint64(keys[i]) * mix
+        start[np.int64((mixed[i] >> np.uint64(63 - pbits)) >> np.uint64(1)) + 1] += 1
+    for p in range(parts):
+        start[p + 1] += start[p]
+    # scatter into partition order, remembering where each record went
+    fill = start[:parts].copy()
+    where = np.empty(n, np.int64)
+    p_key = np.empty(n, np.int64)
+    p_sec = np.empty(n, np.bool_)
+    p_nh = np.empty(n, np.int64)
+    for i in range(n):
+        p = np.int64((mixed[i] >> np.uint64(63 - pbits)) >> np.uint64(1))
+        j = fill[p]
+        fill[p] += 1
+        where[i], p_key[j], p_sec[j], p_nh[j] = j, keys[i], secondary[i], nh[i]
+    largest = np.int64(1)
+    for p in range(parts):
+        largest = max(largest, start[p + 1] - start[p])
+    bits = 1
+    while (1 << bits) < 2 * largest:
         bits += 1
-    size = 1 << bits
-    mask = size - 1
-    slot_key = np.zeros(size, np.int64)
-    slot_gid = np.full(size, -1, np.int64)
-    gid = np.empty(n, np.int64)
+    table = np.empty((1 << bits, 2), np.int64)  # (key, group) side by side
+    p_gid = np.empty(n, np.int64)
     count = np.zeros(n, np.int64)
     any_secondary = np.zeros(n, np.bool_)
     max_nh = np.zeros(n, np.int64)
     groups = 0
+    for p in range(parts):
+        a, b = start[p], start[p + 1]
+        sbits = 1
+        while (1 << sbits) < 2 * (b - a):
+            sbits += 1
+        mask = (1 << sbits) - 1
+        table[:mask + 1, 1] = -1
+        for j in range(a, b):
+            k = p_key[j]
+            s = np.int64(np.uint64(k) * np.uint64(0xFF51AFD7ED558CCD) >> np.uint64(64 - sbits)) & mask
+            while table[s, 1] >= 0 and table[s, 0] != k:
+                s = (s + 1) & mask
+            if table[s, 1] < 0:
+                table[s, 0] = k
+                table[s, 1] = groups
+                groups += 1
+            g = table[s, 1]
+            p_gid[j] = g
+            count[g] += 1
+            any_secondary[g] |= p_sec[j]
+            if p_nh[j] > max_nh[g]:
+                max_nh[g] = p_nh[j]
+    gid = np.empty(n, np.int64)
     for i in range(n):
-        k = keys[i]
-        s = np.int64((np.uint64(k) * np.uint64(0x9E3779B97F4A7C15)) >> np.uint64(64 - bits)) & mask
-        while slot_gid[s] >= 0 and slot_key[s] != k:
-            s = (s + 1) & mask
-        if slot_gid[s] < 0:
-            slot_gid[s] = groups
-            slot_key[s] = k
-            groups += 1
-        g = slot_gid[s]
-        gid[i] = g
-        count[g] += 1
-        any_secondary[g] |= secondary[i]
-        if nh[i] > max_nh[g]:
-            max_nh[g] = nh[i]
+        gid[i] = p_gid[where[i]]
     return gid, count[:groups], any_secondary[:groups], max_nh[:groups]

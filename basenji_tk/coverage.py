@@ -2,7 +2,8 @@
 
 The steps of :func:`bam_cov`, each a function of its own:
 
-1. :func:`read_alignments` decodes the BAM once (:mod:`basenji_tk.bamio`) and keeps per
+1. :func:`read_alignments` decodes the BAM once (:mod:`basenji_tk.bgzf` inflates batches of
+   blocks in threads, :mod:`basenji_tk.bamio` parses the records) and keeps per
    alignment record only what later steps need (5' end, strand, chromosome, a hash of the read
    name, aligned blocks with ``--full``): memory grows with the number of reads, never with the
    genome.
@@ -17,6 +18,10 @@ The steps of :func:`bam_cov`, each a function of its own:
 6. :class:`TrackWriter` writes BigWig (:mod:`basenji_tk.bigwig`) or HDF5, one chromosome chunk
    at a time, to a temporary name that is renamed when everything is complete.
 
+With ``--gc`` the GC codes of the genome are computed in a background thread from step 4 on,
+and a child process draws the GC plot (matplotlib's import alone takes half a second); the
+compiled loops live in :mod:`basenji_tk.covkernels`.
+
 Coordinates: 0-based. Between steps, positions on all chromosomes live in one "global"
 coordinate, ``offset[chrom] + position``, with gaps between chromosomes wider than any smoothing
 window, so the EM and cross-correlation code never needs to look at chromosome names.
@@ -29,7 +34,11 @@ import logging
 import math
 import os
 import re
+import subprocess
+import sys
 import tempfile
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
@@ -64,7 +73,7 @@ class Options:
     gc_sigma: float | None = None  # None: 0.35 x fragment length (2 x shift, or 200 bp)
     bin: int = 1
     max_lag: int = 500
-    threads: int = 1
+    threads: int = 2  # threads inflating BAM blocks
     progress: bool = False
 
 
@@ -143,7 +152,7 @@ def output_paths(out: str, strand: bool) -> tuple[str, list[str], str]:
     return fmt, tracks, stem
 
 
-def open_bam(path: str, threads: int = 1):
+def open_bam(path: str):
     """Open a coordinate-sorted, indexed BAM; index it when sorted but unindexed."""
     import pysam
 
@@ -152,7 +161,7 @@ def open_bam(path: str, threads: int = 1):
     if not os.access(path, os.R_OK):
         raise InputError(f"{path}: not readable")
     try:
-        bam = pysam.AlignmentFile(path, "rb", threads=threads)
+        bam = pysam.AlignmentFile(path, "rb")
     except (OSError, ValueError) as err:
         raise InputError(f"{path}: not a readable BAM file ({err})") from None
     if not bam.is_bam:
@@ -173,7 +182,7 @@ def open_bam(path: str, threads: int = 1):
         reason = str(err).strip().splitlines()[-1] if str(err).strip() else "indexing failed"
         raise InputError(f"{path}: has no index and could not be indexed ({reason}); {sort_hint}") from None
     log.info("indexed %s -> %s", path, index)
-    return pysam.AlignmentFile(path, "rb", threads=threads, index_filename=index)
+    return pysam.AlignmentFile(path, "rb", index_filename=index)
 
 
 # ---------------------------------------------------------------- 1. reading
@@ -214,7 +223,7 @@ def read_alignments(bam, opts: Options, path: str) -> Alignments:
     """
     from tqdm import tqdm
 
-    from basenji_tk import bamio
+    from basenji_tk.bgzf import BatchReader
 
     contigs, lengths = list(bam.references), list(bam.lengths)
     skip = QC_FAIL | SUPPLEMENTARY | (DUPLICATE if opts.remove_duplicates else 0)
@@ -226,8 +235,12 @@ def read_alignments(bam, opts: Options, path: str) -> Alignments:
             if 0 <= tid < len(contigs):
                 bar.set_description(contigs[tid], refresh=False)
 
+        batches = BatchReader(path, bam.tell(), opts.threads)
+        from basenji_tk import bamio  # numba starts up while the first batches inflate
+
         try:
-            cols = bamio.read_columns(path, bam.tell(), skip, opts.min_mapq, opts.full, progress=progress)
+            with batches:
+                cols = bamio.read_columns(batches, skip, opts.min_mapq, opts.full, progress)
         except bamio.UnsortedError as err:
             tid, pos = err.args
             raise InputError(f"{path}: not coordinate-sorted (a record at {contigs[tid]}:{pos + 1} comes after a "
@@ -297,10 +310,17 @@ def group_reads(aln: Alignments, max_maps: int) -> Reads:
 
     n = len(aln.pos)
     # without secondary records only NH > 1 records can be multi-mapping; with them, any record can
-    candidates = np.arange(n) if aln.secondary.any() else np.flatnonzero(aln.nh > 1)
-    gid, _, any_secondary, max_nh = group_by_key(aln.key[candidates], aln.secondary[candidates], aln.nh[candidates])
-    is_multi = (aln.nh[candidates] > 1) | any_secondary[gid]
-    multi_rec, group = candidates[is_multi], gid[is_multi]
+    if aln.secondary.any():
+        gid, _, any_secondary, max_nh = group_by_key(aln.key, aln.secondary, aln.nh)
+        is_multi = (aln.nh > 1) | any_secondary[gid]
+        multi_rec = np.flatnonzero(is_multi)
+    else:
+        candidates = np.flatnonzero(aln.nh > 1)
+        gid, _, any_secondary, max_nh = group_by_key(aln.key[candidates], aln.secondary[candidates],
+                                                     aln.nh[candidates])
+        is_multi = np.ones(len(candidates), dtype=bool)
+        multi_rec = candidates
+    group = gid[is_multi]
     present = np.bincount(group, minlength=len(max_nh))
     locations = np.maximum(present, max_nh)
     too_many = (present > 0) & (locations > max_maps)
@@ -424,17 +444,6 @@ def learn_shift(aln: Alignments, reads: Reads, max_lag: int) -> tuple[int, str]:
 # ---------------------------------------------------------------- 4. multi-mapping EM
 
 
-def gaussian_window_sums(query: np.ndarray, points: np.ndarray, weights: np.ndarray, sigma: float) -> np.ndarray:
-    """``out[i] = sum_j weights[j] * exp(-(points[j] - query[i])^2 / (2 sigma^2))`` over
-    ``|points[j] - query[i]| <= 4 sigma``, for sorted ``query`` and ``points``."""
-    radius = int(math.ceil(4 * sigma))
-    out = np.zeros(len(query))
-    for rows, cols in _window_pairs(query, points, -radius, radius):
-        d = (points[cols] - query[rows]).astype(np.float64)
-        out += np.bincount(rows, weights=weights[cols] * np.exp(-0.5 * (d / sigma) ** 2), minlength=len(query))
-    return out
-
-
 def multi_em(aln: Alignments, reads: Reads, event: np.ndarray, rounds: int, sigma: float, tol: float,
              progress: bool = False) -> tuple[np.ndarray, list[float]]:
     """Re-share multi-mapping reads by smoothed coverage; returns (weights per multi record, changes).
@@ -450,6 +459,8 @@ def multi_em(aln: Alignments, reads: Reads, event: np.ndarray, rounds: int, sigm
     """
     from scipy.ndimage import gaussian_filter1d
     from tqdm import tqdm
+
+    from basenji_tk.covkernels import em_mass, em_reweigh, gaussian_window_sums
 
     w = reads.weight[reads.multi_rec].copy()
     if rounds <= 0 or reads.n_multi == 0:
@@ -481,14 +492,9 @@ def multi_em(aln: Alignments, reads: Reads, event: np.ndarray, rounds: int, sigm
     group, n_groups = reads.group, reads.n_multi
     changes = []
     for _ in tqdm(range(rounds), desc="EM", unit="round", disable=not progress, leave=False):
-        mass = np.bincount(g_left, weights=w * (1 - f_right), minlength=grid_len)
-        mass += np.bincount(g_right, weights=w * f_right, minlength=grid_len)
+        mass = em_mass(w, g_left, g_right, f_right, grid_len)
         smooth = gaussian_filter1d(mass, sigma / cell, truncate=4.0, mode="constant")
-        c = base_at + kernel_sum * (smooth[g_left] * (1 - f_right) + smooth[g_right] * f_right)
-        total = np.bincount(group, weights=c, minlength=n_groups)
-        new = np.where(total[group] > 0, c / np.where(total[group] > 0, total[group], 1), w)
-        change = float(np.bincount(group, weights=np.abs(new - w), minlength=n_groups).mean())
-        w = new
+        w, change = em_reweigh(w, smooth, g_left, g_right, f_right, base_at, kernel_sum, group, n_groups)
         changes.append(change)
         if change < tol:
             break
@@ -527,6 +533,24 @@ class GenomeGC:
         half = int(math.ceil(4 * sigma / self.cell))
         self.kernel = np.exp(-0.5 * (np.arange(-half, half + 1) * self.cell / sigma) ** 2).astype(np.float32)
         self.cache, self.cached_bases = {}, 0
+        self.lock = threading.Lock()  # one FASTA handle, shared with the background thread
+        self.pool, self.futures = None, {}
+
+    def precompute(self, spans: list[tuple[str, int, int]]) -> None:
+        """Start computing the codes of ``spans`` (contig, start, end) in a background thread.
+
+        Only when they all fit in the cache. The work is NumPy, FFTs and FASTA reading, which
+        mostly run without the GIL, so it overlaps the EM and the fit's own passes.
+        """
+        if sum(end - start for _, start, end in spans) + self.cached_bases > CACHE_BASES:
+            return
+        self.pool = ThreadPoolExecutor(1)
+        self.futures = {span: self.pool.submit(self._compute, *span) for span in spans}
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        self.fasta.close()
 
     def chunk(self, contig: str, start: int, end: int) -> np.ndarray:
         """GC codes (uint8: round(250 x GC fraction), 255 where undefined) for [start, end).
@@ -534,10 +558,19 @@ class GenomeGC:
         Codes are kept after the first call when the genome is small (up to ``CACHE_BASES``), so
         the fit and the writing pass compute each chunk once; larger genomes recompute.
         """
-        cached = self.cache.get((contig, start, end))
+        key = (contig, start, end)
+        cached = self.cache.get(key)
         if cached is not None:
             return cached
-        from scipy.signal import oaconvolve
+        future = self.futures.pop(key, None)
+        out = future.result() if future is not None else self._compute(contig, start, end)
+        if self.cached_bases + len(out) <= CACHE_BASES:
+            self.cache[key] = out
+            self.cached_bases += len(out)
+        return out
+
+    def _compute(self, contig: str, start: int, end: int) -> np.ndarray:
+        from basenji_tk.covkernels import base_cell_counts, gc_codes
 
         name = self.names[contig]
         length = self.fasta.get_reference_length(name)
@@ -546,31 +579,40 @@ class GenomeGC:
         hi = min(end + self.radius, length)
         out = np.full(end - start, GC_UNDEFINED, dtype=np.uint8)
         if lo < hi:
-            seq = np.frombuffer(self.fasta.fetch(name, lo, hi).upper().encode(), dtype=np.uint8)
-            n_cells = -(-len(seq) // cell)
-            padded = np.zeros(n_cells * cell, dtype=np.uint8)
-            padded[: len(seq)] = seq
-            gc = _cell_sums((padded == ord("G")) | (padded == ord("C")), cell)
-            acgt = gc + _cell_sums((padded == ord("A")) | (padded == ord("T")), cell)
-            num = oaconvolve(gc, self.kernel, mode="same")
-            den = oaconvolve(acgt, self.kernel, mode="same")
-            valid = den > 0.5 * cell * self.kernel.sum()
-            code = np.where(valid, np.rint(GC_LEVELS * np.clip(num / np.where(valid, den, 1), 0, 1)), GC_UNDEFINED)
-            per_base = np.repeat(code.astype(np.uint8), cell)
+            with self.lock:
+                bases = self.fasta.fetch(name, lo, hi)
+            gc, acgt = base_cell_counts(np.frombuffer(bases.encode(), dtype=np.uint8), cell)
+            num, den = _convolve_same((gc, acgt), self.kernel)
             a, b = start - lo, min(end, hi) - lo
-            out[: b - a] = per_base[a:b]
-        if self.cached_bases + len(out) <= CACHE_BASES:
-            self.cache[(contig, start, end)] = out
-            self.cached_bases += len(out)
+            gc_codes(num, den, 0.5 * cell * self.kernel.sum(), GC_LEVELS, GC_UNDEFINED, cell, a, out[: b - a])
         return out
 
 
-def _cell_sums(flags: np.ndarray, cell: int) -> np.ndarray:
-    """Sum of a boolean array over consecutive cells of ``cell`` entries (length a multiple of it)."""
-    cells = flags.view(np.uint8).reshape(-1, cell)
-    out = cells[:, 0].astype(np.float32)
-    for k in range(1, cell):
-        out += cells[:, k]
+def _convolve_same(signals, kernel: np.ndarray) -> list:
+    """Each signal convolved with the odd-length ``kernel`` (zeros outside), same length.
+
+    Overlap-add: the signal is cut into blocks that are transformed together with scipy.fft
+    (short transforms stay in cache; scipy.signal.oaconvolve does the same but its module alone
+    takes over half a second to import).
+    """
+    from scipy import fft
+
+    k = len(kernel)
+    size = fft.next_fast_len(max(4096, 8 * k), real=True)
+    step = size - k + 1
+    kf = fft.rfft(kernel, size)
+    out = []
+    for signal in signals:
+        n = len(signal)
+        blocks = np.zeros((-(-n // step), step), dtype=signal.dtype)
+        blocks.ravel()[:n] = signal
+        conv = fft.irfft(fft.rfft(blocks, size, axis=1) * kf, size, axis=1)
+        full = np.zeros((len(blocks) + 1) * step, dtype=conv.dtype)
+        full[:-step] = conv[:, :step].ravel()
+        tails = np.zeros_like(blocks, dtype=conv.dtype)
+        tails[:, :k - 1] = conv[:, step:]
+        full[step:] += tails.ravel()
+        out.append(full[k // 2:k // 2 + n])
     return out
 
 
@@ -588,16 +630,21 @@ class GCModel:
     positions: int
     excluded_gaps: int
 
-    def correction(self, codes: np.ndarray) -> np.ndarray:
-        """Factor to divide coverage by, 2**poly(gc) / mean, per GC code; 1 where GC is undefined."""
+    def factors(self) -> np.ndarray:
+        """Factor to divide coverage by, 2**poly(gc) / mean, for each of the 256 GC codes (1 where
+        GC is undefined)."""
         table = np.ones(256)
         x = np.clip(np.arange(GC_LEVELS + 1) / GC_LEVELS, *self.gc_range)
         table[: GC_LEVELS + 1] = np.exp2(np.polyval(self.coefficients, x)) / self.mean_effect
-        return table[codes]
+        return table
+
+    def correction(self, codes: np.ndarray) -> np.ndarray:
+        """The factor of each GC code in ``codes``."""
+        return self.factors()[codes]
 
 
 def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: dict, progress: bool = False,
-           degree: int = 3) -> GCModel:
+           degree: int = 3, chunk: int = CHUNK) -> GCModel:
     """Fit log2 mean coverage per 1% GC bin on GC, a cubic weighted by the positions per bin.
 
     Every base whose GC is defined (window at least half unambiguous, so N is avoided) and that
@@ -608,7 +655,9 @@ def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: 
     """
     from tqdm import tqdm
 
-    n_pos = np.zeros(GC_BINS)
+    from basenji_tk.covkernels import gc_bin_sums
+
+    n_pos = np.zeros(GC_BINS, dtype=np.int64)
     cov_sum = np.zeros(GC_BINS)
     total_events = sum(float(w.sum()) for _, w in events.values())
     genome = sum(lengths[contigs.index(c)] for c in events)
@@ -617,16 +666,11 @@ def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: 
     for contig in tqdm(list(events), desc="GC model", unit="chrom", disable=not progress, leave=False):
         length = lengths[contigs.index(contig)]
         pos, w = events[contig]
-        for start in range(0, length, CHUNK):
-            end = min(start + CHUNK, length)
+        for start in range(0, length, chunk):
+            end = min(start + chunk, length)
             codes = gc_source.chunk(contig, start, end)
-            cov = _chunk_coverage(pos, w, start, end)
-            defined = codes != GC_UNDEFINED
-            ok = defined & ~_gap_mask(pos, start, end, max_gap)
-            excluded += int(defined.sum() - ok.sum())
-            b = (codes[ok].astype(np.int64) * (GC_BINS - 1) + GC_LEVELS // 2) // GC_LEVELS
-            n_pos += np.bincount(b, minlength=GC_BINS)
-            cov_sum += np.bincount(b, weights=cov[ok], minlength=GC_BINS)
+            lo, hi = np.searchsorted(pos, start - max_gap, "left"), np.searchsorted(pos, end + max_gap, "right")
+            excluded += gc_bin_sums(codes, start, pos, w, lo, hi, max_gap, GC_LEVELS, GC_UNDEFINED, n_pos, cov_sum)
     x = np.arange(GC_BINS) / (GC_BINS - 1)
     use = n_pos >= max(1e-4 * n_pos.sum(), 1)
     if use.sum() <= degree:
@@ -644,24 +688,9 @@ def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: 
                    positions=int(n_pos.sum()), excluded_gaps=excluded)
 
 
-def _gap_mask(pos: np.ndarray, start: int, end: int, max_gap: int) -> np.ndarray:
-    """True on [start, end) where the nearest events on both sides are more than max_gap apart."""
-    mask = np.zeros(end - start, dtype=bool)
-    lo = np.searchsorted(pos, start - max_gap, side="left")
-    hi = np.searchsorted(pos, end + max_gap, side="right")
-    around = np.concatenate([[start - max_gap - 1], pos[lo:hi], [end + max_gap + 1]])  # sorted
-    gaps = np.flatnonzero(np.diff(around) > max_gap)
-    for i in gaps:
-        a, b = max(around[i] + 1, start), min(around[i + 1], end)
-        if a < b:
-            mask[a - start:b - start] = True
-    return mask
-
-
-def write_gc_report(model: GCModel, stem: str) -> list[tuple[str, str]]:
-    """``stem.gc_model.tsv`` and ``stem.gc_model.png`` to temporary names: [(temp, final)]."""
-    from basenji_tk import plots
-
+def write_gc_report(model: GCModel, stem: str, plot: ChildPlot) -> list[tuple[str, str]]:
+    """``stem.gc_model.tsv`` and ``stem.gc_model.png`` (drawn by ``plot``; wait for it before renaming)
+    to temporary names: [(temp, final)]."""
     tsv, png = stem + ".gc_model.tsv", stem + ".gc_model.png"
     tmp_tsv, tmp_png = _temp_name(tsv), _temp_name(png)
     with open(tmp_tsv, "w") as f:
@@ -670,8 +699,53 @@ def write_gc_report(model: GCModel, stem: str) -> list[tuple[str, str]]:
             log2_mean = "nan" if row["log2_mean"] is None else f"{row['log2_mean']:.5f}"
             f.write(f"{row['gc']:.2f}\t{row['positions']}\t{row['coverage']:.3f}\t{log2_mean}\t"
                     f"{row['fitted']:.5f}\t{row['correction']:.5f}\t{int(row['used'])}\n")
-    plots.gc_model(model.table, model.coefficients, tmp_png)
+    plot.draw(tmp_tsv, tmp_png, model.coefficients)
     return [(tmp_tsv, tsv), (tmp_png, png)]
+
+
+class ChildPlot:
+    """The GC model plot, drawn by a child Python while this run goes on.
+
+    Importing matplotlib and drawing take about 0.7 s, a sixth of a GC-corrected run on the
+    benchmark. The child is started early, imports matplotlib on another core while the EM runs
+    (a thread would hold the GIL for the import), then waits for :meth:`draw`. ``wait`` raises if
+    the child failed; ``kill`` stops it.
+    """
+
+    _CODE = ("import json, sys\n"
+             "from basenji_tk.plots import gc_model_table\n"
+             "job = sys.stdin.readline()\n"
+             "if job:\n"
+             "    gc_model_table(*json.loads(job))\n")
+
+    def __init__(self):
+        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
+        self.png = None
+        self.proc = subprocess.Popen([sys.executable, "-c", self._CODE], env=dict(os.environ, PYTHONPATH=path),
+                                     stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                     text=True)
+
+    def draw(self, tsv: str, png: str, coefficients: list) -> None:
+        self.png = png
+        try:
+            self.proc.stdin.write(json.dumps([tsv, png, json.dumps(coefficients)]) + "\n")
+            self.proc.stdin.close()
+        except BrokenPipeError:  # the child has died; wait() reports why
+            pass
+
+    def wait(self) -> None:
+        err = self.proc.stderr.read()
+        self.proc.stderr.close()
+        if self.proc.wait():
+            lines = err.strip().splitlines() or ["no message"]
+            raise RuntimeError(f"drawing {self.png} failed: {lines[-1]}")
+
+    def kill(self) -> None:
+        self.proc.kill()
+        self.proc.wait()
+        for stream in (self.proc.stdin, self.proc.stderr):
+            stream.close()
 
 
 # ---------------------------------------------------------------- 6. writing
@@ -742,18 +816,12 @@ class TrackWriter:
     def add(self, contig: str, start: int, values: np.ndarray) -> None:
         """``values`` per bin from ``start`` (a multiple of the bin size)."""
         if self.fmt == "bigwig":
-            nz = np.flatnonzero(values)
-            if len(nz) == 0:
-                return
-            v = values[nz]
-            # runs of equal, adjacent nonzero values become one entry
-            new_run = np.ones(len(nz), dtype=bool)
-            new_run[1:] = (np.diff(nz) != 1) | (v[1:] != v[:-1])
-            first = np.flatnonzero(new_run)
-            last = np.append(first[1:], len(nz)) - 1
-            starts = start + nz[first] * self.bin
-            ends = np.minimum(start + (nz[last] + 1) * self.bin, self.lengths[contig])
-            self.bw.add(self.tid[contig], starts, ends, v[first])
+            from basenji_tk.bigwig import nonzero_runs
+
+            first, end, value = nonzero_runs(values)
+            if len(first):
+                ends = np.minimum(start + end * self.bin, self.lengths[contig])
+                self.bw.add(self.tid[contig], start + first * self.bin, ends, value)
         else:
             ds = self.datasets.get(contig)
             if ds is None:
@@ -793,7 +861,7 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
         raise InputError("--em_sigma and --gc_sigma must be positive")
     if opts.gc and not os.path.exists(opts.gc):
         raise InputError(f"{opts.gc}: no such FASTA file (--gc)")
-    bam = open_bam(bam_path, opts.threads)
+    bam = open_bam(bam_path)
     summary = Summary(bam=bam_path, outputs=tracks, options=asdict(opts))
     aln = read_alignments(bam, opts, bam_path)
     bam.close()
@@ -822,6 +890,29 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
     event = np.where(aln.reverse, aln.pos - summary.shift, aln.pos + summary.shift)
     event = np.clip(event, 0, lengths[aln.chrom] - 1)
 
+    chunk = (CHUNK // opts.bin) * opts.bin  # the writers' chunks; the GC fit uses the same
+    gc_source = plot = None
+    if opts.gc:
+        fragment = 2 * summary.shift if summary.shift > 0 else 200
+        gc_sigma = opts.gc_sigma or round(0.35 * fragment, 1)
+        used = [aln.contigs[t] for t in np.unique(aln.chrom[reads.keep])]
+        gc_source = GenomeGC(opts.gc, aln.contigs, used, gc_sigma)
+        gc_source.precompute([(c, a, min(a + chunk, aln.lengths[aln.contigs.index(c)]))
+                              for c in used for a in range(0, aln.lengths[aln.contigs.index(c)], chunk)])
+        plot = ChildPlot()
+    try:
+        return _weigh_and_write(aln, reads, event, opts, summary, tracks, fmt, stem, chunk, gc_source, plot)
+    except BaseException:
+        if plot is not None:
+            plot.kill()
+        raise
+    finally:
+        if gc_source is not None:
+            gc_source.close()
+
+
+def _weigh_and_write(aln, reads, event, opts, summary, tracks, fmt, stem, chunk, gc_source, plot) -> Summary:
+    """EM (optional), GC fit (optional) and writing of every output, renamed into place at the end."""
     weight = reads.weight.copy()
     if opts.multi_em > 0 and reads.n_multi:
         w, changes = multi_em(aln, reads, event, opts.multi_em, opts.em_sigma, opts.em_tol, opts.progress)
@@ -834,31 +925,27 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
     try:
         per_track = _events_by_track(aln, event, weight, opts)
         gc_model = None
-        if opts.gc:
-            used_contigs = sorted({c for t in per_track for c in t}, key=aln.contigs.index)
-            fragment = 2 * summary.shift if summary.shift > 0 else 200
-            gc_sigma = opts.gc_sigma or round(0.35 * fragment, 1)
-            gc_source = GenomeGC(opts.gc, aln.contigs, used_contigs, gc_sigma)
+        if gc_source is not None:
             # the fit uses the events of both strands: the track's own when it is one event track
             one_track = not (opts.full or opts.strand)
             both = per_track[0] if one_track else _events_by_track(aln, event, weight, Options())[0]
-            gc_model = fit_gc(gc_source, aln.contigs, aln.lengths, both, opts.progress)
+            gc_model = fit_gc(gc_source, aln.contigs, aln.lengths, both, opts.progress, chunk=chunk)
             log.info("GC model: log2 coverage = %s (GC %.2f-%.2f, %s positions)",
                      " ".join(f"{c:+.3f}" for c in gc_model.coefficients), *gc_model.gc_range,
                      f"{gc_model.positions:,}")
-            written += write_gc_report(gc_model, stem)
+            written += write_gc_report(gc_model, stem, plot)
         raw_total = corrected_total = 0.0
         for path, events in zip(tracks, per_track):
             writer = TrackWriter(path, fmt, aln.contigs, aln.lengths, opts.bin)
             writers.append(writer)
-            raw, corrected = _write_track(writer, events, aln, opts, gc_source if opts.gc else None, gc_model)
+            raw, corrected = _write_track(writer, events, aln, opts, chunk, gc_source, gc_model)
             raw_total += raw
             corrected_total += corrected
             writer.close()
             written.append((writer.tmp, path))
         summary.total_coverage = corrected_total
         if gc_model is not None:
-            summary.gc = dict(coefficients=gc_model.coefficients, log_base=2, sigma=gc_sigma,
+            summary.gc = dict(coefficients=gc_model.coefficients, log_base=2, sigma=gc_source.sigma,
                               gc_range=list(gc_model.gc_range), mean_effect=gc_model.mean_effect,
                               positions=gc_model.positions, excluded_read_free_gaps=gc_model.excluded_gaps,
                               total_before=raw_total, total_after=corrected_total,
@@ -868,6 +955,8 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
         with open(tmp_json, "w") as f:
             json.dump(asdict(summary), f, indent=1)
         written.append((tmp_json, summary_path))
+        if plot is not None:
+            plot.wait()
     except BaseException:
         for tmp, _ in written:
             if os.path.exists(tmp):
@@ -909,12 +998,15 @@ def _events_by_track(aln: Alignments, event: np.ndarray, weight: np.ndarray, opt
     return out
 
 
-def _write_track(writer: TrackWriter, events: dict, aln: Alignments, opts: Options, gc_source, gc_model):
+def _write_track(writer: TrackWriter, events: dict, aln: Alignments, opts: Options, chunk: int, gc_source,
+                 gc_model):
     """Write every chromosome chunk of one track; returns (total before, after GC correction)."""
     from tqdm import tqdm
 
+    from basenji_tk.covkernels import divide_by_code
+
+    factors = gc_model.factors() if gc_model is not None else None
     raw_total = corrected_total = 0.0
-    chunk = (CHUNK // opts.bin) * opts.bin
     for contig in tqdm([c for c in aln.contigs if c in events], desc=os.path.basename(writer.path), unit="chrom",
                        disable=not opts.progress, leave=False):
         length = aln.lengths[aln.contigs.index(contig)]
@@ -925,7 +1017,7 @@ def _write_track(writer: TrackWriter, events: dict, aln: Alignments, opts: Optio
             cov = blocks.chunk(start, end) if blocks else _chunk_coverage(data[0], data[1], start, end)
             raw_total += float(cov.sum())
             if gc_model is not None:
-                cov = cov / gc_model.correction(gc_source.chunk(contig, start, end))
+                divide_by_code(cov, gc_source.chunk(contig, start, end), factors)
             corrected_total += float(cov.sum())
             writer.add(contig, start, _bin(cov, opts.bin, mean=opts.full))
     return raw_total, corrected_total

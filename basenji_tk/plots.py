@@ -110,6 +110,21 @@ def tracks(y, p, path, target_ids, region_label: str = "", bin_width: int | None
     return _save(fig, path)
 
 
+def gc_model_table(tsv: str, path: str, coefficients: str) -> str:
+    """:func:`gc_model` from the table ``bam_cov.py`` writes (``stem.gc_model.tsv``) and the
+    coefficients as a JSON list; used by bam_cov's child process."""
+    import json
+
+    table = []
+    with open(tsv) as f:
+        next(f)
+        for line in f:
+            gc, positions, _, log2_mean, _, _, used = line.rstrip("\n").split("\t")
+            table.append(dict(gc=float(gc), positions=int(positions), used=used == "1",
+                              log2_mean=None if log2_mean == "nan" else float(log2_mean)))
+    return gc_model(table, json.loads(coefficients), path)
+
+
 def gc_model(table, coefficients, path, title: str = "") -> str:
     """The GC model of ``bam_cov.py``: log2 mean coverage per 1% GC bin and the fitted cubic.
 

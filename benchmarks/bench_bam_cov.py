@@ -41,7 +41,8 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--bamcoverage", default=None, help="deepTools bamCoverage (default: on PATH or .venv-bench)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--processes", type=int, default=2, help="processes/threads for samtools -@ and bamCoverage -p")
+    ap.add_argument("--processes", type=int, default=2,
+                    help="threads: samtools -@ N-1, bamCoverage -p N, bam_cov --threads N")
     args = ap.parse_args()
     bams = {label: os.path.join(BAM_DIR, f"bench_{label}.bam") for label in ("0.5M", "1M", "2M")}
     require(*bams.values(), hint="build them first: python benchmarks/make_bench_bam.py")
@@ -50,7 +51,7 @@ def main():
     if not os.path.exists("/usr/bin/time"):
         skip("/usr/bin/time not found (apt-get install time)")
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    bam_cov = [sys.executable, os.path.join(repo, "bin", "bam_cov.py"), "-q"]
+    bam_cov = [sys.executable, os.path.join(repo, "bin", "bam_cov.py"), "-q", "--threads", str(args.processes)]
     bamcoverage = args.bamcoverage or shutil.which("bamCoverage") or os.path.join(repo, ".venv-bench", "bin",
                                                                                    "bamCoverage")
     work = tempfile.mkdtemp(prefix="bench_bam_cov_")
