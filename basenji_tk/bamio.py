@@ -221,49 +221,73 @@ def read_columns(batches, skip: int, min_mapq: int, full: bool, progress=None) -
     stats = np.zeros(N_STATS, dtype=np.int64)
     stats[LAST_TID] = -1
     stats[UNSORTED_TID] = -1
-    parts, blocks, xa = [], [], []
-    n_total = 0
+    xa = []
     rest = np.empty(0, np.uint8)  # the start of a record continued in the next batch
+    out = _Growing(1 << 20, full)  # resized after the first batch
+    n = nblk = 0
 
-    def parse(buf: np.ndarray, off: int, base: int) -> tuple[int, int]:
-        cap = max((len(buf) - off) // 40, 1024)
+    def parse(buf: np.ndarray, off: int) -> int:
+        nonlocal n, nblk
         while True:
-            cols = (np.empty(cap, np.int32), np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.uint16),
-                    np.empty(cap, np.int64), np.empty(cap, np.int32), np.empty(cap, np.int64), np.empty(cap, np.int32))
-            bcap = cap * 4 if full else 0
-            bl = (np.empty(bcap, np.int64), np.empty(bcap, np.int64), np.empty(bcap, np.int64))
-            off2, n, nblk = _parse(buf, off, len(buf), skip, min_mapq, full, *cols, 0, *bl, 0, base, stats)
-            parts.append([c[:n] for c in cols[:6]])
-            blocks.append([b[:nblk] for b in bl])
-            for i in np.flatnonzero(cols[6][:n] >= 0).tolist():
-                xa.append((base + i, buf[cols[6][i]:cols[6][i] + cols[7][i]].tobytes().decode()))
-            base += n
+            n0 = n
+            off, n, nblk = _parse(buf, off, len(buf), skip, min_mapq, full, *out.cols, n, *out.blocks, nblk, 0, stats)
+            for i in (n0 + np.flatnonzero(out.cols[6][n0:n] >= 0)).tolist():
+                xa.append((i, buf[out.cols[6][i]:out.cols[6][i] + out.cols[7][i]].tobytes().decode()))
             if stats[UNSORTED_TID] >= 0:
                 raise UnsortedError(int(stats[UNSORTED_TID]), int(stats[UNSORTED_POS]))
-            if off2 == off and n == 0:
-                return off, base
-            off = off2
             if len(buf) - off < 4 or _record_incomplete(buf, off):
-                return off, base
+                return off
+            out.grow(n, nblk)  # the kernel stopped because an output was full
 
+    first = True
     for buf, start, end_offset in batches:
         if len(rest) <= start:  # the cut record goes into the headroom before the batch
             buf[start - len(rest):start] = rest
             start -= len(rest)
         else:  # a record longer than the headroom
             buf, start = np.concatenate((rest, buf[start:])), 0
-        off, n_total = parse(buf, start, n_total)
+        off = parse(buf, start)
         rest = buf[off:].copy()
+        if first:  # size the outputs for the whole file from the records per compressed byte so far
+            out.reserve(int(n * (batches.size - batches.start) / max(end_offset - batches.start, 1) * 1.1) + 1024,
+                        n, nblk)
+            first = False
         if progress:
             progress(end_offset, int(stats[LAST_TID]))
     if len(rest):
         raise ValueError(f"the last record is truncated ({len(rest)} bytes left over)")
-    cat = [np.concatenate([p[i] for p in parts]) if parts else np.empty(0) for i in range(6)]
-    bcat = [np.concatenate([b[i] for b in blocks]) if blocks else np.empty(0, np.int64) for i in range(3)]
-    dtypes = (np.int32, np.int64, np.int32, np.uint16, np.int64, np.int32)
-    cat = [c.astype(d, copy=False) for c, d in zip(cat, dtypes)]
+    cat = [c[:n] for c in out.cols[:6]]  # views: the unused tail was never written, so holds no memory
+    bcat = [b[:nblk] for b in out.blocks]
     return Columns(tid=cat[0], pos=cat[1], rlen=cat[2], flag=cat[3], key=cat[4], nh=cat[5], xa=xa,
                    blk_rec=bcat[0], blk_start=bcat[1], blk_end=bcat[2], stats=stats)
+
+
+class _Growing:
+    """The kernel's output columns (8 per record, 3 per aligned block with ``full``), resizable."""
+
+    DTYPES = (np.int32, np.int64, np.int32, np.uint16, np.int64, np.int32, np.int64, np.int32)
+
+    def __init__(self, cap: int, full: bool):
+        self.full = full
+        self.cols = [np.empty(cap, d) for d in self.DTYPES]
+        self.blocks = [np.empty(cap * 2 if full else 0, np.int64) for _ in range(3)]
+
+    def reserve(self, cap: int, n: int, nblk: int) -> None:
+        """Capacity ``cap`` records (and twice as many blocks), keeping the first ``n`` / ``nblk``."""
+        cols, self.cols = self.cols, [np.empty(max(cap, n), d) for d in self.DTYPES]
+        for new, old in zip(self.cols, cols):
+            new[:n] = old[:n]
+        if self.full:
+            blocks, self.blocks = self.blocks, [np.empty(max(2 * cap, nblk), np.int64) for _ in range(3)]
+            for new, old in zip(self.blocks, blocks):
+                new[:nblk] = old[:nblk]
+
+    def grow(self, n: int, nblk: int) -> None:
+        self.reserve(len(self.cols[0]) * 3 // 2 + 1024, n, nblk)
+        if self.full and len(self.blocks[0]) < 2 * nblk + 1024:
+            blocks, self.blocks = self.blocks, [np.empty(2 * nblk + 1024, np.int64) for _ in range(3)]
+            for new, old in zip(self.blocks, blocks):
+                new[:nblk] = old[:nblk]
 
 
 def _record_incomplete(buf: np.ndarray, off: int) -> bool:

@@ -10,6 +10,7 @@ while the first batches inflate. Format reference: the SAM/BAM specification (SA
 
 from __future__ import annotations
 
+import os
 import queue
 import struct
 import threading
@@ -102,6 +103,7 @@ class BatchReader:
 
     def __init__(self, path: str, voffset: int, threads: int = 2, ahead: int = 8):
         self.f = open(path, "rb")
+        self.start, self.size = voffset >> 16, os.fstat(self.f.fileno()).st_size  # compressed bytes
         self.pool = ThreadPoolExecutor(max(1, threads))
         self.queue = queue.Queue(max(ahead, threads + 1))
         self.spare_src, self.spare_dst = [], []  # buffers to reuse (list append and pop are atomic)
