@@ -37,4 +37,20 @@ train.py --force params/demo.json "$out/data" -o "$out/model"
 
 echo "== test.py: the held-out test split, against a GC/CpG linear baseline fitted on the train split"
 test.py --peaks --baseline "$out/model" "$out/data" -o "$out/test"
-echo "demo finished: $out (model in $out/model, accuracy table and plots in $out/test)"
+echo "== sed.py: the 1000 Genomes variants of data/ against every GENCODE TSS near them -> $out/sed"
+sed.py -q "$out/model" data/variants_1kg.vcf.gz data/tss.bed -f data/hg19_chr20_20Mb.fa.gz -o "$out/sed"
+python - "$out/sed" <<'PY'
+import sys, h5py, numpy as np
+with h5py.File(f"{sys.argv[1]}/sed.h5") as h5:
+    a = dict(h5.attrs)
+    sed = h5["SED"][:].astype(np.float64)
+    ids = [t.decode() for t in h5["target_ids"][:]]
+    print(f"sed: {a['count_vcf_scorable']:,} variants ({a['count_vcf_ref_mismatch_skipped']} REF mismatches), "
+          f"{a['count_pairs']:,} variant-gene pairs, {a['count_variants_per_second']:.0f} variants/s")
+    k = ids.index("tss")
+    top = np.argsort(-np.abs(sed[:, k]))[:3]
+    for i in top:
+        print(f"  largest |SED| on tss: {h5['snp'][i].decode()} -> {h5['gene'][i].decode()} "
+              f"({int(h5['tss_dist'][i]):+,} bp from its TSS): {sed[i, k]:+.3f}")
+PY
+echo "demo finished: $out (model in $out/model, accuracy table and plots in $out/test, variant scores in $out/sed)"

@@ -1,0 +1,68 @@
+#!/usr/bin/env python
+"""SNP expression difference: score VCF variants near gene TSSs with a trained model."""
+
+import argparse
+
+from basenji_tk import cli
+
+DESCRIPTION = """\
+Every gene of GENES (a TSS BED: chrom, start, end, name, +/- in column 5 or 6; or a
+GTF: the TSS of each transcript, grouped by gene_name) gets one model window
+centred on its TSS (the middle of its TSSs). Every variant of VCF inside that
+window is scored against the gene: the reference window is predicted once, each
+variant's alternative window next to it. Per SNP-gene pair and target:
+
+  SED      sum over the gene's TSS bins of alt - ref (Basenji's SNP expression difference)
+  logSED   log2(sum alt + 1) - log2(sum ref + 1) over the same bins
+  SAD      sum over all bins of alt - ref
+  maxlog2  max over bins of |log2(alt + 1) - log2(ref + 1)|
+  tss_dist variant position - the gene's nearest TSS (bp)
+
+VCF: plain or bgzip, any order. Multi-allelic records are split; a repeated
+variant is scored once; REF is checked against the FASTA (a SNP whose ALT is the
+genome base is flipped and marked flipped=True; other mismatches are skipped and
+counted). Indels up to --max_indel bp keep the window aligned left of the
+variant; right of it the sequence shifts by the length difference.
+
+Writes OUT_DIR/sed.h5 (snp, chrom, pos (1-based), ref, alt, flipped, gene,
+tss_dist, one (pairs, targets) matrix per statistic, target_ids, target_labels;
+counts as attributes) and OUT_DIR/sed.tsv (one line per pair and target). Both
+grow window by window under '.partial' names; --restart continues an interrupted
+run without rescoring finished genes.
+"""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="sed.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
+    p.add_argument("model_dir", help="model folder from train.py")
+    p.add_argument("vcf", help="variants (VCF, plain or bgzip)")
+    p.add_argument("genes", help="gene TSSs: BED (name, strand) or GTF")
+    p.add_argument("-f", "--fasta", default=None, help="genome FASTA (None: the one the model was trained on)")
+    p.add_argument("-o", "--out_dir", default="sed_out", help="output folder")
+    p.add_argument("--targets", default=None, help="comma-separated target indices or ids to score (default: all)")
+    p.add_argument("--rc", action="store_true", help="average with reverse-complement predictions")
+    p.add_argument("--shifts", default="0", help="comma-separated shifts (bp) to average over, e.g. 1,0,-1")
+    p.add_argument("--max_indel", type=int, default=32, help="longest indel allele (bp) to score; longer skipped")
+    p.add_argument("--batch_size", type=int, default=8, help="sequences per prediction batch")
+    p.add_argument("--float32", action="store_true", help="store statistics as float32 (default float16)")
+    p.add_argument("--restart", action="store_true", help="continue an interrupted run in OUT_DIR")
+    p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.setup_logging(args.quiet)
+    from basenji_tk.evaluate import parse_shifts
+    from basenji_tk.variants import score_variants
+
+    score_variants(args.model_dir, args.vcf, args.genes, args.out_dir, fasta=args.fasta, rc=args.rc,
+                   shifts=parse_shifts(args.shifts), targets=args.targets, batch_size=args.batch_size,
+                   restart=args.restart, float32=args.float32, max_indel=args.max_indel, model_file=args.model,
+                   quiet=args.quiet)
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)

@@ -1,0 +1,224 @@
+"""sed.py: VCF and gene reading, SED statistics against a brute-force computation, restart, bad input.
+
+Variants are the real 1000 Genomes records of data/variants_1kg.vcf.gz; the few records written
+here by hand (a flipped allele, a duplicate, a REF mismatch, an indel, other chromosomes) are
+CONSTRUCTED test cases around real positions, labelled as such.
+"""
+
+import gzip
+
+import h5py
+import numpy as np
+import pytest
+from conftest import DATA, FASTA, assert_clean_failure, run_script
+
+from basenji_tk import dna, variants
+from basenji_tk.genome import Genome
+
+VCF = DATA / "variants_1kg.vcf.gz"
+TSS = DATA / "tss.bed"
+
+
+def real_records(n, start=0):
+    """The first ``n`` data lines of the demo VCF after ``start`` and its header."""
+    with gzip.open(VCF, "rt") as fh:
+        lines = fh.read().splitlines()
+    header = [x for x in lines if x.startswith("#")]
+    body = [x for x in lines if not x.startswith("#")]
+    return header, body[start:start + n]
+
+
+def dense_region(n_genes=3):
+    """Records and TSS lines of the part of the VCF's span where ``n_genes`` TSSs lie closest."""
+    header, body = real_records(30_000)
+    pos = np.array([int(x.split("\t")[1]) for x in body])
+    lines = [x for x in open(TSS) if pos[0] + 9000 < int(x.split("\t")[1]) < pos[-1] - 9000]
+    tss = np.array([int(x.split("\t")[1]) for x in lines])
+    i = int(np.argmin(tss[n_genes - 1:] - tss[:len(tss) - n_genes + 1]))
+    lo, hi = tss[i] - 8000, tss[i + n_genes - 1] + 8000
+    return header, [x for x, p in zip(body, pos) if lo <= p < hi], lines[i:i + n_genes]
+
+
+def write_vcf(path, header, body):
+    path.write_text("\n".join(header + body) + "\n")
+    return path
+
+
+def record(chrom, pos, ref, alt, vid="."):
+    return f"{chrom}\t{pos}\t{vid}\t{ref}\t{alt}\t100\tPASS\t."
+
+
+def test_read_vcf_flips_splits_dedups_and_counts(tmp_path):
+    genome = Genome(FASTA)
+    header, body = real_records(30)
+    first = body[0].split("\t")
+    chrom, pos = first[0], int(first[1])
+    base = genome.fetch(chrom, pos + 99, pos + 100)
+    other = next(b for b in "ACGT" if b != base)
+    third = next(b for b in "ACGT" if b not in (base, other))
+    # CONSTRUCTED records at real positions
+    extra = [record(chrom, pos + 100, other, base, "flip_me"),  # REF/ALT swapped: flipped
+             record(chrom, pos + 100, other, third, "bad_ref"),  # neither allele is the genome's
+             record(chrom, pos + 100, base, f"{other},{third}", "multi"),  # two alleles
+             body[3],  # a duplicate of a real record
+             record(chrom, pos + 200, genome.fetch(chrom, pos + 199, pos + 202), genome.fetch(chrom, pos + 199, pos + 200),
+                    "del2"),  # a 2-bp deletion
+             record("chrZ", 10, "A", "C", "elsewhere")]
+    v = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body + extra), genome)
+    c = v.counts
+    assert c["records"] == 36 and c["flipped"] == 1 and c["ref_mismatch_skipped"] == 1
+    assert c["duplicates"] == 1 and c["chrom_not_in_fasta"] == 1
+    assert c["scorable"] == len(v) == 30 + 1 + 2 + 1
+    i = v.ids.index("flip_me")
+    assert v.flipped[i] and (v.ref[i], v.alt[i]) == (base, other)
+    assert sorted(v.alt[k] for k, x in enumerate(v.ids) if x == "multi") == sorted([other, third])
+    assert list(v.pos) == sorted(v.pos)  # sorted, whatever the file order
+    # the real records: no REF mismatch anywhere in the demo VCF
+    real = variants.read_vcf(VCF, genome)
+    assert real.counts["ref_mismatch_skipped"] == 0 and real.counts["flipped"] == 0
+    assert real.counts["scorable"] > 24_000
+
+
+def test_read_genes_bed_and_gtf(tmp_path):
+    genome = Genome(FASTA)
+    genes, counts = variants.read_genes(TSS, genome)
+    names = [g.name for g in genes]
+    assert len(genes) > 300 and len(set(names)) == len(names)
+    first = open(TSS).readline().split("\t")
+    g = genes[names.index(first[3])]
+    assert int(first[1]) in g.tss and g.strand == first[4]
+    gtf = tmp_path / "g.gtf"
+    gtf.write_text('20\tx\ttranscript\t1001\t2000\t.\t+\t.\tgene_id "G1"; gene_name "ONE";\n'
+                   '20\tx\ttranscript\t1501\t3000\t.\t-\t.\tgene_id "G2"; gene_name "TWO";\n'
+                   '20\tx\ttranscript\t1201\t2000\t.\t+\t.\tgene_id "G1"; gene_name "ONE";\n'
+                   '20\tx\texon\t1001\t1100\t.\t+\t.\tgene_id "G1"; gene_name "ONE";\n')
+    genes, _ = variants.read_genes(gtf, genome)
+    assert [(g.name, list(g.tss)) for g in genes] == [("ONE", [1000, 1200]), ("TWO", [2999])]
+
+
+def brute_force(model, genome, chrom, start, length, pos0, ref, alt, tss_bins, rc):
+    """SED statistics from separate reference and alternative forward passes."""
+    seq = genome.fetch(chrom, start, start + length + 40)
+    o = pos0 - start
+    assert seq[o:o + len(ref)] == ref
+    alt_seq = (seq[:o] + alt + seq[o + len(ref):])[:length]
+    x = np.stack([dna.one_hot(seq[:length], dtype=np.float32), dna.one_hot(alt_seq, dtype=np.float32)])
+    pred = np.asarray(model.predict_on_batch(x), dtype=np.float64)
+    if rc:
+        back = np.asarray(model.predict_on_batch(x[:, ::-1, ::-1].copy()), dtype=np.float64)[:, ::-1, :]
+        pred = (pred + back) / 2
+    r, a = pred
+    rt, at = r[tss_bins].sum(0), a[tss_bins].sum(0)
+    return np.stack([at - rt, np.log2(at + 1) - np.log2(rt + 1), (a - r).sum(0),
+                     np.abs(np.log2(a + 1) - np.log2(r + 1)).max(0)])
+
+
+@pytest.mark.parametrize("rc", [False, True])
+def test_statistics_match_brute_force(tmp_path, tiny_model, rc):
+    from basenji_tk.models import load_model
+
+    genome = Genome(FASTA)
+    header, body, tss_lines = dense_region(3)
+    first = body[0].split("\t")
+    chrom, pos = first[0], int(first[1])
+    base = genome.fetch(chrom, pos + 49, pos + 50)
+    other = next(b for b in "ACGT" if b != base)
+    extra = [record(chrom, pos + 50, other, base, "flip_me"),  # CONSTRUCTED: flipped
+             record(chrom, pos + 80, genome.fetch(chrom, pos + 79, pos + 83), genome.fetch(chrom, pos + 79, pos + 80),
+                    "del3")]  # CONSTRUCTED: a 3-bp deletion
+    vcf = write_vcf(tmp_path / "v.vcf", header, body + extra)
+    genes = tmp_path / "genes.bed"
+    genes.write_text("".join(tss_lines))
+    out = tmp_path / "out"
+    counts = variants.score_variants(tiny_model, vcf, genes, out, fasta=FASTA, rc=rc, float32=True, batch_size=5)
+    assert counts["pairs"] > 50 and counts["vcf_flipped"] == 1
+    model = load_model(tiny_model / "model_best.keras")
+    with h5py.File(out / "sed.h5") as h5:
+        seq_length = int(h5.attrs["seq_length"])
+        names = [x.decode() for x in h5["gene"][:]]
+        ids = [x.decode() for x in h5["snp"][:]]
+        rows = sorted({ids.index("flip_me"), ids.index("del3"), *range(0, len(ids), max(1, len(ids) // 6))})
+        gene_list, _ = variants.read_genes(genes, genome)
+        by_name = {g.name: g for g in gene_list}
+        for i in rows:
+            g = by_name[names[i]]
+            start = int(g.tss[0] + g.tss[-1]) // 2 - seq_length // 2
+            bins = (g.tss - start) // 128
+            ref, alt = h5["ref"][i].decode(), h5["alt"][i].decode()
+            want = brute_force(model, genome, chrom, start, seq_length, int(h5["pos"][i]) - 1, ref, alt,
+                               bins[(bins >= 0) & (bins < 128)], rc)
+            got = np.stack([h5[name][i] for name in variants.STATS]).astype(np.float64)
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5, err_msg=f"{ids[i]} {names[i]}")
+        i = ids.index("flip_me")
+        assert h5["flipped"][i] and h5["ref"][i].decode() == base
+        assert int(h5["tss_dist"][i]) == pos + 49 - int(by_name[names[i]].tss[np.abs(by_name[names[i]].tss - pos - 49).argmin()])
+        n_targets = len(h5["target_ids"])
+    lines = open(out / "sed.tsv").read().splitlines()
+    assert n_targets == 3 and len(lines) == 1 + counts["pairs"] * n_targets
+
+
+def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_model, monkeypatch):
+    header, body, tss_lines = dense_region(6)
+    vcf = write_vcf(tmp_path / "v.vcf", header, body)
+    genes = tmp_path / "genes.bed"
+    genes.write_text("".join(tss_lines))
+    full = variants.score_variants(tiny_model, vcf, genes, tmp_path / "full", fasta=FASTA, targets="ctcf,2")
+    add = variants.SedWriter.add
+    calls = []
+
+    def crash_after_three(self, key, meta, stats):
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        calls.append(key)
+        add(self, key, meta, stats)
+
+    monkeypatch.setattr(variants.SedWriter, "add", crash_after_three)
+    with pytest.raises(KeyboardInterrupt):
+        variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
+    assert (tmp_path / "cut" / "sed.h5.partial").exists() and not (tmp_path / "cut" / "sed.h5").exists()
+    monkeypatch.setattr(variants.SedWriter, "add", add)
+    scored = []
+    monkeypatch.setattr(variants, "sed_stats", lambda *a, f=variants.sed_stats: scored.append(1) or f(*a))
+    again = variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2",
+                                    restart=True)
+    assert again["pairs"] == full["pairs"] and 0 < len(scored) < full["pairs"]
+    with h5py.File(tmp_path / "full" / "sed.h5") as a, h5py.File(tmp_path / "cut" / "sed.h5") as b:
+        for name in ("snp", "gene", "pos", "SED", "maxlog2", "target_ids"):
+            np.testing.assert_array_equal(a[name][:], b[name][:], err_msg=name)
+        assert [x.decode() for x in b["target_ids"][:]] == ["ctcf", "tss"]
+    assert (tmp_path / "full" / "sed.tsv").read_text() == (tmp_path / "cut" / "sed.tsv").read_text()
+    # a restart with other settings is refused
+    with pytest.raises(variants.InputError, match="different targets"):
+        (tmp_path / "cut" / "sed.h5").rename(tmp_path / "cut" / "sed.h5.partial")
+        (tmp_path / "cut" / "sed.tsv").rename(tmp_path / "cut" / "sed.tsv.partial")
+        variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf", restart=True)
+
+
+def test_script_bad_input(tmp_path, tiny_model):
+    header, body = real_records(20)
+    good = write_vcf(tmp_path / "good.vcf", header, body)
+    out = tmp_path / "out"
+    other = write_vcf(tmp_path / "other.vcf", [h.replace("contig=<ID=20", "contig=<ID=chrZ") for h in header],
+                      [record("chrZ", 100, "A", "C")])
+    assert_clean_failure(run_script("sed.py", tiny_model, other, TSS, "-f", FASTA, "-o", out),
+                         "other.vcf", "no VCF chromosome is in the FASTA", "chrZ")
+    broken = write_vcf(tmp_path / "broken.vcf", header, body[:5] + ["20\tnot_a_number\t.\tA\tC\t.\t.\t."])
+    line = len(header) + 6
+    assert_clean_failure(run_script("sed.py", tiny_model, broken, TSS, "-f", FASTA, "-o", out),
+                         "broken.vcf", f"line {line}")
+    far = tmp_path / "far.bed"
+    far.write_text("chrQ\t100\t101\tX\t0\t+\n")
+    assert_clean_failure(run_script("sed.py", tiny_model, good, far, "-f", FASTA, "-o", out), "far.bed", "no gene TSS")
+    assert_clean_failure(run_script("sed.py", tiny_model, good, TSS, "-f", FASTA, "-o", out, "--targets", "nope"),
+                         "--targets", "nope", "ctcf")
+    assert not out.exists() or not any(out.iterdir())
+    # unsorted input works, and a gene at the chromosome start gets an N-padded window
+    near_start = tmp_path / "start.bed"
+    first = int(body[0].split("\t")[1])
+    near_start.write_text(f"20\t100\t101\tSTART\t0\t+\n20\t{first + 500}\t{first + 501}\tNEAR\t0\t-\n")
+    shuffled = write_vcf(tmp_path / "shuffled.vcf", header, body[::-1])
+    proc = run_script("sed.py", tiny_model, shuffled, near_start, "-f", FASTA, "-o", out, "-q", check=True)
+    with h5py.File(out / "sed.h5") as h5:
+        assert h5.attrs["count_windows_padded_with_n"] == 1 and len(h5["snp"]) > 0
+        assert list(h5["pos"][:]) == sorted(h5["pos"][:])
+    assert proc.returncode == 0
