@@ -30,6 +30,7 @@ VCF's 1-based position.
 from __future__ import annotations
 
 import gzip
+import io
 import logging
 import os
 import re
@@ -227,14 +228,15 @@ def _gtf_tss(cols):
 
 # ----------------------------------------------------------------------------- statistics
 def sed_stats(ref: np.ndarray, alt: np.ndarray, tss_bins: np.ndarray) -> np.ndarray:
-    """``(len(STATS), targets)`` statistics of one pair from ``(bins, targets)`` predictions (in float64)."""
+    """Statistics of a window's pairs: ``ref`` ``(bins, targets)`` and ``alt`` ``(pairs, bins,
+    targets)`` predictions -> ``(pairs, len(STATS), targets)``, computed in float64."""
     ref, alt = ref.astype(np.float64), alt.astype(np.float64)
-    r_tss, a_tss = ref[tss_bins].sum(axis=0), alt[tss_bins].sum(axis=0)
+    r_tss, a_tss = ref[tss_bins].sum(axis=0), alt[:, tss_bins].sum(axis=1)
     log_r, log_a = np.log2(np.maximum(ref, 0) + 1), np.log2(np.maximum(alt, 0) + 1)
     return np.stack([a_tss - r_tss,
                      np.log2(np.maximum(a_tss, 0) + 1) - np.log2(np.maximum(r_tss, 0) + 1),
-                     (alt - ref).sum(axis=0),
-                     np.abs(log_a - log_r).max(axis=0)])
+                     (alt - ref).sum(axis=1),
+                     np.abs(log_a - log_r).max(axis=1)], axis=1)
 
 
 def alt_sequence(window: str, offset: int, ref: str, alt: str, length: int) -> str:
@@ -311,20 +313,28 @@ def score_windows(predict, genome: Genome, windows: list[Window], variants: Vari
 
     def run_batch():
         preds = predict(np.stack([x for _, _, x in pending]))
-        for (w, v, _), pred in zip(pending, preds):
+        k = 0
+        while k < len(pending):  # runs of one window's alternatives share one statistics call
+            w, v, _ = pending[k]
             if v is None:
-                refs[w] = pred
-            else:
-                results[w].append((v, sed_stats(refs[w], pred, windows[w].tss_bins)))
-                if progress:
-                    progress(1)
+                refs[w] = preds[k]
+                k += 1
+                continue
+            end = k
+            while end < len(pending) and pending[end][0] == w and pending[end][1] is not None:
+                end += 1
+            results[w].append(([pending[j][1] for j in range(k, end)],
+                               sed_stats(refs[w], preds[k:end], windows[w].tss_bins)))
+            if progress:
+                progress(end - k)
+            k = end
         pending.clear()
 
     def emit_before(current):
         for w in sorted(k for k in refs if k < current):
-            pairs = results.pop(w, [])
-            stats = np.stack([st for _, st in pairs]) if pairs else None
-            emit(windows[w], np.array([v for v, _ in pairs], dtype=np.int64), stats)
+            parts = results.pop(w, [])
+            vidx = np.array([v for ids, _ in parts for v in ids], dtype=np.int64)
+            emit(windows[w], vidx, np.concatenate([st for _, st in parts]) if parts else None)
             del refs[w]
 
     for w, win in enumerate(windows):
@@ -418,13 +428,14 @@ class SedWriter:
         """One window's rows: ``meta[name]`` lists of length P, ``stats`` ``(P, len(STATS), targets)``."""
         n = len(meta["snp"])
         if n:
-            lines = []
-            for i in range(n):
-                head = "\t".join(str(meta[name][i]) for name in self.META)
-                for k, (index, tid, _) in enumerate(self.targets):
-                    values = "\t".join(f"{float(stats[i, s, k]):.6g}" for s in range(len(STATS)))
-                    lines.append(f"{head}\t{index}\t{tid}\t{values}\n")
-            self.tsv.write("".join(lines))
+            heads = ["\t".join(str(meta[name][i]) for name in self.META) for i in range(n)]
+            labels = [f"{index}\t{tid}" for index, tid, _ in self.targets]
+            values = np.asarray(stats, dtype=np.float64).transpose(0, 2, 1).reshape(n * len(labels), len(STATS))
+            text = io.StringIO()
+            np.savetxt(text, values, fmt="%.6g", delimiter="\t")
+            rows = text.getvalue().splitlines()
+            t = len(labels)
+            self.tsv.write("".join(f"{heads[r // t]}\t{labels[r % t]}\t{row}\n" for r, row in enumerate(rows)))
             self.tsv.flush()
             rows = int(self.h5.attrs["rows"])
             for name in self.META:
