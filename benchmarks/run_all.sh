@@ -31,3 +31,5 @@ echo; echo "== bench_train.py"
 "$PY" benchmarks/bench_train.py
 echo; echo "== bench_bam_cov.py"
 "$PY" benchmarks/bench_bam_cov.py
+echo; echo "== bench_sed.py (needs demo_out/model from 'make demo')"
+"$PY" benchmarks/bench_sed.py
