@@ -32,6 +32,6 @@ EXPECTED = {
                     "(5, 128, 3) float16", "ctcf.bw"],
         "files": ["model/model_best.keras", "test/acc.tsv", "test/scatter_cpg.png", "preds.h5"]},
     "03_variants.ipynb": {"outputs": ["vcf_ref_mismatch_skipped: 0", "vcf_scorable: 24,989", "pairs: 13,782",
-                                      "SED on tss"],
-                          "files": ["sed/sed.h5", "sed/sed.tsv", "ref_vs_alt.png"]},
+                                      "SED on tss", "top-quintile enrichment", "permuted p > 0.01"],
+                          "files": ["sed/sed.h5", "sed/sed.tsv", "ref_vs_alt.png", "sim/seed0/enrichment.png"]},
 }
