@@ -25,6 +25,15 @@ def show_progress(quiet: bool = False) -> bool:
     return not quiet and sys.stderr.isatty() and not os.environ.get("CI")
 
 
+def add_prediction_options(p: argparse.ArgumentParser) -> None:
+    """The options every script that runs a trained model shares: ensembling, batch size, model file."""
+    p.add_argument("--rc", action="store_true", help="average with reverse-complement predictions")
+    p.add_argument("--shifts", default="0", help="comma-separated shifts (bp) to average over, e.g. 1,0,-1 "
+                   "(write negative shifts as --shifts=-1,0,1)")
+    p.add_argument("--batch_size", type=int, default=8, help="sequences per prediction batch")
+    p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Show defaults and keep the description's own line breaks."""
 

@@ -30,11 +30,8 @@ def parse_args(argv=None):
     p.add_argument("regions", help="BED file of regions (chrom, start, end)")
     p.add_argument("-o", "--out", default="preds.h5", help="HDF5 file to write")
     p.add_argument("--fasta", default=None, help="genome FASTA (None: the one in MODEL_DIR/data_statistics.json)")
-    p.add_argument("--rc", action="store_true", help="average with reverse-complement predictions")
-    p.add_argument("--shifts", default="0", help="comma-separated shifts (bp) to average over, e.g. 1,0,-1")
+    cli.add_prediction_options(p)
     p.add_argument("--bigwig", default=None, metavar="DIR", help="also write one BigWig per target here")
-    p.add_argument("--batch_size", type=int, default=8, help="windows per prediction batch")
-    p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
     return p.parse_args(argv)
 
