@@ -273,21 +273,20 @@ class _Growing:
         self.blocks = [np.empty(cap * 2 if full else 0, np.int64) for _ in range(3)]
 
     def reserve(self, cap: int, n: int, nblk: int) -> None:
-        """Capacity ``cap`` records (and twice as many blocks), keeping the first ``n`` / ``nblk``."""
-        cols, self.cols = self.cols, [np.empty(max(cap, n), d) for d in self.DTYPES]
-        for new, old in zip(self.cols, cols):
-            new[:n] = old[:n]
+        """Room for ``cap`` records and ``2 cap`` blocks (at least ``2 nblk``), keeping the first
+        ``n`` records and ``nblk`` blocks."""
+        self.cols = [_resized(old, max(cap, n), n) for old in self.cols]
         if self.full:
-            blocks, self.blocks = self.blocks, [np.empty(max(2 * cap, nblk), np.int64) for _ in range(3)]
-            for new, old in zip(self.blocks, blocks):
-                new[:nblk] = old[:nblk]
+            self.blocks = [_resized(old, max(2 * cap, 2 * nblk + 1024), nblk) for old in self.blocks]
 
     def grow(self, n: int, nblk: int) -> None:
         self.reserve(len(self.cols[0]) * 3 // 2 + 1024, n, nblk)
-        if self.full and len(self.blocks[0]) < 2 * nblk + 1024:
-            blocks, self.blocks = self.blocks, [np.empty(2 * nblk + 1024, np.int64) for _ in range(3)]
-            for new, old in zip(self.blocks, blocks):
-                new[:nblk] = old[:nblk]
+
+
+def _resized(old: np.ndarray, size: int, keep: int) -> np.ndarray:
+    new = np.empty(size, old.dtype)
+    new[:keep] = old[:keep]
+    return new
 
 
 def _record_incomplete(buf: np.ndarray, off: int) -> bool:

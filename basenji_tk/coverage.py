@@ -638,10 +638,6 @@ class GCModel:
         table[: GC_LEVELS + 1] = np.exp2(np.polyval(self.coefficients, x)) / self.mean_effect
         return table
 
-    def correction(self, codes: np.ndarray) -> np.ndarray:
-        """The factor of each GC code in ``codes``."""
-        return self.factors()[codes]
-
 
 def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: dict, progress: bool = False,
            degree: int = 3, chunk: int = CHUNK) -> GCModel:

@@ -90,6 +90,7 @@ def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
         pysam.set_verbosity(quiet)
     header_lines = len(str(vcf.header).splitlines())
     to_fasta = _chrom_lookup(genome)
+    order = {c: i for i, c in enumerate(genome.chroms)}
     counts, missing = Counter(), Counter()
     seen, rows = set(), []
     line = header_lines
@@ -136,7 +137,7 @@ def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
                     counts["ref_mismatch_skipped"] += 1
                     continue
             vid = rec.id if rec.id and rec.id != "." else f"{rec.chrom}:{rec.pos}:{rec.ref}:{alt if not flipped else ref}"
-            rows.append((genome.chroms.index(chrom), pos, ref, alt, vid, flipped))
+            rows.append((order[chrom], pos, ref, alt, vid, flipped))
     vcf.close()
     if missing:
         counts["chrom_not_in_fasta"] = sum(missing.values())
@@ -148,7 +149,8 @@ def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
                     f"skipped: {names}")
     rows.sort(key=lambda r: (r[0], r[1]))
     counts["scorable"] = len(rows)
-    return Variants(chrom=[genome.chroms[r[0]] for r in rows], pos=np.array([r[1] for r in rows], dtype=np.int64),
+    names = genome.chroms
+    return Variants(chrom=[names[r[0]] for r in rows], pos=np.array([r[1] for r in rows], dtype=np.int64),
                     ref=[r[2] for r in rows], alt=[r[3] for r in rows], ids=[r[4] for r in rows],
                     flipped=np.array([r[5] for r in rows], dtype=bool), counts=counts)
 
