@@ -55,16 +55,23 @@ DEFAULT_MIN_MAF = 0.01
 MIN_P = 1e-300  # p-values of 0 are read as this (chi2 about 1,366)
 TSS_BINS = ((0, 500), (500, 2_000), (2_000, 8_000), (8_000, 32_000))
 TSS_TERMS = ("tss_0_500", "tss_500_2k", "tss_2k_8k", "tss_8k_32k")
-MODELS = {  # name -> regressors besides the intercept
-    "ld": ("ld",),
-    "ld+sed": ("ld", "sed_ld"),
-    "ld+tss": ("ld", *TSS_TERMS),
-    "ld+tss+sed": ("ld", *TSS_TERMS, "sed_ld"),
-}
+
+
+def regression_models(options) -> dict:
+    """``{model name: regressors besides the intercept}``; ``ld_gene`` joins the baseline with ``options.gene_ld``."""
+    base = ("ld", "ld_gene") if options.gene_ld else ("ld",)
+    return {"ld": base, "ld+sed": (*base, "sed_ld"), "ld+tss": (*base, *TSS_TERMS),
+            "ld+tss+sed": (*base, *TSS_TERMS, "sed_ld")}
+
+
 COMPARISONS = (("ld+sed", "ld"), ("ld+tss+sed", "ld+tss"))  # (with |SED-LD|, without)
 # Standard errors: rows of one gene share its expression phenotype and LD, so they are not
 # independent; "gene" (the default) clusters them by gene. "ols" treats rows as independent.
 SE_TYPES = {"gene": "cluster", "ols": "ols", "hc1": "hc1"}
+# --sed_scale: "gene" divides each gene's SED by its root mean square over the gene's variants, so
+# |SED-LD| says where in a gene the predicted effect lies, not how large the gene's predictions run;
+# "none" keeps the raw statistic (the paper's definition).
+SED_SCALES = ("gene", "none")
 SED_STATS = ("SED", "logSED", "SAD", "maxlog2")
 MISSING_VALUES = {"", "na", "nan", "none", "null", "."}
 
@@ -347,21 +354,26 @@ def ld_scores(X, pos, window: int = DEFAULT_LD_WINDOW, annot=None, block: int = 
     return ell, ell_a
 
 
-def signed_ld_profile(X, pos, values, window: int = DEFAULT_LD_WINDOW):
-    """``SED-LD_j = sum_i r_ij * values_i`` over ``|pos_i - pos_j| <= window`` (i = j included).
+def gene_ld_terms(X, pos, values, annot=None, window: int = DEFAULT_LD_WINDOW):
+    """LD terms of one gene's variants, with sums over ``|pos_i - pos_j| <= window`` (i = j included).
 
-    ``X``: ``(G, N)`` standardized dosages of one gene's variants, ``pos``: ``(G,)``,
-    ``values``: ``(G,)`` or ``(G, T)`` signed effects of the ALT alleles counted in ``X``.
-    Returns the same shape as ``values``.
+    ``X``: ``(G, N)`` standardized dosages of the gene's variants, ``pos``: ``(G,)``,
+    ``values``: ``(G,)`` or ``(G, T)`` signed effects of the ALT alleles counted in ``X``,
+    ``annot``: optional ``(G, K)`` annotations. Returns ``(sed_ld, ld_gene, annot_ld)``:
+    the signed LD profile ``sum_i r_ij * values_i`` (shape of ``values``), the gene-window LD
+    score ``sum_i r_ij^2`` ``(G,)`` and ``sum_i r_ij^2 * annot_ik`` ``(G, K)`` (None without ``annot``).
     """
     r = _masked_r(X, pos, window)
-    return r @ np.asarray(values, dtype=np.float64)
+    r2 = r * r
+    annot_ld = None if annot is None else r2 @ np.asarray(annot, dtype=np.float64)
+    return r @ np.asarray(values, dtype=np.float64), r2.sum(axis=1), annot_ld
 
 
-def annotation_ld(X, pos, annot, window: int = DEFAULT_LD_WINDOW):
-    """``sum_i r_ij^2 * annot_ik`` over ``|pos_i - pos_j| <= window``: ``(G, K)`` for ``annot`` ``(G, K)``."""
-    r = _masked_r(X, pos, window)
-    return (r * r) @ np.asarray(annot, dtype=np.float64)
+def scale_by_rms(values) -> np.ndarray:
+    """``values`` ``(G, T)`` divided column-wise by their root mean square (columns of zeros kept)."""
+    values = np.asarray(values, dtype=np.float64)
+    rms = np.sqrt(np.mean(values * values, axis=0))
+    return values / np.where(rms > 0, rms, 1.0)
 
 
 def _masked_r(X, pos, window):
@@ -466,10 +478,11 @@ class OlsFit:
 def ols(y, covariates: dict, cov_type: str = "ols", groups=None) -> OlsFit:
     """Fit ``y ~ 1 + covariates`` with statsmodels OLS.
 
-    ``y``: ``(n,)``; ``covariates``: ``{name: (n,)}`` in order. Covariates with no variation are
-    dropped (reported in ``dropped``, their coefficients NaN). ``cov_type``: ``'ols'`` (classical
-    standard errors), ``'hc1'`` (heteroscedasticity-robust) or ``'cluster'`` (clustered by
-    ``groups``, ``(n,)`` labels).
+    ``y``: ``(n,)``; ``covariates``: ``{name: (n,)}`` in order. Covariates with no variation, or
+    that are linear combinations of earlier ones (e.g. TSS-bin LD scores that sum to the LD score
+    when every variant lies near a TSS), are dropped (reported in ``dropped``, their coefficients
+    NaN). ``cov_type``: ``'ols'`` (classical standard errors), ``'hc1'`` (heteroscedasticity-robust)
+    or ``'cluster'`` (clustered by ``groups``, ``(n,)`` labels).
     """
     import statsmodels.api as sm
 
@@ -477,7 +490,7 @@ def ols(y, covariates: dict, cov_type: str = "ols", groups=None) -> OlsFit:
     names, cols, dropped = [], [], []
     for name, x in covariates.items():
         x = np.asarray(x, dtype=np.float64)
-        if len(x) and np.ptp(x) > 0:
+        if len(x) and np.ptp(x) > 0 and _adds_rank(cols, x):
             names.append(name)
             cols.append(x)
         else:
@@ -498,6 +511,14 @@ def ols(y, covariates: dict, cov_type: str = "ols", groups=None) -> OlsFit:
     pick = lambda arr: np.array([arr[fit[t]] if t in fit else np.nan for t in terms], dtype=np.float64)
     return OlsFit(terms=terms, coef=pick(res.params), se=pick(res.bse), t=pick(res.tvalues), p=pick(res.pvalues),
                   fitted=np.asarray(res.fittedvalues), n=len(y), r2=float(res.rsquared), dropped=dropped)
+
+
+def _adds_rank(cols, x, tol: float = 1e-8) -> bool:
+    """Whether ``x`` is not (numerically) in the span of a constant and ``cols``."""
+    basis = np.column_stack([np.ones(len(x)), *cols])
+    q, _ = np.linalg.qr(basis)
+    resid = x - q @ (q.T @ x)
+    return bool(np.linalg.norm(resid) > tol * max(np.linalg.norm(x - x.mean()), 1e-300))
 
 
 def enrichment(score, significant, n_bins: int = 5, n_reference: int = 3) -> dict:
@@ -824,6 +845,8 @@ class Options:
     tissue_target: str | None = None
     samples: str | None = None
     tss_annot: str = "nearest"  # or "gene"
+    sed_scale: str = "gene"  # see SED_SCALES
+    gene_ld: bool = True  # the gene-window LD score joins every model
     r2_adjust: bool = False
     se: str = "gene"  # see SE_TYPES
     n_bins: int = 5
@@ -897,6 +920,8 @@ def match_sed_to_genotypes(sed: SedTable, geno: Genotypes):
 
 def prepare(sed: SedTable, geno: Genotypes, options: Options) -> Prepared:
     """Match sed.h5 to the genotypes, standardize dosages, compute LD scores (and TSS LD scores)."""
+    if options.sed_scale not in SED_SCALES:
+        raise InputError(f"--sed_scale: '{options.sed_scale}' (expected one of {', '.join(SED_SCALES)})")
     if options.se not in SE_TYPES:
         raise InputError(f"--se: '{options.se}' (expected one of {', '.join(SE_TYPES)})")
     sed_chroms = sorted({normalize_chrom(c) for c in sed.chrom})
@@ -986,16 +1011,19 @@ def gene_groups(sed: SedTable) -> dict:
 
 
 def sed_ld_profiles(prep: Prepared, values=None, rows=None):
-    """|SED-LD| inputs for sed.h5 rows: ``(sed_ld (P, T), gene_tss_ld (P, 4) or None)``.
+    """|SED-LD| inputs for sed.h5 rows: ``(sed_ld (P, T), ld_gene (P,), gene_tss_ld (P, 4) or None)``.
 
     For every gene with a row in ``rows`` (bool ``(P,)``, default all), over the gene's rows with
     genotypes (one per genotype variant): ``sed_ld_jg = sum_i r_ij * sign_i * values_ig`` with
-    ``values`` ``(P, T)`` (default the sed.h5 statistic). With ``tss_annot='gene'`` also the
+    ``values`` ``(P, T)`` (default the sed.h5 statistic; with ``sed_scale='gene'`` each gene's
+    signed values are first divided by their root mean square over the gene), and the gene-window
+    LD score ``ld_gene_j = sum_i r_ij^2`` over the same variants. With ``tss_annot='gene'`` also the
     TSS-distance LD scores with distances to this gene's TSS. NaN where not computed.
     """
     sed, opt = prep.sed, prep.options
     values = sed.values if values is None else np.asarray(values, dtype=np.float64).reshape(len(sed), -1)
     out = np.full(values.shape, np.nan)
+    ld_gene = np.full(len(sed), np.nan)
     gene_tss = np.full((len(sed), len(TSS_BINS)), np.nan) if opt.tss_annot == "gene" else None
     need = np.ones(len(sed), dtype=bool) if rows is None else np.asarray(rows, dtype=bool)
     groups = gene_groups(sed).items()
@@ -1005,12 +1033,12 @@ def sed_ld_profiles(prep: Prepared, values=None, rows=None):
         groups = tqdm(groups, desc="SED-LD", unit=" genes", leave=False)
     with _single_thread():
         for _, members in groups:
-            _gene_profile(prep, members, need, values, out, gene_tss)
-    return out, gene_tss
+            _gene_profile(prep, members, need, values, out, ld_gene, gene_tss)
+    return out, ld_gene, gene_tss
 
 
-def _gene_profile(prep, members, need, values, out, gene_tss):
-    """Fill ``out`` (and ``gene_tss``) for one gene's sed.h5 rows ``members``."""
+def _gene_profile(prep, members, need, values, out, ld_gene, gene_tss):
+    """Fill ``out``, ``ld_gene`` (and ``gene_tss``) for one gene's sed.h5 rows ``members``."""
     if not need[members].any():
         return
     members = members[prep.geno_index[members] >= 0]
@@ -1018,11 +1046,14 @@ def _gene_profile(prep, members, need, values, out, gene_tss):
         return
     gi, first = np.unique(prep.geno_index[members], return_index=True)  # by genotype row = by position
     members = members[first]
-    Xg, pos = prep.X[gi], prep.geno.pos[gi]
-    window = prep.options.ld_window
-    out[members] = signed_ld_profile(Xg, pos, values[members] * prep.sign[members, None], window)
+    signed = values[members] * prep.sign[members, None]
+    if prep.options.sed_scale == "gene":
+        signed = scale_by_rms(signed)
+    annot = tss_indicators(prep.sed.tss_dist[members]) if gene_tss is not None else None
+    out[members], ld_gene[members], annot_ld = gene_ld_terms(prep.X[gi], prep.geno.pos[gi], signed, annot,
+                                                              prep.options.ld_window)
     if gene_tss is not None:
-        gene_tss[members] = annotation_ld(Xg, pos, tss_indicators(prep.sed.tss_dist[members]), window)
+        gene_tss[members] = annot_ld
 
 
 def match_eqtl(prep: Prepared, eqtl: EqtlTable):
@@ -1179,7 +1210,8 @@ def analyze(prep: Prepared, eqtl: EqtlTable, values=None, target_map=None, eqtl_
     rows_mask = usable & in_kept[np.maximum(gidx, 0)]
     need = np.zeros(len(sed), dtype=bool)
     need[eqtl_rows[rows_mask]] = True
-    sed_ld, gene_tss = sed_ld_profiles(prep, values, need)
+    sed_ld, ld_gene, gene_tss = sed_ld_profiles(prep, values, need)
+    models = regression_models(opt)
     pairs, unmapped = _tissue_target_pairs(prep, eqtl, target_map)
     counts["tissues_without_target"] = len(unmapped)
     if unmapped:
@@ -1188,18 +1220,18 @@ def analyze(prep: Prepared, eqtl: EqtlTable, values=None, target_map=None, eqtl_
     regression, enrich, per = [], [], []
     for tissue, k in pairs:
         r = np.flatnonzero(rows_mask & (eqtl.tissue == tissue))
-        if len(r) < len(MODELS["ld+tss+sed"]) + 3:
+        if len(r) < len(models["ld+tss+sed"]) + 3:
             log.warning(f"warning: tissue {tissue}: only {len(r)} rows after pruning; skipped")
             continue
         j, g = eqtl_rows[r], gidx[r]
         tss = gene_tss[j] if gene_tss is not None else prep.tss_ld[g]
-        cov = {"ld": prep.ld[g], "sed_ld": np.abs(sed_ld[j, k]),
+        cov = {"ld": prep.ld[g], "ld_gene": ld_gene[j], "sed_ld": np.abs(sed_ld[j, k]),
                **{name: tss[:, b] for b, name in enumerate(TSS_TERMS)}}
         groups = np.array([f"{normalize_chrom(sed.chrom[x])}:{sed.gene[x]}" for x in j], dtype=object)
         se = SE_TYPES[opt.se]
-        fits = {m: ols(eqtl.chi2[r], {t: cov[t] for t in terms}, se, groups) for m, terms in MODELS.items()}
+        fits = {m: ols(eqtl.chi2[r], {t: cov[t] for t in terms}, se, groups) for m, terms in models.items()}
         classical = fits if se == "ols" else {m: ols(eqtl.chi2[r], {t: cov[t] for t in terms})
-                                              for m, terms in MODELS.items()}
+                                              for m, terms in models.items()}
         tid = str(sed.target_ids[sed.target_index[k]])
         n_genes = len(set(groups.tolist()))
         for m, f in fits.items():
@@ -1223,7 +1255,7 @@ def analyze(prep: Prepared, eqtl: EqtlTable, values=None, target_map=None, eqtl_
                                        "p_ols": float(classical[m].p[i])} for m, i in sl.items()},
                     "top_bin_relative": {e["comparison"]: e["relative"] for e in top}})
     if not per:
-        raise InputError(f"too few rows to regress in any tissue of {eqtl.path} (need {len(MODELS['ld+tss+sed']) + 3})")
+        raise InputError(f"too few rows to regress in any tissue of {eqtl.path} (need {len(models['ld+tss+sed']) + 3})")
     summary = {"inputs": {"sed": sed.path, "eqtl": eqtl.path, "stat": sed.stat,
                           "targets": [str(sed.target_ids[t]) for t in sed.target_index]},
                "options": {k: v for k, v in vars(opt).items() if k != "progress"},

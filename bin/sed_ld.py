@@ -4,7 +4,8 @@
 import argparse
 
 from basenji_tk import cli
-from basenji_tk.ld import DEFAULT_LD_WINDOW, DEFAULT_MIN_MAF, DEFAULT_PRUNE_R2, DEFAULT_SIG_P, SE_TYPES, SED_STATS
+from basenji_tk.ld import (DEFAULT_LD_WINDOW, DEFAULT_MIN_MAF, DEFAULT_PRUNE_R2, DEFAULT_SIG_P, SE_TYPES, SED_SCALES,
+                           SED_STATS)
 
 DESCRIPTION = """\
 Do the model's variant effect predictions explain eQTL statistics beyond LD (Kelley et al.
@@ -21,17 +22,24 @@ Do the model's variant effect predictions explain eQTL statistics beyond LD (Kel
           ref, alt); gene; one statistic, the first present of chi2, z, beta + se, p (two-
           sided, -> 1-df chi2); optional significant (1/0, true/false) and tissue.
 
-Per variant j, from dosage correlations r within --ld_window: LD score l_j = sum r_ij^2;
-signed LD profile SED-LD_jg = sum r_ij SED_ig over gene g's scored variants; TSS-distance
-LD scores sum r_ij^2 1[i in bin] for distance bins <500, 500-2k, 2k-8k, 8k-32k bp (to the
-nearest TSS of a sed.h5 gene, or with --tss_annot gene to the pair's own gene).
+Per variant j, from dosage correlations r within --ld_window: LD score l_j = sum r_ij^2
+over all genotyped variants; for each gene g, over g's scored variants i: the gene-window
+LD score l_jg = sum r_ij^2 and the signed LD profile SED-LD_jg = sum r_ij SED_ig, where
+--sed_scale gene (default) first divides g's SED by its root mean square over g's variants;
+TSS-distance LD scores sum r_ij^2 1[i in bin] for distance bins <500, 500-2k, 2k-8k,
+8k-32k bp (to the nearest TSS of a sed.h5 gene, or with --tss_annot gene to the pair's own
+gene).
 
 Rows: eQTL (variant, gene) pairs found in sed.h5 with genotypes and MAF >= --min_maf, on
 variants kept by greedy LD pruning in position order (a variant is dropped when its r^2
 with an already kept one exceeds --prune_r2). Per tissue (or one table-wide 'all') and
-target, statsmodels OLS of chi2 on: ld; ld + sed_ld (= |SED-LD|); ld + 4 TSS terms; ld +
-TSS + sed_ld. --se gene (default) clusters standard errors by gene, since a gene's rows
-share its phenotype and LD; --se ols gives classical ones (p_ols is always reported).
+target, statsmodels OLS of chi2 on: ld + ld_gene; the same + sed_ld (= |SED-LD|); + 4 TSS
+terms; + TSS + sed_ld. --se gene (default) clusters standard errors by gene, since a gene's
+rows share its phenotype and LD; --se ols gives classical ones (p_ols is always reported).
+Why the scaling and ld_gene: on SIMULATED eQTLs with SED permuted within genes (no
+information), |SED-LD| without them still tracked how many of the gene's variants a variant
+tags and how large a gene's SED runs, and came out 'significant' (benchmarks/sim_sed_ld.py,
+RESULTS.md). --sed_scale none --no_gene_ld gives the paper's regressions.
 Targets: --target (indices or ids; every tissue is regressed on each), or --tissue_target
 FILE (tissue<TAB>target lines; unmapped tissues are skipped and counted).
 
@@ -69,6 +77,10 @@ def parse_args(argv=None):
     g.add_argument("--tissue_target", default=None, metavar="FILE", help="tissue<TAB>target map (replaces --target)")
     g.add_argument("--se", choices=tuple(SE_TYPES), default="gene", help="standard errors: clustered by gene, "
                    "classical OLS, or heteroscedasticity-robust (HC1)")
+    g.add_argument("--sed_scale", choices=SED_SCALES, default="gene", help="gene: divide each gene's SED by its "
+                   "root mean square over the gene's variants before the LD profile; none: raw SED (the paper)")
+    g.add_argument("--no_gene_ld", action="store_true", help="leave the gene-window LD score out of the models "
+                   "(with --sed_scale none: the paper's regressions)")
     g.add_argument("--sig_p", type=float, default=DEFAULT_SIG_P, help="an eQTL is significant at p below this when "
                    "the table has no 'significant' column")
     g.add_argument("--quantiles", type=int, default=5, help="groups of the enrichment")
@@ -87,7 +99,8 @@ def main(argv=None):
                          "--quantiles >= 4")
     options = Options(ld_window=args.ld_window, prune_r2=args.prune_r2, sig_p=args.sig_p, min_maf=args.min_maf,
                       stat=args.stat, target=args.target, tissue_target=args.tissue_target, samples=args.samples,
-                      tss_annot=args.tss_annot, r2_adjust=args.r2_adjust, se=args.se, n_bins=args.quantiles,
+                      tss_annot=args.tss_annot, r2_adjust=args.r2_adjust, se=args.se,
+                      sed_scale=args.sed_scale, gene_ld=not args.no_gene_ld, n_bins=args.quantiles,
                       progress=cli.show_progress(args.quiet))
     summary = run_sed_ld(args.sed, args.vcf, args.eqtl, args.out, options)
     c = summary["counts"]
