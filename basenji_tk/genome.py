@@ -134,6 +134,25 @@ def _open_text(path):
     return gzip.open(path, "rt") if magic == b"\x1f\x8b" else open(path, "rt")
 
 
+def table_lines(path):
+    """``(line number, tab-separated fields)`` of a text file (plain or gzip), skipping blank
+    lines and header lines (``#``, ``track``, ``browser``)."""
+    with _open_text(path) as fh:
+        for lineno, line in enumerate(fh, 1):
+            if line.strip() and not line.startswith(("#", "track", "browser")):
+                yield lineno, line.rstrip("\n\r").split("\t")
+
+
+def chrom_lookup(genome_chroms):
+    """A function from a file's chromosome name to the genome's (exact, else after
+    :func:`normalize_chrom`; None when absent)."""
+    table = {}
+    for name in genome_chroms:
+        table[name] = name
+        table.setdefault(normalize_chrom(name), name)
+    return lambda c: table.get(c) or table.get(normalize_chrom(c))
+
+
 def read_bed(path, score_column=None):
     """Read a BED file into ``{chrom: (starts, ends, values)}`` numpy arrays.
 
@@ -145,22 +164,19 @@ def read_bed(path, score_column=None):
         raise InputError(f"{path}: BED file not found")
     rows = {}
     need = max(3, score_column or 0)
-    with _open_text(path) as fh:
-        for lineno, line in enumerate(fh, 1):
-            if not line.strip() or line.startswith(("#", "track", "browser")):
-                continue
-            fields = line.rstrip("\n\r").split("\t")
-            if len(fields) < need:
-                raise InputError(f"{where(path, lineno)}: expected {need} tab-separated columns, found {len(fields)}")
-            try:
-                start, end = int(fields[1]), int(fields[2])
-                value = float(fields[score_column - 1]) if score_column else 1.0
-            except ValueError:
-                col = f"columns 2-3{f' and {score_column}' if score_column else ''}"
-                raise InputError(f"{where(path, lineno)}: expected numbers in {col}: {line.strip()[:80]!r}") from None
-            if start < 0 or end < start:
-                raise InputError(f"{where(path, lineno)}: expected 0 <= start <= end, got {start} {end}")
-            rows.setdefault(fields[0], []).append((start, end, value))
+    for lineno, fields in table_lines(path):
+        if len(fields) < need:
+            raise InputError(f"{where(path, lineno)}: expected {need} tab-separated columns, found {len(fields)}")
+        try:
+            start, end = int(fields[1]), int(fields[2])
+            value = float(fields[score_column - 1]) if score_column else 1.0
+        except ValueError:
+            col = f"columns 2-3{f' and {score_column}' if score_column else ''}"
+            shown = "\t".join(fields)[:80]
+            raise InputError(f"{where(path, lineno)}: expected numbers in {col}: {shown!r}") from None
+        if start < 0 or end < start:
+            raise InputError(f"{where(path, lineno)}: expected 0 <= start <= end, got {start} {end}")
+        rows.setdefault(fields[0], []).append((start, end, value))
     out = {}
     for chrom, items in rows.items():
         arr = np.array(items, dtype=np.float64)

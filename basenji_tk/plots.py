@@ -150,3 +150,275 @@ def gc_model(table, coefficients, path, title: str = "") -> str:
     bottom.set_ylabel("positions")
     fig.tight_layout()
     return _save(fig, path)
+
+
+# --- Sequence logos, ISM heatmaps and saliency tracks --------------------------------------------
+#
+# Plain matplotlib: each letter is its glyph outline (DejaVu Sans Bold, shipped with matplotlib)
+# stretched by an affine map to fill its box [x - 0.5, x + 0.5] x [bottom, top] exactly, and drawn
+# as one PathPatch. The four normalised glyphs are made once and cached.
+
+BASE_COLORS = {"A": "#109648", "C": "#255C99", "G": "#F7B32B", "T": "#D62839"}
+SALIENCY_POSITIVE, SALIENCY_NEGATIVE = "#c8553d", "#1f5fa8"
+FIGURE_DPI = 300
+MAX_FIGURE_WIDTH = 40.0  # inches; L / 25 reaches it at L = 1,000
+
+
+class ShapeError(InputError, ValueError):
+    """An array of the wrong shape: an :class:`InputError` (the scripts report it as bad input)
+    that is also a ``ValueError``, as numpy-style callers expect."""
+
+
+def _save_hires(fig, path, dpi: int = FIGURE_DPI) -> str:
+    """Write ``fig`` as a PNG at ``dpi`` through a temporary name in the same folder (a reader
+    never sees half a file), close the figure and return the path."""
+    import secrets
+
+    path = str(path)
+    folder = os.path.dirname(path)
+    if folder:
+        os.makedirs(folder, exist_ok=True)
+    # a fresh name in the same folder (so os.replace is atomic), created by savefig under the umask
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
+    try:
+        try:
+            fig.savefig(tmp, format="png", dpi=dpi)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _matrix(values, name: str, func: str, width: int = 4) -> np.ndarray:
+    """``values`` as a float64 array of shape ``(L, width)``, else :class:`ShapeError`."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 2 or values.shape[1] != width:
+        raise ShapeError(f"{func}: expected {name} of shape (L, {width}), got {values.shape}")
+    return values
+
+
+_GLYPHS: dict = {}
+
+
+def _glyph(letter: str):
+    """The outline of ``letter`` in bold sans, its bounding box mapped onto the unit square.
+
+    Returns ``(vertices, codes)``: vertices ``(V, 2)`` float64 (the box spans exactly [0, 1] in
+    both directions, curve extremes included), codes ``(V,)`` as in :class:`matplotlib.path.Path`.
+    """
+    if letter not in _GLYPHS:
+        from matplotlib.font_manager import FontProperties
+        from matplotlib.textpath import TextPath
+
+        path = TextPath((0, 0), letter, size=1, prop=FontProperties(family="DejaVu Sans", weight="bold"))
+        box = path.get_extents()
+        vertices = (np.array(path.vertices, dtype=np.float64) - [box.x0, box.y0]) / [box.width, box.height]
+        _GLYPHS[letter] = (vertices, np.array(path.codes))
+    return _GLYPHS[letter]
+
+
+def _letter_patch(letter: str, x: float, bottom: float, top: float, color, gid: str):
+    """A PathPatch of ``letter`` filling ``[x - 0.5, x + 0.5] x [bottom, top]`` (data coordinates)."""
+    from matplotlib.patches import PathPatch
+    from matplotlib.path import Path
+
+    vertices, codes = _glyph(letter)
+    vertices = vertices * [1.0, top - bottom] + [x - 0.5, bottom]
+    return PathPatch(Path(vertices, codes), facecolor=color, edgecolor="none", linewidth=0, gid=gid)
+
+
+def logo(ax, heights, start: int = 0, alphabet: str = "ACGT", colors=None, ylabel: str | None = None):
+    """Draw a sequence logo of ``heights`` ``(L, 4)`` on ``ax``; return ``ax``.
+
+    Column ``j`` of ``heights`` is letter ``alphabet[j]``; position ``i`` is drawn at
+    ``x = start + i``, each letter filling ``[x - 0.5, x + 0.5]`` horizontally. Heights are signed:
+    at each position the positive letters are stacked upward from 0 and the negative ones downward,
+    each letter as tall as ``|height|``, the larger ones farther from 0 (ties in alphabet order).
+    Zero heights draw nothing. ``colors`` is a dict letter -> colour or a sequence of 4 colours
+    (default A green, C blue, G orange, T red). Each letter is one PathPatch whose ``gid`` is
+    ``"<letter>:<x>"``. Sets the axis limits (x from ``start - 0.5`` to ``start + L - 0.5``).
+    """
+    heights = _matrix(heights, "heights", "logo")
+    if len(alphabet) != 4:
+        raise ShapeError(f"logo: expected an alphabet of 4 letters for heights of shape (L, 4), got {alphabet!r}")
+    if not np.isfinite(heights).all():
+        raise InputError("logo: heights must be finite (found NaN or infinity)")
+    if colors is None:
+        colors = [BASE_COLORS.get(letter.upper(), "black") for letter in alphabet]
+    elif isinstance(colors, dict):
+        colors = [colors[letter] for letter in alphabet]
+    elif len(colors) != 4:
+        raise ShapeError(f"logo: expected 4 colours, one per letter of {alphabet!r}, got {len(colors)}")
+
+    length = heights.shape[0]
+    order = np.argsort(np.abs(heights), axis=1, kind="stable")  # smallest first: nearest to 0
+    low = high = 0.0
+    for i in range(length):
+        x = start + i
+        up = down = 0.0
+        for j in order[i]:
+            h = heights[i, j]
+            if h > 0:
+                bottom, top, up = up, up + h, up + h
+            elif h < 0:
+                bottom, top, down = down + h, down, down + h
+            else:
+                continue
+            # add_artist, not add_patch: the limits are set once below, not updated per glyph
+            ax.add_artist(_letter_patch(alphabet[j], x, bottom, top, colors[j], f"{alphabet[j]}:{x}"))
+        high, low = max(high, up), min(low, down)
+
+    ax.set_xlim(start - 0.5, start + length - 0.5)
+    if high == low == 0.0:
+        ax.set_ylim(-1.0, 1.0)
+    else:
+        pad = 0.05 * (high - low)
+        ax.set_ylim(low - pad if low < 0 else 0.0, high + pad if high > 0 else 0.0)
+    if low < 0:
+        ax.axhline(0.0, color="0.4", linewidth=0.5, zorder=0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if ylabel:
+        ax.set_ylabel(ylabel)
+    return ax
+
+
+def _symmetric_limit(scores: np.ndarray) -> float:
+    """99th percentile of ``|scores|`` (NaN ignored); the maximum if that is 0, 1 if all are 0."""
+    magnitude = np.abs(scores[np.isfinite(scores)])
+    if magnitude.size == 0:
+        return 1.0
+    vmax = float(np.percentile(magnitude, 99))
+    if not vmax > 0:
+        vmax = float(magnitude.max())
+    return vmax if vmax > 0 else 1.0
+
+
+def heatmap(ax, scores, reference=None, start: int = 0, cmap: str = "RdBu_r", vmax: float | None = None,
+            label: str = "Δ prediction"):
+    """Draw ``scores`` ``(L, 4)`` as a 4 x L heatmap (rows A, C, G, T) on ``ax``; return ``ax``.
+
+    Colours are centred at 0 with limits ``[-vmax, vmax]``; ``vmax`` defaults to the 99th
+    percentile of ``|scores|`` (the maximum when that is 0). NaN cells are left blank. With
+    ``reference`` ``(L, 4)`` one-hot, the reference base of each column gets a small black dot.
+    Column ``i`` is centred at ``x = start + i``. The colorbar (labelled ``label``) sits in an
+    inset just right of ``ax``, so ``ax`` keeps its width and lines up with panels above it.
+    """
+    scores = _matrix(scores, "scores", "heatmap")
+    length = scores.shape[0]
+    if reference is not None:
+        reference = _matrix(reference, "reference", "heatmap")
+        if reference.shape[0] != length:
+            raise ShapeError(f"heatmap: expected reference of shape ({length}, 4) like scores, got {reference.shape}")
+    vmax = _symmetric_limit(scores) if vmax is None else float(vmax)
+    if not vmax > 0:
+        raise InputError(f"heatmap: vmax must be positive, got {vmax}")
+
+    extent = (start - 0.5, start + length - 0.5, 3.5, -0.5)
+    image = ax.imshow(scores.T, aspect="auto", cmap=cmap, vmin=-vmax, vmax=vmax, interpolation="nearest",
+                      extent=extent if length else (start - 0.5, start + 0.5, 3.5, -0.5))
+    if reference is not None and length:
+        rows, cols = np.nonzero(reference.T > 0.5)
+        size = float(np.clip(3000.0 / length, 0.3, 12.0))  # points^2: small enough for L = 1,000
+        ax.scatter(start + cols, rows, s=size, color="black", linewidths=0, zorder=3)
+    ax.set_yticks(range(4), list("ACGT"))
+    ax.tick_params(axis="y", length=0)
+    ax.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))
+
+    axes_inches = max(ax.get_position().width * ax.figure.get_figwidth(), 1e-3)
+    cax = ax.inset_axes([1.0 + 0.08 / axes_inches, 0.0, 0.12 / axes_inches, 1.0])  # 0.08" gap, 0.12" wide
+    colorbar = ax.figure.colorbar(image, cax=cax)
+    colorbar.set_label(label, fontsize=8)
+    colorbar.ax.tick_params(labelsize=7)
+    return ax
+
+
+def ism_figure(scores, reference, path, title: str = "", start: int = 0, max_len: int | None = None) -> str:
+    """One PNG of in-silico mutagenesis for one sequence and one target; return ``path``.
+
+    ``scores`` ``(L, 4)`` holds mutant minus reference prediction for each base (the reference
+    base's own entry is 0) and ``reference`` ``(L, 4)`` the one-hot sequence (an all-zero row,
+    such as an N, has no reference letter). Three panels share the x axis (``start + i``):
+
+    * loss: the reference letter, height ``-mean`` of its 3 mutation scores (how far the
+      prediction drops when the base is mutated; positive: the base supports the prediction);
+    * gain: the 3 other letters, height ``max(score, 0)`` (mutations that raise it);
+    * the heatmap of all scores (:func:`heatmap`), reference bases dotted.
+
+    With ``max_len`` and ``L > max_len`` only the central ``max_len`` positions are drawn (``start``
+    moves with them). 300 dpi, ``max(8, L / 25)`` inches wide up to 40.
+    """
+    scores = _matrix(scores, "scores", "ism_figure")
+    reference = _matrix(reference, "reference", "ism_figure")
+    if reference.shape[0] != scores.shape[0]:
+        raise ShapeError(f"ism_figure: expected reference of shape ({scores.shape[0]}, 4) like scores, "
+                         f"got {reference.shape}")
+    if not (np.isin(reference, (0.0, 1.0)).all() and (reference.sum(axis=1) <= 1).all()):
+        raise InputError("ism_figure: reference must be one-hot (0/1 with at most one 1 per row)")
+    if max_len is not None and scores.shape[0] > max_len:
+        offset = (scores.shape[0] - int(max_len)) // 2
+        scores, reference = scores[offset:offset + int(max_len)], reference[offset:offset + int(max_len)]
+        start += offset
+    length = scores.shape[0]
+
+    finite = np.where(np.isfinite(scores), scores, 0.0)
+    is_ref = reference > 0.5
+    mutation_mean = np.where(is_ref, 0.0, finite).sum(axis=1) / 3.0
+    loss = np.where(is_ref, -mutation_mean[:, None], 0.0)
+    gain = np.where(is_ref, 0.0, np.maximum(finite, 0.0))  # all 4 letters where there is no reference
+
+    width = float(np.clip(length / 25.0, 8.0, MAX_FIGURE_WIDTH))
+    fig, axes = plt.subplots(3, 1, sharex=True, figsize=(width, 5.5),
+                             gridspec_kw={"height_ratios": [2.0, 2.0, 1.3]})
+    logo(axes[0], loss, start=start, ylabel="loss\n−mean Δ")
+    logo(axes[1], gain, start=start, ylabel="gain\nmax(Δ, 0)")
+    heatmap(axes[2], scores, reference, start=start)
+    axes[2].set_xlabel("position", fontsize=8)
+    for ax in axes:
+        ax.tick_params(labelsize=7)
+        ax.yaxis.label.set_size(8)
+    axes[2].set_xlim(start - 0.5, start + max(length, 1) - 0.5)
+    if title:
+        axes[0].set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save_hires(fig, path)
+
+
+def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str = "", chrom: str = "") -> str:
+    """A signed per-position (or per-bin) track ``values`` ``(N,)`` along the genome; return ``path``.
+
+    Value ``k`` covers ``[start + k * bin_width, start + (k + 1) * bin_width)``; positive values are
+    filled red above 0, negative ones blue below. The x axis is in genome coordinates (labelled
+    with ``chrom`` when given). 300 dpi.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 1:
+        raise ShapeError(f"saliency_track: expected values of shape (N,), got {values.shape}")
+    if bin_width <= 0:
+        raise InputError(f"saliency_track: bin_width must be positive, got {bin_width}")
+    finite = np.where(np.isfinite(values), values, 0.0)
+    edges = start + np.arange(values.size + 1) * bin_width
+
+    fig, ax = plt.subplots(figsize=(float(np.clip(values.size / 125.0, 8.0, 24.0)), 2.5))
+    if values.size == 0:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    else:
+        for part, color in ((np.maximum(finite, 0.0), SALIENCY_POSITIVE), (np.minimum(finite, 0.0), SALIENCY_NEGATIVE)):
+            ax.fill_between(edges, np.append(part, part[-1:]), 0.0, step="post", color=color, linewidth=0)
+        ax.set_xlim(edges[0], edges[-1])
+        ax.axhline(0.0, color="0.4", linewidth=0.5)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
+    ax.set_xlabel(f"{chrom} position (bp)" if chrom else "position (bp)", fontsize=8)
+    ax.set_ylabel("saliency", fontsize=8)
+    ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save_hires(fig, path)

@@ -27,6 +27,7 @@ number of regions (BigWigs read one chromosome's rows back at a time).
 import json
 import logging
 import os
+import re
 
 import numpy as np
 
@@ -130,6 +131,39 @@ def model_details(model, model_path, stats: dict | None, stats_path: str) -> dic
     return dict(details, pool_width=int(pool_width), target_ids=[f"t{k}" for k in range(num_targets)])
 
 
+def select_targets(spec, target_ids: list[str], labels: list[str]) -> list[tuple[int, str, str]]:
+    """``--targets``: comma-separated indices or identifiers (None: all) -> [(index, id, label)]."""
+    if spec is None or str(spec).strip() == "":
+        return [(i, t, labels[i]) for i, t in enumerate(target_ids)]
+    chosen = []
+    for part in str(spec).split(","):
+        part = part.strip()
+        if part in target_ids:
+            i = target_ids.index(part)
+        elif re.fullmatch(r"\d+", part) and int(part) < len(target_ids):
+            i = int(part)
+        else:
+            raise InputError(f"--targets: {part!r} is neither a target id nor an index below {len(target_ids)} "
+                             f"(targets: {', '.join(target_ids[:8])}{' ...' if len(target_ids) > 8 else ''})")
+        chosen.append((i, target_ids[i], labels[i]))
+    return chosen
+
+
+def load_trained(model_dir, model_file, stats: dict | None, stats_path: str, targets=None):
+    """A trained model and what the scripts need of it: ``(model, model_path, details, chosen)``.
+
+    ``model_file`` (or ``model_dir/model_best.keras``) is loaded; ``details`` as
+    :func:`model_details`; ``chosen``: ``[(index, id, label)]`` of ``targets`` (see
+    :func:`select_targets`; labels are the training statistics' descriptions)."""
+    from basenji_tk.models import load_model
+
+    model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
+    model = load_model(model_path)
+    details = model_details(model, model_path, stats, stats_path)
+    labels = [str(x) for x in (stats or {}).get("target_descriptions", details["target_ids"])]
+    return model, model_path, details, select_targets(targets, details["target_ids"], labels)
+
+
 def read_regions(bed_path, genome: Genome) -> tuple[list, np.ndarray, np.ndarray]:
     """The BED's regions as ``(chroms (N,) list of FASTA names, starts (N,), ends (N,))``.
 
@@ -172,46 +206,55 @@ def write_bigwigs(h5_path, bigwig_dir, chrom_sizes: dict) -> list[str]:
     Bins are placed at their genome positions, clipped to the chromosome, and
     averaged where windows overlap (:func:`average_bins`)."""
     import h5py
-    import pyBigWig
 
     os.makedirs(bigwig_dir, exist_ok=True)
     with h5py.File(h5_path, "r") as h5:
         ids = [t.decode() for t in h5["target_ids"][:]]
-        pool_width, offset = int(h5.attrs["pool_width"]), int(h5.attrs["bin_offset"])
-        chroms = np.array([c.decode() for c in h5["chrom"][:]])
-        window_starts = h5["start"][:]
-        num_bins = h5["preds"].shape[1]
         paths = [os.path.join(str(bigwig_dir), f"{file_label(t)}.bw") for t in ids]
         if len(set(paths)) < len(paths):
             raise InputError(f"{h5_path}: target identifiers clash as file names in {bigwig_dir}")
-        files = [pyBigWig.open(_tmp_name(p), "w") for p in paths]
-        complete = False
-        try:
-            for bw in files:
-                bw.addHeader([(c, int(s)) for c, s in chrom_sizes.items()])
-            for chrom, size in chrom_sizes.items():
-                rows = np.flatnonzero(chroms == chrom)
-                if rows.size == 0:
-                    continue
-                # one read of the span (contiguous when read_regions grouped the rows)
-                preds = h5["preds"][rows[0]:rows[-1] + 1][rows - rows[0]].astype(np.float64)  # (m, T, n)
-                bin_starts = (window_starts[rows, None] + offset + pool_width * np.arange(num_bins)).ravel()
-                lo, hi = np.clip(bin_starts, 0, size), np.clip(bin_starts + pool_width, 0, size)
-                inside = hi > lo
-                starts, ends, means = average_bins(lo[inside], hi[inside], preds.reshape(-1, len(ids))[inside])
-                for k, bw in enumerate(files):
-                    bw.addEntries([chrom] * len(starts), starts.tolist(), ends=ends.tolist(),
-                                  values=means[:, k].tolist())
-            complete = True
-        finally:
-            for bw in files:
-                bw.close()
-            for path in paths:
-                if complete:
-                    os.replace(_tmp_name(path), path)
-                elif os.path.exists(_tmp_name(path)):
-                    os.remove(_tmp_name(path))
-    return paths
+        chroms = np.array([c.decode() for c in h5["chrom"][:]])
+        # one read of the span per chromosome (contiguous when read_regions grouped the rows)
+        read = lambda rows: h5["preds"][rows[0]:rows[-1] + 1][rows - rows[0]]  # noqa: E731
+        return write_window_bigwigs(paths, chrom_sizes, chroms, h5["start"][:] + int(h5.attrs["bin_offset"]),
+                                    int(h5.attrs["pool_width"]), read)
+
+
+def write_window_bigwigs(paths, chrom_sizes: dict, chroms, starts, width: int, read) -> list[str]:
+    """BigWigs (one per track) of binned values over windows, written through temporary names.
+
+    ``chroms``, ``starts`` ``(N,)``: each window's chromosome and first bin's start (bp);
+    ``width``: bp per bin; ``read(rows)`` returns the values of those window rows, ``(m, bins,
+    len(paths))``. Bins are clipped to the chromosome and averaged where windows overlap."""
+    import pyBigWig
+
+    chroms, starts = np.asarray(chroms), np.asarray(starts, dtype=np.int64)
+    files = [pyBigWig.open(_tmp_name(p), "w") for p in paths]
+    complete = False
+    try:
+        for bw in files:
+            bw.addHeader([(c, int(s)) for c, s in chrom_sizes.items()])
+        for chrom, size in chrom_sizes.items():
+            rows = np.flatnonzero(chroms == chrom)
+            if rows.size == 0:
+                continue
+            values = np.asarray(read(rows), dtype=np.float64)  # (m, bins, K)
+            bin_starts = (starts[rows, None] + width * np.arange(values.shape[1])).ravel()
+            lo, hi = np.clip(bin_starts, 0, size), np.clip(bin_starts + width, 0, size)
+            inside = hi > lo
+            s, e, means = average_bins(lo[inside], hi[inside], values.reshape(-1, len(paths))[inside])
+            for k, bw in enumerate(files):
+                bw.addEntries([chrom] * len(s), s.tolist(), ends=e.tolist(), values=means[:, k].tolist())
+        complete = True
+    finally:
+        for bw in files:
+            bw.close()
+        for path in paths:
+            if complete:
+                os.replace(_tmp_name(path), path)
+            elif os.path.exists(_tmp_name(path)):
+                os.remove(_tmp_name(path))
+    return list(paths)
 
 
 def predict_bed(model_dir, bed_path, out_path, fasta=None, rc: bool = False, shifts=(0,), bigwig_dir=None,

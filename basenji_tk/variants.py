@@ -29,7 +29,6 @@ VCF's 1-based position.
 
 from __future__ import annotations
 
-import gzip
 import io
 import logging
 import os
@@ -40,7 +39,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from basenji_tk.errors import InputError
-from basenji_tk.genome import Genome, normalize_chrom
+from basenji_tk.genome import Genome, chrom_lookup, table_lines
 
 log = logging.getLogger("basenji_tk")
 
@@ -66,14 +65,6 @@ class Variants:
         return len(self.pos)
 
 
-def _chrom_lookup(genome: Genome):
-    table = {}
-    for name in genome.chroms:
-        table[name] = name
-        table.setdefault(normalize_chrom(name), name)
-    return lambda c: table.get(c) or table.get(normalize_chrom(c))
-
-
 def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
     """Every scorable variant of a VCF (plain or bgzip, any order), checked against ``genome``."""
     import pysam
@@ -89,7 +80,7 @@ def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
     finally:
         pysam.set_verbosity(quiet)
     header_lines = len(str(vcf.header).splitlines())
-    to_fasta = _chrom_lookup(genome)
+    to_fasta = chrom_lookup(genome.chroms)
     order = {c: i for i, c in enumerate(genome.chroms)}
     counts, missing = Counter(), Counter()
     seen, rows = set(), []
@@ -164,10 +155,6 @@ class Gene:
     strand: str
 
 
-def _open_text(path):
-    return gzip.open(path, "rt") if str(path).endswith(".gz") else open(path)
-
-
 def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
     """Genes from a TSS BED (chrom, start, end, name, and a +/- strand in column 5 or 6) or a GTF
     (the TSS of every ``transcript``, grouped by ``gene_name`` or ``gene_id``)."""
@@ -175,29 +162,25 @@ def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
     if not os.path.exists(path):
         raise InputError(f"{path}: no such genes file")
     gtf = re.search(r"\.gtf(\.gz)?$", path) is not None
-    to_fasta = _chrom_lookup(genome)
+    to_fasta = chrom_lookup(genome.chroms)
     tss, strands, counts = defaultdict(list), {}, Counter()
-    with _open_text(path) as fh:
-        for number, text in enumerate(fh, 1):
-            if not text.strip() or text.startswith(("#", "track", "browser")):
-                continue
-            cols = text.rstrip("\n").split("\t")
-            try:
-                name, chrom, position, strand = (_gtf_tss if gtf else _bed_tss)(cols)
-            except (ValueError, IndexError) as err:
-                kind = "GTF" if gtf else "BED"
-                raise InputError(f"{path}: line {number}: expected a {kind} gene line ({err})") from None
-            if name is None:
-                continue
-            fasta_chrom = to_fasta(chrom)
-            if fasta_chrom is None:
-                counts["chrom_not_in_fasta"] += 1
-                continue
-            if not 0 <= position < genome.sizes[fasta_chrom]:
-                counts["tss_outside_chromosome"] += 1
-                continue
-            tss[(name, fasta_chrom)].append(position)
-            strands[(name, fasta_chrom)] = strand
+    for number, cols in table_lines(path):
+        try:
+            name, chrom, position, strand = (_gtf_tss if gtf else _bed_tss)(cols)
+        except (ValueError, IndexError) as err:
+            kind = "GTF" if gtf else "BED"
+            raise InputError(f"{path}: line {number}: expected a {kind} gene line ({err})") from None
+        if name is None:
+            continue
+        fasta_chrom = to_fasta(chrom)
+        if fasta_chrom is None:
+            counts["chrom_not_in_fasta"] += 1
+            continue
+        if not 0 <= position < genome.sizes[fasta_chrom]:
+            counts["tss_outside_chromosome"] += 1
+            continue
+        tss[(name, fasta_chrom)].append(position)
+        strands[(name, fasta_chrom)] = strand
     genes = [Gene(name, chrom, np.unique(np.array(p, dtype=np.int64)), strands[(name, chrom)])
              for (name, chrom), p in tss.items()]
     order = {c: i for i, c in enumerate(genome.chroms)}
@@ -473,24 +456,6 @@ class SedWriter:
             self.tsv.close()
 
 
-def select_targets(spec, target_ids: list[str], labels: list[str]) -> list[tuple[int, str, str]]:
-    """``--targets``: comma-separated indices or identifiers (None: all) -> [(index, id, label)]."""
-    if spec is None or str(spec).strip() == "":
-        return [(i, t, labels[i]) for i, t in enumerate(target_ids)]
-    chosen = []
-    for part in str(spec).split(","):
-        part = part.strip()
-        if part in target_ids:
-            i = target_ids.index(part)
-        elif re.fullmatch(r"\d+", part) and int(part) < len(target_ids):
-            i = int(part)
-        else:
-            raise InputError(f"--targets: {part!r} is neither a target id nor an index below {len(target_ids)} "
-                             f"(targets: {', '.join(target_ids[:8])}{' ...' if len(target_ids) > 8 else ''})")
-        chosen.append((i, target_ids[i], labels[i]))
-    return chosen
-
-
 def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = False, shifts=(0,), targets=None,
                    batch_size: int = 8, restart: bool = False, float32: bool = False, max_indel: int = 32,
                    model_file=None, quiet: bool = False, naive: bool = False) -> dict:
@@ -500,8 +465,8 @@ def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = F
     from tqdm import tqdm
 
     from basenji_tk import cli
-    from basenji_tk.evaluate import MODEL_FILE, ensemble_model, predict_batch
-    from basenji_tk.predict import bin_offset, model_details, open_genome, training_statistics
+    from basenji_tk.evaluate import ensemble_model, predict_batch
+    from basenji_tk.predict import bin_offset, load_trained, open_genome, training_statistics
 
     if int(batch_size) < 1:
         raise InputError(f"--batch_size: expected a positive number, got {batch_size}")
@@ -523,14 +488,8 @@ def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = F
              f"{counts['vcf_long_indel_skipped'] + counts['vcf_symbolic_skipped']:,} other alleles skipped); "
              f"{len(genes):,} genes")
 
-    from basenji_tk.models import load_model
-
-    model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
-    model = load_model(model_path)
-    details = model_details(model, model_path, stats, stats_path)
+    model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, targets)
     seq_length, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
-    labels = [str(x) for x in (stats or {}).get("target_descriptions", details["target_ids"])]
-    chosen = select_targets(targets, details["target_ids"], labels)
     model = ensemble_model(model, rc, shifts, seq_length)
     index = np.array([c[0] for c in chosen])
     windows = gene_windows(genes, variants, seq_length, num_bins, pool_width,

@@ -33,3 +33,7 @@ echo; echo "== bench_bam_cov.py"
 "$PY" benchmarks/bench_bam_cov.py
 echo; echo "== bench_sed.py (needs demo_out/model from 'make demo')"
 "$PY" benchmarks/bench_sed.py
+echo; echo "== bench_ism.py (random-weight models; no data)"
+"$PY" benchmarks/bench_ism.py
+echo; echo "== ism_ctcf_motif.py (needs demo_out/model from 'make demo' and ../shared/data/motifs)"
+"$PY" benchmarks/ism_ctcf_motif.py -o benchmarks/out/ism_ctcf

@@ -1,0 +1,60 @@
+#!/usr/bin/env python
+"""Saliency maps: gradient x input per base and Basenji's per-bin saliency."""
+
+import argparse
+
+from basenji_tk import cli
+
+DESCRIPTION = """\
+For a window centred on each BED region and one target, the chosen output is the
+target's prediction summed over bins chosen by --stat (center: the bins over the
+central --center_len bp; tss: the bin of the region's midpoint +- --tss_flank;
+sum: all bins).
+
+  grad_x_input  gradient of the output with respect to the one-hot input, times the
+                input: one signed value per base
+  bin_saliency  Basenji's map: per bin of the representation after the convolution
+                tower (the output of the model's last pooling layer, or --layer),
+                the dot product of the activations with their gradient; positive
+                bins mark activating elements, negative ones repressive elements
+
+Writes OUT_DIR/saliency.h5 (gradients (N, L, 4) float16, grad_x_input (N, L),
+bin_saliency (N, R), chrom, start, end, name, strand), grad_x_input.bw and
+bin_saliency.bw over the windows (means where windows overlap), and one track
+plot per region.
+"""
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="saliency.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
+    p.add_argument("model_dir", help="model folder from train.py")
+    p.add_argument("regions", help="BED of regions (name in column 4)")
+    p.add_argument("-f", "--fasta", default=None, help="genome FASTA (None: the one the model was trained on)")
+    p.add_argument("-o", "--out_dir", default="saliency_out", help="output folder")
+    p.add_argument("--target", default="0", help="target index or id")
+    p.add_argument("--stat", choices=("sum", "center", "tss"), default="center", help="output bins to explain")
+    p.add_argument("--center_len", type=int, default=200, help="with --stat center, bp at the window centre")
+    p.add_argument("--tss_flank", type=int, default=0, help="with --stat tss, also this many bins either side")
+    p.add_argument("--layer", default=None, help="layer whose output is the bin representation (default: the "
+                   "last pooling layer)")
+    p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
+    p.add_argument("--no_plots", action="store_true", help="skip the track plots")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cli.setup_logging(args.quiet)
+    from basenji_tk.ism import saliency_maps
+
+    res = saliency_maps(args.model_dir, args.regions, args.out_dir, fasta=args.fasta, target=args.target,
+                        stat=args.stat, tss_flank=args.tss_flank, center_len=args.center_len, layer=args.layer,
+                        plots=not args.no_plots, model_file=args.model, quiet=args.quiet)
+    print(f"{args.out_dir}: {res['regions']} regions; bin saliency from layer {res['layer']} "
+          f"({res['bins']} bins of {res['bin_width']} bp)")
+    return 0
+
+
+if __name__ == "__main__":
+    cli.run(main)
