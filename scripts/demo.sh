@@ -53,4 +53,19 @@ with h5py.File(f"{sys.argv[1]}/sed.h5") as h5:
         print(f"  largest |SED| on tss: {h5['snp'][i].decode()} -> {h5['gene'][i].decode()} "
               f"({int(h5['tss_dist'][i]):+,} bp from its TSS): {sed[i, k]:+.3f}")
 PY
-echo "demo finished: $out (model in $out/model, accuracy table and plots in $out/test, variant scores in $out/sed)"
+echo "== sat_mut.py: saturation mutagenesis of two CTCF peaks of data/ctcf_peaks.bed -> $out/sat_mut"
+sed -n '600,601p' data/ctcf_peaks.bed | cut -f1-3 | awk 'BEGIN{OFS="\t"} {print $1, $2, $3, "ctcf_peak_" NR}' \
+    > "$out/sat_mut_regions.bed"
+sat_mut.py -q "$out/model" "$out/sat_mut_regions.bed" -f data/hg19_chr20_20Mb.fa.gz -o "$out/sat_mut" \
+    --stat center --targets ctcf --plots
+python - "$out/sat_mut" <<'PY'
+import sys, h5py, numpy as np
+from basenji_tk import dna
+with h5py.File(f"{sys.argv[1]}/scores.h5") as h5:
+    for i, name in enumerate(h5["name"][:]):
+        loss = -h5["scores"][i, :, :, 0].astype(np.float64).sum(axis=1) / 3
+        k = int(np.argmax(np.convolve(loss, np.ones(12), mode="valid")))
+        print(f"  {name.decode()} {h5['chrom'][i].decode()}:{h5['start'][i]:,}: 12 bp the ctcf prediction leans on "
+              f"most: {dna.decode(h5['seqs'][i, k:k + 12])}")
+PY
+echo "demo finished: $out (model in $out/model, accuracy table and plots in $out/test, variant scores in $out/sed, ISM in $out/sat_mut)"

@@ -34,4 +34,7 @@ EXPECTED = {
     "03_variants.ipynb": {"outputs": ["vcf_ref_mismatch_skipped: 0", "vcf_scorable: 24,989", "pairs: 13,782",
                                       "SED on tss", "top-quintile enrichment", "permuted p > 0.01"],
                           "files": ["sed/sed.h5", "sed/sed.tsv", "ref_vs_alt.png", "sim/seed0/enrichment.png"]},
+    "04_sat_mut.ipynb": {"outputs": ["held-out peaks", "'scores': (1, 120, 4, 1)", "method: fast",
+                                     "12-bp window with the largest loss", "grad_x_input.bw"],
+                         "files": ["sat_mut/scores.h5", "saliency/saliency.h5", "saliency/bin_saliency.bw"]},
 }
