@@ -21,13 +21,24 @@ HEXBIN_ABOVE = 5_000  # points; beyond this a scatter is an ink blot, so bin it
 EXPERIMENT_COLOR, PREDICTION_COLOR = "#1f5fa8", "#c8553d"
 
 
-def _save(fig, path) -> str:
+def _save(fig, path, dpi: int = 120) -> str:
+    """Write ``fig`` as a PNG at ``dpi`` through a temporary name in the same folder (a reader
+    never sees half a file), close the figure and return the path."""
+    import secrets
+
     path = str(path)
     folder = os.path.dirname(path)
     if folder:
         os.makedirs(folder, exist_ok=True)
+    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
-        fig.savefig(path, format="png", dpi=120)
+        try:
+            fig.savefig(tmp, format="png", dpi=dpi)
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     finally:
         plt.close(fig)
     return path
@@ -167,30 +178,6 @@ MAX_FIGURE_WIDTH = 40.0  # inches; L / 25 reaches it at L = 1,000
 class ShapeError(InputError, ValueError):
     """An array of the wrong shape: an :class:`InputError` (the scripts report it as bad input)
     that is also a ``ValueError``, as numpy-style callers expect."""
-
-
-def _save_hires(fig, path, dpi: int = FIGURE_DPI) -> str:
-    """Write ``fig`` as a PNG at ``dpi`` through a temporary name in the same folder (a reader
-    never sees half a file), close the figure and return the path."""
-    import secrets
-
-    path = str(path)
-    folder = os.path.dirname(path)
-    if folder:
-        os.makedirs(folder, exist_ok=True)
-    # a fresh name in the same folder (so os.replace is atomic), created by savefig under the umask
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        try:
-            fig.savefig(tmp, format="png", dpi=dpi)
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-    finally:
-        plt.close(fig)
-    return path
 
 
 def _matrix(values, name: str, func: str, width: int = 4) -> np.ndarray:
@@ -378,6 +365,7 @@ def ism_figure(scores, reference, path, title: str = "", start: int = 0, max_len
     logo(axes[0], loss, start=start, ylabel="loss\n−mean Δ")
     logo(axes[1], gain, start=start, ylabel="gain\nmax(Δ, 0)")
     heatmap(axes[2], scores, reference, start=start)
+    axes[2].xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     axes[2].set_xlabel("position", fontsize=8)
     for ax in axes:
         ax.tick_params(labelsize=7)
@@ -386,7 +374,7 @@ def ism_figure(scores, reference, path, title: str = "", start: int = 0, max_len
     if title:
         axes[0].set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save_hires(fig, path)
+    return _save(fig, path, FIGURE_DPI)
 
 
 def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str = "", chrom: str = "") -> str:
@@ -421,4 +409,4 @@ def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str 
     if title:
         ax.set_title(title, fontsize=10)
     fig.tight_layout()
-    return _save_hires(fig, path)
+    return _save(fig, path, FIGURE_DPI)
