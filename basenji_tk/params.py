@@ -136,14 +136,18 @@ def check_params(params: dict, path: str = "params") -> dict:
     return {name: check_section(params.get(name, {}), schema, name, path) for name, schema in SECTIONS.items()}
 
 
-def load_params(path) -> dict:
-    """Read, check and resolve a params.json file."""
+def read_json(path, what: str = "params"):
+    """A JSON file's content; a missing file or bad JSON is an :class:`InputError` naming the line."""
     path = str(path)
     if not os.path.exists(path):
-        raise InputError(f"{path}: params file not found")
+        raise InputError(f"{path}: {what} file not found")
     with open(path) as fh:
         try:
-            params = json.load(fh)
+            return json.load(fh)
         except json.JSONDecodeError as err:
             raise InputError(f"{path}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
-    return check_params(params, path)
+
+
+def load_params(path) -> dict:
+    """Read, check and resolve a params.json file."""
+    return check_params(read_json(path), str(path))

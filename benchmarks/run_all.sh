@@ -37,3 +37,5 @@ echo; echo "== bench_ism.py (random-weight models; no data)"
 "$PY" benchmarks/bench_ism.py
 echo; echo "== ism_ctcf_motif.py (needs demo_out/model from 'make demo' and ../shared/data/motifs)"
 "$PY" benchmarks/ism_ctcf_motif.py -o benchmarks/out/ism_ctcf
+echo; echo "== bench_hyper.py (synthetic objective; no data)"
+"$PY" benchmarks/bench_hyper.py

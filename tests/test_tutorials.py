@@ -37,4 +37,8 @@ EXPECTED = {
     "04_sat_mut.ipynb": {"outputs": ["held-out peaks", "'scores': (1, 120, 4, 1)", "method: fast",
                                      "12-bp window with the largest loss", "grad_x_input.bw"],
                          "files": ["sat_mut/scores.h5", "saliency/saliency.h5", "saliency/bin_saliency.bw"]},
+    "05_hyper_search.ipynb": {"outputs": ["nearest: model.trunk[0].filters", "trials: 4, failed: 0", "best trial:",
+                                          "'convergence.png'"],
+                              "files": ["search/trials.tsv", "search/convergence.png", "search/params.png",
+                                        "search/best/model_best.keras"]},
 }
