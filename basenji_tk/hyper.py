@@ -764,6 +764,9 @@ def hyper_search(params_path, domain_path, data_dirs, out, opts: Options = Optio
     if opts.method not in ("gp", "random"):
         raise InputError(f"--method must be gp or random, got {opts.method}")
     domain, params = load_domain(domain_path, params_path)
+    for flag, path in (("epochs", "train.epochs"), ("steps", "train.steps_per_epoch")):
+        if getattr(opts, flag) is not None and path in domain.paths:
+            raise InputError(f"{domain_path}: tunes {path}, which --{flag} also sets; drop one of them")
     from basenji_tk.train import check_datasets
 
     check_datasets([str(d) for d in data_dirs])

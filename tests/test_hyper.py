@@ -187,6 +187,10 @@ def test_search_folder_restart_and_refusals(tmp_path):
         hyper.hyper_search(params, domain, [data], out, opts, objective_fn=fake_objective)
     other = write_json(tmp_path / "other.json", {**DOMAIN, "train.momentum": {"type": "continuous",
                                                                                 "range": [0.8, 0.99]}})
+    budget = write_json(tmp_path / "budget.json", {**DOMAIN, "train.steps_per_epoch": {"type": "discrete",
+                                                                                         "values": [2, 4]}})
+    with pytest.raises(InputError, match="train.steps_per_epoch, which --steps also sets"):
+        hyper.hyper_search(params, budget, [data], tmp_path / "budget", opts, objective_fn=fake_objective)
     with pytest.raises(InputError, match="--restart with a different search: domain_sha256"):
         hyper.hyper_search(params, other, [data], out, hyper.Options(**{**opts.__dict__, "restart": True}),
                            objective_fn=fake_objective)
