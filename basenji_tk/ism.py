@@ -20,10 +20,10 @@ Reverse complements (``rc``) and ``shifts`` are averaged the way
 :func:`basenji_tk.models.ensemble` does: each mutant is moved (and complemented)
 with its sequence, and reversed outputs are flipped back.
 
-Saliency: :func:`input_gradients` gives gradient x input at each base for a chosen
-output (target and bins); :func:`bin_saliency` gives Basenji's map, the dot
-product of each bin's representation after the convolution tower (the output of
-the last pooling layer) with its gradient, one signed value per bin.
+Saliency (:class:`Saliency`): gradient x input at each base for a chosen output
+(target and bins), and Basenji's map, the dot product of each bin's representation
+after the convolution tower (the output of the last pooling layer) with its
+gradient, one signed value per bin.
 """
 
 from __future__ import annotations
@@ -175,6 +175,8 @@ class Predictor:
         return fastism.naive_predict_mutants(self.model, reference, positions, bases, other, self.batch_size)
 
     def _reference(self, reference, other):
+        if self.engine is not None:  # from the activations it caches for the mutants anyway
+            return self.engine.reference_prediction(reference, other)
         x = model_inputs(self.model, reference[None], other)
         return np.asarray(self.model(x, training=False), dtype=np.float32)[0]
 
@@ -258,34 +260,35 @@ def _selected(y, bins, target):
     return tf.reduce_sum(tf.gather(y[:, :, target], bins, axis=1), axis=1)
 
 
-def input_gradients(model, one_hot: np.ndarray, target: int, bins) -> np.ndarray:
-    """Gradient of the chosen output (``target``, summed over ``bins``) with respect to the input:
-    ``(B, L, 4) -> (B, L, 4)``. Multiply by ``one_hot`` for gradient x input."""
-    import tensorflow as tf
+class Saliency:
+    """Gradient maps of one output of ``model``: a target summed over chosen bins.
 
-    x = tf.convert_to_tensor(np.asarray(one_hot, dtype=np.float32))
-    bins = tf.constant(np.asarray(bins, dtype=np.int32))
-    with tf.GradientTape() as tape:
-        tape.watch(x)
-        y = _selected(model(x, training=False), bins, target)
-    return tape.gradient(y, x).numpy()
+    ``layer``: the bin representation (default :func:`representation_layer`); the model is
+    split there once, so one forward and backward pass gives both maps."""
 
+    def __init__(self, model, layer=None):
+        import keras
 
-def bin_saliency(model, one_hot: np.ndarray, target: int, bins, layer=None) -> np.ndarray:
-    """Basenji's saliency: per bin of the representation layer, sum over channels of
-    activation x gradient of the chosen output: ``(B, L, 4) -> (B, R)``."""
-    import keras
-    import tensorflow as tf
+        self.layer = layer or representation_layer(model)
+        self.split = keras.Model(model.inputs, [self.layer.output, model.outputs[0]])
 
-    layer = layer or representation_layer(model)
-    split = keras.Model(model.inputs, [layer.output, model.outputs[0]])
-    x = tf.convert_to_tensor(np.asarray(one_hot, dtype=np.float32))
-    bins = tf.constant(np.asarray(bins, dtype=np.int32))
-    with tf.GradientTape() as tape:
-        h, y = split(x, training=False)
-        y = _selected(y, bins, target)
-    g = tape.gradient(y, h)
-    return tf.reduce_sum(tf.cast(h, tf.float32) * tf.cast(g, tf.float32), axis=-1).numpy()
+    def __call__(self, one_hot: np.ndarray, target: int, bins) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, L, 4)`` -> ``(gradients (B, L, 4), bin_saliency (B, R))``.
+
+        ``gradients``: of the output with respect to the input (multiply by ``one_hot`` for
+        gradient x input); ``bin_saliency``: per representation bin, the sum over channels of
+        activation x gradient (Basenji's saliency map)."""
+        import tensorflow as tf
+
+        x = tf.convert_to_tensor(np.asarray(one_hot, dtype=np.float32))
+        bins = tf.constant(np.asarray(bins, dtype=np.int32))
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            h, y = self.split(x, training=False)
+            y = _selected(y, bins, target)
+        gx, gh = tape.gradient(y, [x, h])
+        sal = tf.reduce_sum(tf.cast(h, tf.float32) * tf.cast(gh, tf.float32), axis=-1)
+        return gx.numpy(), sal.numpy()
 
 
 # ----------------------------------------------------------------------------- sat_mut.py
@@ -547,8 +550,8 @@ def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "
         if layer not in names:
             raise InputError(f"--layer: '{layer}' is not a layer of {model_path} (e.g. {', '.join(names[-8:])})")
         layer = model.get_layer(layer)
-    else:
-        layer = representation_layer(model)
+    maps = Saliency(model, layer)
+    layer = maps.layer
     R = int(layer.output.shape[1])
     offset = bin_offset(L, num_bins, pool_width)
     c0 = L // 2 - center_len // 2
@@ -570,10 +573,10 @@ def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "
                     k = j - i
                     pos = (sites[j].start + sites[j].end) // 2 - int(w0s[j])
                     bins = score_bins(stat, num_bins, pool_width, offset, c0, c0 + center_len, pos, tss_flank)
-                    g = input_gradients(model, x[k:k + 1], t_index, bins)[0]
-                    grads[j] = g
-                    gxi[j] = (g * x[k]).sum(axis=1)
-                    sal[j] = bin_saliency(model, x[k:k + 1], t_index, bins, layer)[0]
+                    g, sv = maps(x[k:k + 1], t_index, bins)
+                    grads[j] = g[0]
+                    gxi[j] = (g[0] * x[k]).sum(axis=1)
+                    sal[j] = sv[0]
             for name, values in (("chrom", [s.chrom for s in sites]), ("name", [s.name for s in sites]),
                                  ("strand", [s.strand for s in sites])):
                 h5.create_dataset(name, data=np.array(values, dtype="S"))
