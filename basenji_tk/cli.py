@@ -1,22 +1,78 @@
 """What every script in ``bin/`` shares: logging set-up and the error boundary."""
 
 import argparse
+import importlib.abc
+import importlib.util
 import logging
 import os
 import sys
+from contextlib import contextmanager
 
 from basenji_tk.errors import InputError
 
 log = logging.getLogger("basenji_tk")
 
 
-def setup_logging(quiet: bool = False) -> None:
-    """INFO to stderr (WARNING only with ``--quiet``), one plain line per message."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+def add_logging_options(p: argparse.ArgumentParser) -> None:
+    """``-q/--quiet`` and ``--verbose``, the same on every script."""
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    p.add_argument("--verbose", action="store_true", help="debug messages, and TensorFlow's own start-up lines")
+
+
+@contextmanager
+def _stderr_muted():
+    """Point file descriptor 2 at /dev/null for the block (C++ code writes there directly)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
+    """Imports ``tensorflow`` with stderr muted, whoever imports it first.
+
+    TensorFlow 2.21's C++ start-up lines (oneDNN, cpu_feature_guard, absl's
+    "before InitializeLog") ignore ``TF_CPP_MIN_LOG_LEVEL``; they are written during the
+    import, so muting the import alone keeps every later warning and error visible.
+    A failed import still raises its Python exception.
+    """
+
+    def find_spec(self, name, path=None, target=None):
+        if name != "tensorflow":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        if spec is None or spec.loader is None:
+            return spec
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            with _stderr_muted():
+                run(module)
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+
+def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
+    """INFO to stderr (WARNING only with ``--quiet``, DEBUG with ``--verbose``), one plain line per message.
+
+    Without ``verbose`` TensorFlow's start-up lines are kept out of stderr.
+    """
+    if not verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
+            sys.meta_path.insert(0, _QuietTensorFlowImport())
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
-    log.setLevel(logging.WARNING if quiet else logging.INFO)
+    log.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     log.propagate = False
 
 

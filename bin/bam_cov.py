@@ -63,13 +63,13 @@ def parse_args(argv=None):
     g.add_argument("--bin", type=int, default=1, help="bin size of the written track (bp)")
     g.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="threads inflating BAM blocks "
                    "(default: the number of CPUs, at most 4)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(g)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.coverage import Options, bam_cov
 
     options = Options(

@@ -34,13 +34,13 @@ def parse_args(argv=None):
     p.add_argument("--components", type=int, default=10, help="PCA components (at most the number of targets)")
     p.add_argument("--folds", type=int, default=5, help="cross-validation folds")
     p.add_argument("--seed", type=int, default=0, help="seed of the fold split")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     import json
     import os
 

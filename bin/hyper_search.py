@@ -50,13 +50,13 @@ def parse_args(argv=None):
     p.add_argument("--keep_models", action="store_true", help="keep every trial's model files, not only the best")
     p.add_argument("--restart", action="store_true", help="continue the search in --out")
     p.add_argument("--force", action="store_true", help="replace a search already in --out")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.hyper import Options, hyper_search
 
     summary = hyper_search(args.params, args.domain, args.data_dirs, args.out, Options(

@@ -49,13 +49,13 @@ def parse_args(argv=None):
     p.add_argument("--seqs_per_tfr", type=int, default=256, help="records per TFRecord file")
     p.add_argument("--target_dtype", default="float16", choices=["float16", "float32"], help="stored target type")
     p.add_argument("--force", action="store_true", help="replace an output folder that holds something else")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.dataset import Options, make_targets
 
     options = Options(

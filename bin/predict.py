@@ -32,13 +32,13 @@ def parse_args(argv=None):
     p.add_argument("--fasta", default=None, help="genome FASTA (None: the one in MODEL_DIR/data_statistics.json)")
     cli.add_prediction_options(p)
     p.add_argument("--bigwig", default=None, metavar="DIR", help="also write one BigWig per target here")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.evaluate import parse_shifts
     from basenji_tk.predict import predict_bed
 

@@ -39,13 +39,13 @@ def parse_args(argv=None):
                    "last pooling layer)")
     p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
     p.add_argument("--no_plots", action="store_true", help="skip the track plots")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.ism import saliency_maps
 
     res = saliency_maps(args.model_dir, args.regions, args.out_dir, fasta=args.fasta, target=args.target,

@@ -50,13 +50,13 @@ def parse_args(argv=None):
     p.add_argument("--method", choices=("auto", "fast", "naive"), default="auto", help="prediction path")
     p.add_argument("--float32", action="store_true", help="store scores as float32 instead of float16")
     p.add_argument("--plots", action="store_true", help="logos and heatmap per sequence and target")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.evaluate import parse_shifts
     from basenji_tk.ism import sat_mut
 

@@ -44,13 +44,13 @@ def parse_args(argv=None):
     p.add_argument("--max_indel", type=int, default=32, help="longest indel allele (bp) to score; longer skipped")
     p.add_argument("--float32", action="store_true", help="store statistics as float32 instead of float16")
     p.add_argument("--restart", action="store_true", help="continue an interrupted run in OUT_DIR")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.evaluate import parse_shifts
     from basenji_tk.variants import score_variants
 

@@ -84,13 +84,13 @@ def parse_args(argv=None):
     g.add_argument("--sig_p", type=float, default=DEFAULT_SIG_P, help="an eQTL is significant at p below this when "
                    "the table has no 'significant' column")
     g.add_argument("--quantiles", type=int, default=5, help="groups of the enrichment")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.errors import InputError
     from basenji_tk.ld import Options, run_sed_ld
 

@@ -39,13 +39,13 @@ def parse_args(argv=None):
     p.add_argument("--peaks", action="store_true", help="also score predictions of called peaks")
     p.add_argument("--baseline", action="store_true", help="also score a GC/CpG linear baseline")
     p.add_argument("--no_plots", action="store_true", help="write acc.tsv only")
-    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar, warnings only")
+    cli.add_logging_options(p)
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.evaluate import evaluate, format_table, parse_shifts
 
     shifts = parse_shifts(args.shifts)

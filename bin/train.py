@@ -35,7 +35,7 @@ def parse_args(argv=None):
     p.add_argument("--epochs", type=int, default=None, help="override train.epochs")
     p.add_argument("--mixed_precision", action="store_true", help="float16 compute, float32 weights (GPUs)")
     p.add_argument("--blocks", action="store_true", help="list the model blocks and their arguments, then exit")
-    p.add_argument("-q", "--quiet", action="store_true", help="warnings only")
+    cli.add_logging_options(p)
     args = p.parse_args(argv)
     if not args.blocks and (not args.params or not args.data_dirs):
         p.error("params.json and at least one data_dir are required")
@@ -44,7 +44,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    cli.setup_logging(args.quiet)
+    cli.setup_logging(args.quiet, args.verbose)
     if args.blocks:
         from basenji_tk import blocks
 

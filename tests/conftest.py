@@ -2,6 +2,7 @@
 
 import gzip
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -35,6 +36,22 @@ def assert_clean_failure(proc, *words):
     for w in words:
         assert w in lines[0], (w, lines[0])
     return lines[0]
+
+
+def read_only(path):
+    """A command prefix that runs a command with the folder ``path`` bind-mounted read-only.
+
+    The mount lives in a private mount namespace (``unshare -rm``), so nothing outside the
+    command sees it; root's ``chmod`` bypass does not apply to a read-only mount.
+    """
+    path = str(path)
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare(1) for a read-only bind mount")
+    probe = subprocess.run(["unshare", "-rm", "sh", "-c", f'mount --bind -o ro "{path}" "{path}" && ! touch '
+                            f'"{path}/.probe"'], capture_output=True)
+    if probe.returncode:
+        pytest.skip(f"no read-only bind mount here (unshare -rm: {probe.stderr.decode().strip()[:80]})")
+    return ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', path]
 
 
 def shared(*parts):
