@@ -227,3 +227,17 @@ def check_unchanged(saved: dict, path, what: str = "input") -> None:
         return
     raise InputError(f"{path}: this {what} changed since the interrupted run ({why}); --restart needs the same "
                      "inputs (run without --restart to start again)")
+
+
+def refuse_overwrite(out, outputs, force: bool, restart_hint: bool = False) -> None:
+    """Refuse to replace a finished run's ``outputs`` (names inside the folder ``out``, or paths) unless ``force``.
+
+    Every script does this the same way: a finished output is kept unless ``--force``.
+    """
+    if force:
+        return
+    held = [name for name in outputs if os.path.exists(os.path.join(str(out), str(name)))]
+    if held:
+        also = "--restart to continue it or " if restart_hint else ""
+        raise InputError(f"{out}: already holds {', '.join(map(str, held))} from a finished run; use {also}--force "
+                         "to replace it, or choose another output")

@@ -114,3 +114,11 @@ def test_fingerprint_of_a_folder(tmp_path):
     (d / "tfrecords" / "train-0.tfr").write_bytes(b"y" * 100)
     with pytest.raises(InputError, match="content differs"):
         files.check_unchanged(saved, d)
+
+
+def test_refuse_overwrite(tmp_path):
+    files.refuse_overwrite(tmp_path, ["acc.tsv"], force=False)
+    (tmp_path / "acc.tsv").write_text("x")
+    with pytest.raises(InputError, match="already holds acc.tsv from a finished run; use --force"):
+        files.refuse_overwrite(tmp_path, ["acc.tsv", "other.png"], force=False)
+    files.refuse_overwrite(tmp_path, ["acc.tsv"], force=True)
