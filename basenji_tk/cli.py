@@ -91,7 +91,19 @@ def add_prediction_options(p: argparse.ArgumentParser) -> None:
 
 
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    """Show defaults and keep the description's own line breaks."""
+    """Show defaults and keep the description's own line breaks.
+
+    A default is added only where it says something: not for flags (False), not for an
+    unset option (None, ""), not for positional arguments, and not where the help text
+    already says what the default is.
+    """
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if (not action.option_strings or "default" in text or action.default is argparse.SUPPRESS
+                or action.default is None or action.default is False or action.default == ""):
+            return text
+        return super()._get_help_string(action)
 
 
 def run(main, argv=None) -> None:
@@ -100,6 +112,14 @@ def run(main, argv=None) -> None:
         status = main(argv)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    except OSError as err:
+        # A file the checks could not foresee (a disk that filled up, a file removed under us):
+        # one line naming it, not a traceback. --verbose shows the traceback.
+        if log.isEnabledFor(logging.DEBUG):
+            raise
+        name = f"{err.filename}: " if err.filename else ""
+        print(f"error: {name}{err.strerror or err}", file=sys.stderr)
         sys.exit(2)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -39,7 +39,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from basenji_tk import cli
+from basenji_tk import cli, files
 from basenji_tk.errors import InputError
 
 if TYPE_CHECKING:
@@ -371,7 +371,7 @@ def _write_plots(run: _Pass, table: pd.DataFrame, data_dir, out_dir, split, pool
 # ----------------------------------------------------------------------------- entry point
 def evaluate(model_dir, data_dir, out_dir, split: str = "test", rc: bool = False, shifts=(0,),
              peaks: bool = False, baseline: bool = False, batch_size: int = 8, plots: bool = True,
-             model_file=None, quiet: bool = False) -> pd.DataFrame:
+             model_file=None, quiet: bool = False, force: bool = False) -> pd.DataFrame:
     """Score ``model_dir``'s model on ``split`` of ``data_dir``; write acc.tsv and plots to ``out_dir``.
 
     ``model_file`` replaces ``model_dir/model_best.keras``. With ``rc`` and/or
@@ -395,23 +395,24 @@ def evaluate(model_dir, data_dir, out_dir, split: str = "test", rc: bool = False
         raise InputError(f"{data_dir}: no tfrecords/{split}-*.tfr files for --split {split}")
     if plots and not os.path.exists(os.path.join(data_dir, "sequences.bed")):
         raise InputError(f"{data_dir}: no sequences.bed, which the track plots need (--no_plots skips them)")
-    model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
-    model = models.load_model(model_path)
-    check_model_fits(model, stats, model_path, data_dir)
-    model = ensemble_model(model, rc, shifts, int(stats["seq_length"]))
-    table = targets_table(data_dir, stats)
-    coef = None
-    if baseline:
-        log.info(f"fitting the GC/CpG baseline on {data_dir}'s train split")
-        coef = fit_baseline(data_dir, "train")
+    with files.claim(out_dir):
+        model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
+        model = models.load_model(model_path)
+        check_model_fits(model, stats, model_path, data_dir)
+        files.refuse_overwrite(out_dir, [ACC], force)
+        model = ensemble_model(model, rc, shifts, int(stats["seq_length"]))
+        table = targets_table(data_dir, stats)
+        coef = None
+        if baseline:
+            log.info(f"fitting the GC/CpG baseline on {data_dir}'s train split")
+            coef = fit_baseline(data_dir, "train")
 
-    log.info(f"predicting the {split} split of {data_dir}")
-    run = _score_split(model, data_dir, split, stats, int(batch_size), peaks, coef, quiet)
-    df = pd.concat([table, pd.DataFrame(_metrics_columns(run, peaks, peak_window(stats)))], axis=1)
+        log.info(f"predicting the {split} split of {data_dir}")
+        run = _score_split(model, data_dir, split, stats, int(batch_size), peaks, coef, quiet)
+        df = pd.concat([table, pd.DataFrame(_metrics_columns(run, peaks, peak_window(stats)))], axis=1)
 
-    os.makedirs(out_dir, exist_ok=True)
-    write_table(df, os.path.join(out_dir, ACC))
-    if plots:
-        _write_plots(run, table, data_dir, out_dir, split, int(stats["pool_width"]))
-    log.info(f"wrote {os.path.join(out_dir, ACC)} ({len(df)} targets, {run.acc.count:,} bins)")
-    return df
+        write_table(df, os.path.join(out_dir, ACC))
+        if plots:
+            _write_plots(run, table, data_dir, out_dir, split, int(stats["pool_width"]))
+        log.info(f"wrote {os.path.join(out_dir, ACC)} ({len(df)} targets, {run.acc.count:,} bins)")
+        return df

@@ -229,15 +229,21 @@ def check_unchanged(saved: dict, path, what: str = "input") -> None:
                      "inputs (run without --restart to start again)")
 
 
-def refuse_overwrite(out, outputs, force: bool, restart_hint: bool = False) -> None:
-    """Refuse to replace a finished run's ``outputs`` (names inside the folder ``out``, or paths) unless ``force``.
+def refuse_overwrite(out, outputs=None, force: bool = False, restart_hint: bool = False) -> None:
+    """Refuse to replace a finished run's outputs unless ``force``: the names ``outputs`` inside
+    the folder ``out``, or with ``outputs=None`` the file ``out`` itself.
 
     Every script does this the same way: a finished output is kept unless ``--force``.
     """
     if force:
         return
+    also = "--restart to continue it or " if restart_hint else ""
+    if outputs is None:
+        if os.path.exists(str(out)):
+            raise InputError(f"{out}: exists (a finished run's output); use {also}--force to replace it, or "
+                             "choose another output")
+        return
     held = [name for name in outputs if os.path.exists(os.path.join(str(out), str(name)))]
     if held:
-        also = "--restart to continue it or " if restart_hint else ""
         raise InputError(f"{out}: already holds {', '.join(map(str, held))} from a finished run; use {also}--force "
                          "to replace it, or choose another output")

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from basenji_tk import files
 from basenji_tk.errors import InputError
 
 log = logging.getLogger("basenji_tk")
@@ -367,7 +368,7 @@ def variant_sites(vcf_path, genome) -> tuple[list[Site], dict]:
 def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 200, stat: str = "sum",
             targets=None, rc: bool = False, shifts=(0,), batch_size: int = 32, method: str = "auto",
             tss_flank: int = 0, float32: bool = False, plots: bool = False, model_file=None,
-            quiet: bool = False) -> dict:
+            quiet: bool = False, force: bool = False) -> dict:
     """``sat_mut.py``: ISM of the central ``mut_len`` bp of a window centred on each BED region or
     VCF SNP (both alleles). Writes ``out_dir/scores.h5`` (and PNGs with ``plots``); returns counts."""
     import os
@@ -393,100 +394,101 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
     else:
         sites, counts = variant_sites(vcf, genome)
 
-    from basenji_tk.models import receptive_field
+    with files.claim(out_dir):
+        from basenji_tk.models import receptive_field
 
-    model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, targets)
-    L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
-    if mut_len > L:
-        raise InputError(f"--mut_len {mut_len} is longer than the model's {L:,} bp input")
-    if any(abs(s) >= L for s in shifts):
-        raise InputError(f"--shifts: every shift must be shorter than the model's {L:,} bp input")
-    tidx = np.array([c[0] for c in chosen])
-    offset = bin_offset(L, num_bins, pool_width)
-    field = receptive_field(model)
-    predictor = Predictor(model, method, rc, shifts, int(batch_size))
+        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, targets)
+        L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
+        if mut_len > L:
+            raise InputError(f"--mut_len {mut_len} is longer than the model's {L:,} bp input")
+        if any(abs(s) >= L for s in shifts):
+            raise InputError(f"--shifts: every shift must be shorter than the model's {L:,} bp input")
+        tidx = np.array([c[0] for c in chosen])
+        offset = bin_offset(L, num_bins, pool_width)
+        field = receptive_field(model)
+        predictor = Predictor(model, method, rc, shifts, int(batch_size))
 
-    mut_start = L // 2 - mut_len // 2
-    mut_stop = mut_start + mut_len
-    todo, padded, off_end = [], 0, 0
-    for s in sites:
-        mid = (s.start + s.end) // 2
-        w0 = mid - L // 2
-        size = genome.sizes[s.chrom]
-        if w0 + mut_start < 0 or w0 + mut_stop > size:
-            off_end += 1
-            continue
-        padded += int(w0 < 0 or w0 + L > size)
-        todo.append((s, w0))
-    counts.update(sites=len(sites), sites_off_chromosome_end_skipped=off_end, windows_padded_with_n=padded)
-    if off_end:
-        log.warning(f"warning: {off_end} site(s) skipped: their central {mut_len} bp run off a chromosome end")
-    if padded:
-        log.info(f"{padded} window(s) run off a chromosome end and are padded with N")
-    if not todo:
-        raise InputError(f"{bed or vcf}: no site left to mutate ({off_end} run off chromosome ends)")
+        mut_start = L // 2 - mut_len // 2
+        mut_stop = mut_start + mut_len
+        todo, padded, off_end = [], 0, 0
+        for s in sites:
+            mid = (s.start + s.end) // 2
+            w0 = mid - L // 2
+            size = genome.sizes[s.chrom]
+            if w0 + mut_start < 0 or w0 + mut_stop > size:
+                off_end += 1
+                continue
+            padded += int(w0 < 0 or w0 + L > size)
+            todo.append((s, w0))
+        counts.update(sites=len(sites), sites_off_chromosome_end_skipped=off_end, windows_padded_with_n=padded)
+        if off_end:
+            log.warning(f"warning: {off_end} site(s) skipped: their central {mut_len} bp run off a chromosome end")
+        if padded:
+            log.info(f"{padded} window(s) run off a chromosome end and are padded with N")
+        if not todo:
+            raise InputError(f"{bed or vcf}: no site left to mutate ({off_end} run off chromosome ends)")
+        files.refuse_overwrite(out_dir, ["scores.h5"], force)
 
-    os.makedirs(out_dir, exist_ok=True)
-    out_path = os.path.join(str(out_dir), "scores.h5")
-    tmp = _tmp_name(out_path)
-    n, T = len(todo), len(chosen)
-    dtype = "float32" if float32 else "float16"
-    predicted = skipped = 0
-    started = time.time()
-    log.info(f"mutating {n:,} sequences x {mut_len} bp x 3 bases ({predictor.method} path, stat {stat})")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            seqs = h5.create_dataset("seqs", (n, mut_len, 4), dtype="uint8")
-            scores = h5.create_dataset("scores", (n, mut_len, 4, T), dtype=dtype,
-                                       chunks=(1, mut_len, 4, T), compression="gzip")
-            imp = h5.create_dataset("importance", (n, mut_len, T), dtype=dtype)
-            ref_scores = h5.create_dataset("ref_score", (n, T), dtype="float32")
-            for i, (s, w0) in enumerate(tqdm(todo, desc="sequences", unit="seq",
-                                              disable=not cli.show_progress(quiet))):
-                text = genome.fetch(s.chrom, w0, w0 + L)
-                if s.allele == "alt":
-                    k = s.start - w0
-                    text = text[:k] + s.alt + text[k + 1:]
-                one_hot = dna.one_hot(text, dtype=np.float32)
-                position = (s.start + s.end) // 2 - w0
-                bins = score_bins(stat, num_bins, pool_width, offset, mut_start, mut_stop, position, tss_flank) \
-                    if predictor.positional else np.zeros(0, np.int64)
-                res = saturation_mutagenesis(predictor, one_hot, mut_start, mut_stop, bins, tidx, pool_width, offset,
-                                             field)
-                seqs[i] = one_hot[mut_start:mut_stop].astype(np.uint8)
-                scores[i] = res.scores
-                imp[i] = importance(res.scores)
-                ref_scores[i] = res.ref_score
-                predicted += res.predicted
-                skipped += res.skipped
-            seconds = time.time() - started
-            for name, values in (("chrom", [s.chrom for s, _ in todo]), ("name", [s.name for s, _ in todo]),
-                                 ("strand", [s.strand for s, _ in todo]), ("allele", [s.allele for s, _ in todo]),
-                                 ("ref", [s.ref for s, _ in todo]), ("alt", [s.alt for s, _ in todo]),
-                                 ("target_ids", [c[1] for c in chosen]), ("target_labels", [c[2] for c in chosen])):
-                h5.create_dataset(name, data=np.array(values, dtype="S"))
-            w0s = np.array([w0 for _, w0 in todo], dtype=np.int64)
-            h5.create_dataset("window_start", data=w0s)
-            h5.create_dataset("start", data=w0s + mut_start)
-            h5.create_dataset("end", data=w0s + mut_stop)
-            h5.create_dataset("site_start", data=np.array([s.start for s, _ in todo], dtype=np.int64))
-            h5.create_dataset("site_end", data=np.array([s.end for s, _ in todo], dtype=np.int64))
-            counts.update(mutants_predicted=predicted, mutants_out_of_reach=skipped, seconds=round(seconds, 2),
-                          mutants_per_second=round(predicted / seconds, 1) if seconds > 0 else None)
-            h5.attrs.update(model=os.path.abspath(model_path), genome=os.path.abspath(genome.path), stat=stat,
-                            mut_len=mut_len, tss_flank=tss_flank, rc=bool(rc), shifts=",".join(map(str, shifts)),
-                            method=predictor.method, seq_length=L, pool_width=pool_width,
-                            **{k: v for k, v in counts.items() if v is not None})
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    log.info(f"wrote {out_path}: {n:,} sequences, {predicted:,} mutants predicted at "
-             f"{counts['mutants_per_second'] or 0:,.0f}/s ({predictor.method} path)"
-             + (f", {skipped:,} out of the scored bins' reach (0)" if skipped else ""))
-    if plots:
-        counts["plots"] = len(plot_scores(out_path, os.path.join(str(out_dir), "plots")))
-    return counts
+        out_path = os.path.join(str(out_dir), "scores.h5")
+        tmp = _tmp_name(out_path)
+        n, T = len(todo), len(chosen)
+        dtype = "float32" if float32 else "float16"
+        predicted = skipped = 0
+        started = time.time()
+        log.info(f"mutating {n:,} sequences x {mut_len} bp x 3 bases ({predictor.method} path, stat {stat})")
+        try:
+            with h5py.File(tmp, "w") as h5:
+                seqs = h5.create_dataset("seqs", (n, mut_len, 4), dtype="uint8")
+                scores = h5.create_dataset("scores", (n, mut_len, 4, T), dtype=dtype,
+                                           chunks=(1, mut_len, 4, T), compression="gzip")
+                imp = h5.create_dataset("importance", (n, mut_len, T), dtype=dtype)
+                ref_scores = h5.create_dataset("ref_score", (n, T), dtype="float32")
+                for i, (s, w0) in enumerate(tqdm(todo, desc="sequences", unit="seq",
+                                                  disable=not cli.show_progress(quiet))):
+                    text = genome.fetch(s.chrom, w0, w0 + L)
+                    if s.allele == "alt":
+                        k = s.start - w0
+                        text = text[:k] + s.alt + text[k + 1:]
+                    one_hot = dna.one_hot(text, dtype=np.float32)
+                    position = (s.start + s.end) // 2 - w0
+                    bins = score_bins(stat, num_bins, pool_width, offset, mut_start, mut_stop, position, tss_flank) \
+                        if predictor.positional else np.zeros(0, np.int64)
+                    res = saturation_mutagenesis(predictor, one_hot, mut_start, mut_stop, bins, tidx, pool_width,
+                                                 offset, field)
+                    seqs[i] = one_hot[mut_start:mut_stop].astype(np.uint8)
+                    scores[i] = res.scores
+                    imp[i] = importance(res.scores)
+                    ref_scores[i] = res.ref_score
+                    predicted += res.predicted
+                    skipped += res.skipped
+                seconds = time.time() - started
+                for name, values in (("chrom", [s.chrom for s, _ in todo]), ("name", [s.name for s, _ in todo]),
+                                     ("strand", [s.strand for s, _ in todo]), ("allele", [s.allele for s, _ in todo]),
+                                     ("ref", [s.ref for s, _ in todo]), ("alt", [s.alt for s, _ in todo]),
+                                     ("target_ids", [c[1] for c in chosen]), ("target_labels", [c[2] for c in chosen])):
+                    h5.create_dataset(name, data=np.array(values, dtype="S"))
+                w0s = np.array([w0 for _, w0 in todo], dtype=np.int64)
+                h5.create_dataset("window_start", data=w0s)
+                h5.create_dataset("start", data=w0s + mut_start)
+                h5.create_dataset("end", data=w0s + mut_stop)
+                h5.create_dataset("site_start", data=np.array([s.start for s, _ in todo], dtype=np.int64))
+                h5.create_dataset("site_end", data=np.array([s.end for s, _ in todo], dtype=np.int64))
+                counts.update(mutants_predicted=predicted, mutants_out_of_reach=skipped, seconds=round(seconds, 2),
+                              mutants_per_second=round(predicted / seconds, 1) if seconds > 0 else None)
+                h5.attrs.update(model=os.path.abspath(model_path), genome=os.path.abspath(genome.path), stat=stat,
+                                mut_len=mut_len, tss_flank=tss_flank, rc=bool(rc), shifts=",".join(map(str, shifts)),
+                                method=predictor.method, seq_length=L, pool_width=pool_width,
+                                **{k: v for k, v in counts.items() if v is not None})
+            os.replace(tmp, out_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        log.info(f"wrote {out_path}: {n:,} sequences, {predicted:,} mutants predicted at "
+                 f"{counts['mutants_per_second'] or 0:,.0f}/s ({predictor.method} path)"
+                 + (f", {skipped:,} out of the scored bins' reach (0)" if skipped else ""))
+        if plots:
+            counts["plots"] = len(plot_scores(out_path, os.path.join(str(out_dir), "plots")))
+        return counts
 
 
 def plot_scores(scores_path, plot_dir) -> list[str]:
@@ -520,7 +522,7 @@ def plot_scores(scores_path, plot_dir) -> list[str]:
 # ----------------------------------------------------------------------------- saliency.py
 def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "center", tss_flank: int = 0,
                   center_len: int = 200, layer=None, batch_size: int = 8, plots: bool = True, model_file=None,
-                  quiet: bool = False) -> dict:
+                  quiet: bool = False, force: bool = False) -> dict:
     """``saliency.py``: gradient x input and Basenji's bin saliency for a window centred on each
     BED region, for one target's output summed over ``stat`` bins. Writes ``saliency.h5``, BigWigs
     ``grad_x_input.bw`` and ``bin_saliency.bw``, and a track plot per region; returns counts."""
@@ -540,66 +542,68 @@ def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "
     genome = open_genome(fasta, stats, stats_path)
     sites = read_sites(bed, genome)
 
-    model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, target)
-    L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
-    if len(chosen) != 1:
-        raise InputError(f"--target: choose one target, got {len(chosen)}")
-    t_index, t_id = chosen[0][0], chosen[0][1]
-    if layer is not None:
-        names = [x.name for x in model.layers]
-        if layer not in names:
-            raise InputError(f"--layer: '{layer}' is not a layer of {model_path} (e.g. {', '.join(names[-8:])})")
-        layer = model.get_layer(layer)
-    maps = Saliency(model, layer)
-    layer = maps.layer
-    R = int(layer.output.shape[1])
-    offset = bin_offset(L, num_bins, pool_width)
-    c0 = L // 2 - center_len // 2
-    n = len(sites)
-    w0s = np.array([(s.start + s.end) // 2 - L // 2 for s in sites], dtype=np.int64)
-    os.makedirs(out_dir, exist_ok=True)
-    out_path = os.path.join(str(out_dir), "saliency.h5")
-    tmp = _tmp_name(out_path)
-    try:
-        with h5py.File(tmp, "w") as h5:
-            grads = h5.create_dataset("gradients", (n, L, 4), dtype="float16", compression="gzip")
-            gxi = h5.create_dataset("grad_x_input", (n, L), dtype="float32", compression="gzip")
-            sal = h5.create_dataset("bin_saliency", (n, R), dtype="float32")
-            for i in tqdm(range(0, n, batch_size), desc="batches", unit="batch", disable=not cli.show_progress(quiet)):
-                rows = range(i, min(n, i + batch_size))
-                x = np.stack([dna.one_hot(genome.fetch(sites[j].chrom, int(w0s[j]), int(w0s[j]) + L),
-                                          dtype=np.float32) for j in rows])
-                for j in rows:  # the bins may differ per region (tss)
-                    k = j - i
-                    pos = (sites[j].start + sites[j].end) // 2 - int(w0s[j])
-                    bins = score_bins(stat, num_bins, pool_width, offset, c0, c0 + center_len, pos, tss_flank)
-                    g, sv = maps(x[k:k + 1], t_index, bins)
-                    grads[j] = g[0]
-                    gxi[j] = (g[0] * x[k]).sum(axis=1)
-                    sal[j] = sv[0]
-            for name, values in (("chrom", [s.chrom for s in sites]), ("name", [s.name for s in sites]),
-                                 ("strand", [s.strand for s in sites])):
-                h5.create_dataset(name, data=np.array(values, dtype="S"))
-            h5.create_dataset("start", data=w0s)
-            h5.create_dataset("end", data=w0s + L)
-            h5.attrs.update(model=os.path.abspath(model_path), genome=os.path.abspath(genome.path), target=t_id,
-                            stat=stat, layer=layer.name, bin_width=L // R, seq_length=L)
-            gx, sv = gxi[:], sal[:]
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    chroms = np.array([s.chrom for s in sites])
-    bw = [write_window_bigwigs([os.path.join(str(out_dir), "grad_x_input.bw")], genome.sizes, chroms, w0s, 1,
-                               lambda rows: gx[rows][:, :, None]),
-          write_window_bigwigs([os.path.join(str(out_dir), "bin_saliency.bw")], genome.sizes, chroms, w0s, L // R,
-                               lambda rows: sv[rows][:, :, None])]
-    pngs = []
-    if plots:
-        for j, s in enumerate(sites):
-            path = os.path.join(str(out_dir), f"{j:04d}_{file_label(s.name)}_{file_label(t_id)}.png")
-            pngs.append(plot.saliency_track(sv[j], path, start=int(w0s[j]), bin_width=L // R, chrom=s.chrom,
-                                            title=f"{s.name}: bin saliency for {t_id} ({stat} bins)"))
-    log.info(f"wrote {out_path}, {len(bw)} BigWigs and {len(pngs)} plots for {n} regions (layer {layer.name}, "
-             f"{R} bins of {L // R} bp)")
-    return {"regions": n, "layer": layer.name, "bins": R, "bin_width": L // R, "plots": len(pngs)}
+    with files.claim(out_dir):
+        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, target)
+        L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
+        if len(chosen) != 1:
+            raise InputError(f"--target: choose one target, got {len(chosen)}")
+        t_index, t_id = chosen[0][0], chosen[0][1]
+        if layer is not None:
+            names = [x.name for x in model.layers]
+            if layer not in names:
+                raise InputError(f"--layer: '{layer}' is not a layer of {model_path} (e.g. {', '.join(names[-8:])})")
+            layer = model.get_layer(layer)
+        files.refuse_overwrite(out_dir, ["saliency.h5"], force)
+        maps = Saliency(model, layer)
+        layer = maps.layer
+        R = int(layer.output.shape[1])
+        offset = bin_offset(L, num_bins, pool_width)
+        c0 = L // 2 - center_len // 2
+        n = len(sites)
+        w0s = np.array([(s.start + s.end) // 2 - L // 2 for s in sites], dtype=np.int64)
+        out_path = os.path.join(str(out_dir), "saliency.h5")
+        tmp = _tmp_name(out_path)
+        try:
+            with h5py.File(tmp, "w") as h5:
+                grads = h5.create_dataset("gradients", (n, L, 4), dtype="float16", compression="gzip")
+                gxi = h5.create_dataset("grad_x_input", (n, L), dtype="float32", compression="gzip")
+                sal = h5.create_dataset("bin_saliency", (n, R), dtype="float32")
+                for i in tqdm(range(0, n, batch_size), desc="batches", unit="batch",
+                              disable=not cli.show_progress(quiet)):
+                    rows = range(i, min(n, i + batch_size))
+                    x = np.stack([dna.one_hot(genome.fetch(sites[j].chrom, int(w0s[j]), int(w0s[j]) + L),
+                                              dtype=np.float32) for j in rows])
+                    for j in rows:  # the bins may differ per region (tss)
+                        k = j - i
+                        pos = (sites[j].start + sites[j].end) // 2 - int(w0s[j])
+                        bins = score_bins(stat, num_bins, pool_width, offset, c0, c0 + center_len, pos, tss_flank)
+                        g, sv = maps(x[k:k + 1], t_index, bins)
+                        grads[j] = g[0]
+                        gxi[j] = (g[0] * x[k]).sum(axis=1)
+                        sal[j] = sv[0]
+                for name, values in (("chrom", [s.chrom for s in sites]), ("name", [s.name for s in sites]),
+                                     ("strand", [s.strand for s in sites])):
+                    h5.create_dataset(name, data=np.array(values, dtype="S"))
+                h5.create_dataset("start", data=w0s)
+                h5.create_dataset("end", data=w0s + L)
+                h5.attrs.update(model=os.path.abspath(model_path), genome=os.path.abspath(genome.path), target=t_id,
+                                stat=stat, layer=layer.name, bin_width=L // R, seq_length=L)
+                gx, sv = gxi[:], sal[:]
+            os.replace(tmp, out_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        chroms = np.array([s.chrom for s in sites])
+        bw = [write_window_bigwigs([os.path.join(str(out_dir), "grad_x_input.bw")], genome.sizes, chroms, w0s, 1,
+                                   lambda rows: gx[rows][:, :, None]),
+              write_window_bigwigs([os.path.join(str(out_dir), "bin_saliency.bw")], genome.sizes, chroms, w0s, L // R,
+                                   lambda rows: sv[rows][:, :, None])]
+        pngs = []
+        if plots:
+            for j, s in enumerate(sites):
+                path = os.path.join(str(out_dir), f"{j:04d}_{file_label(s.name)}_{file_label(t_id)}.png")
+                pngs.append(plot.saliency_track(sv[j], path, start=int(w0s[j]), bin_width=L // R, chrom=s.chrom,
+                                                title=f"{s.name}: bin saliency for {t_id} ({stat} bins)"))
+        log.info(f"wrote {out_path}, {len(bw)} BigWigs and {len(pngs)} plots for {n} regions (layer {layer.name}, "
+                 f"{R} bins of {L // R} bp)")
+        return {"regions": n, "layer": layer.name, "bins": R, "bin_width": L // R, "plots": len(pngs)}

@@ -41,6 +41,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from basenji_tk import files
 from basenji_tk.errors import InputError
 from basenji_tk.genome import normalize_chrom
 
@@ -851,6 +852,7 @@ class Options:
     se: str = "gene"  # see SE_TYPES
     n_bins: int = 5
     progress: bool = False
+    force: bool = False  # replace a finished run's outputs
 
 
 @dataclass
@@ -1384,10 +1386,12 @@ def run_sed_ld(sed_path, vcf_path, eqtl_path, out_dir, options: Options | None =
     eqtl = read_eqtl(eqtl_path, options.sig_p)
     if not len(eqtl):
         raise InputError(f"{eqtl_path}: no row with a usable statistic ({eqtl.counts['stat_missing']:,} missing)")
-    prep, target_map = load(sed_path, vcf_path, options)
-    results = analyze(prep, eqtl, target_map=target_map)
-    results.summary["inputs"]["vcf"] = str(vcf_path)
-    write_outputs(results, out_dir)
+    with files.claim(out_dir):
+        prep, target_map = load(sed_path, vcf_path, options)
+        files.refuse_overwrite(out_dir, OUTPUT_NAMES, options.force)
+        results = analyze(prep, eqtl, target_map=target_map)
+        results.summary["inputs"]["vcf"] = str(vcf_path)
+        write_outputs(results, out_dir)
     return results.summary
 
 

@@ -31,7 +31,9 @@ import re
 
 import numpy as np
 
-from basenji_tk import cli, dna
+import contextlib
+
+from basenji_tk import cli, dna, files
 from basenji_tk.errors import InputError
 from basenji_tk.evaluate import MODEL_FILE, ensemble_model, file_label, predict_batch, sequence_input
 from basenji_tk.genome import Genome, match_chroms, read_bed
@@ -258,7 +260,7 @@ def write_window_bigwigs(paths, chrom_sizes: dict, chroms, starts, width: int, r
 
 
 def predict_bed(model_dir, bed_path, out_path, fasta=None, rc: bool = False, shifts=(0,), bigwig_dir=None,
-                batch_size: int = 8, model_file=None, quiet: bool = False) -> str:
+                batch_size: int = 8, model_file=None, quiet: bool = False, force: bool = False) -> str:
     """Predict a window centred on each region of ``bed_path``; write the HDF5 ``out_path``.
 
     The model is ``model_dir/model_best.keras`` or ``model_file``, averaged over
@@ -277,43 +279,45 @@ def predict_bed(model_dir, bed_path, out_path, fasta=None, rc: bool = False, shi
 
     from basenji_tk.models import load_model
 
-    model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
-    model = load_model(model_path)
-    details = model_details(model, model_path, stats, stats_path)
-    seq_length, num_bins, num_targets = details["seq_length"], details["num_bins"], details["num_targets"]
-    model = ensemble_model(model, rc, shifts, seq_length)
-    window_starts, window_ends = windows(region_starts, region_ends, seq_length)
-    num = len(chroms)
+    bigwig_claim = files.claim(bigwig_dir) if bigwig_dir else contextlib.nullcontext()
+    with files.claim(out_path, folder=False), bigwig_claim:
+        model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
+        model = load_model(model_path)
+        details = model_details(model, model_path, stats, stats_path)
+        files.refuse_overwrite(out_path, force=force)
+        seq_length, num_bins, num_targets = details["seq_length"], details["num_bins"], details["num_targets"]
+        model = ensemble_model(model, rc, shifts, seq_length)
+        window_starts, window_ends = windows(region_starts, region_ends, seq_length)
+        num = len(chroms)
 
-    out_path = str(out_path)
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    tmp = _tmp_name(out_path)
-    log.info(f"predicting {num:,} windows of {seq_length:,} bp from {bed_path}")
-    try:
-        with h5py.File(tmp, "w") as h5:
-            preds = h5.create_dataset("preds", (num, num_bins, num_targets), dtype="float16")
-            for i in tqdm(range(0, num, batch_size), desc="batches", unit="batch",
-                          disable=not cli.show_progress(quiet)):
-                stop = min(num, i + batch_size)
-                x = np.stack([dna.one_hot(genome.fetch(chroms[j], int(window_starts[j]), int(window_ends[j])),
-                                          dtype=np.float32) for j in range(i, stop)])
-                preds[i:stop] = predict_batch(model, x).astype(np.float16)
-            h5.create_dataset("chrom", data=np.array(chroms, dtype="S"))
-            h5.create_dataset("start", data=window_starts)
-            h5.create_dataset("end", data=window_ends)
-            h5.create_dataset("region_start", data=region_starts)
-            h5.create_dataset("region_end", data=region_ends)
-            h5.create_dataset("target_ids", data=np.array(details["target_ids"], dtype="S"))
-            h5.attrs.update(pool_width=details["pool_width"], seq_length=seq_length,
-                            bin_offset=bin_offset(seq_length, num_bins, details["pool_width"]),
-                            target_ids=np.array(details["target_ids"], dtype="S"),
-                            model=os.path.abspath(model_path), genome=os.path.abspath(genome.path))
-        os.replace(tmp, out_path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-    log.info(f"wrote {out_path} ({num:,} x {num_bins} bins x {num_targets} targets)")
-    if bigwig_dir:
-        paths = write_bigwigs(out_path, bigwig_dir, genome.sizes)
-        log.info(f"wrote {len(paths)} BigWig(s) to {bigwig_dir}")
+        out_path = str(out_path)
+        tmp = _tmp_name(out_path)
+        log.info(f"predicting {num:,} windows of {seq_length:,} bp from {bed_path}")
+        try:
+            with h5py.File(tmp, "w") as h5:
+                preds = h5.create_dataset("preds", (num, num_bins, num_targets), dtype="float16")
+                for i in tqdm(range(0, num, batch_size), desc="batches", unit="batch",
+                              disable=not cli.show_progress(quiet)):
+                    stop = min(num, i + batch_size)
+                    x = np.stack([dna.one_hot(genome.fetch(chroms[j], int(window_starts[j]), int(window_ends[j])),
+                                              dtype=np.float32) for j in range(i, stop)])
+                    preds[i:stop] = predict_batch(model, x).astype(np.float16)
+                h5.create_dataset("chrom", data=np.array(chroms, dtype="S"))
+                h5.create_dataset("start", data=window_starts)
+                h5.create_dataset("end", data=window_ends)
+                h5.create_dataset("region_start", data=region_starts)
+                h5.create_dataset("region_end", data=region_ends)
+                h5.create_dataset("target_ids", data=np.array(details["target_ids"], dtype="S"))
+                h5.attrs.update(pool_width=details["pool_width"], seq_length=seq_length,
+                                bin_offset=bin_offset(seq_length, num_bins, details["pool_width"]),
+                                target_ids=np.array(details["target_ids"], dtype="S"),
+                                model=os.path.abspath(model_path), genome=os.path.abspath(genome.path))
+            os.replace(tmp, out_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        log.info(f"wrote {out_path} ({num:,} x {num_bins} bins x {num_targets} targets)")
+        if bigwig_dir:
+            paths = write_bigwigs(out_path, bigwig_dir, genome.sizes)
+            log.info(f"wrote {len(paths)} BigWig(s) to {bigwig_dir}")
     return out_path

@@ -32,6 +32,7 @@ def parse_args(argv=None):
     p.add_argument("--fasta", default=None, help="genome FASTA (None: the one in MODEL_DIR/data_statistics.json)")
     cli.add_prediction_options(p)
     p.add_argument("--bigwig", default=None, metavar="DIR", help="also write one BigWig per target here")
+    p.add_argument("--force", action="store_true", help="replace a finished run's outputs")
     cli.add_logging_options(p)
     return p.parse_args(argv)
 
@@ -44,7 +45,7 @@ def main(argv=None):
 
     predict_bed(args.model_dir, args.regions, args.out, fasta=args.fasta, rc=args.rc,
                 shifts=parse_shifts(args.shifts), bigwig_dir=args.bigwig, batch_size=args.batch_size,
-                model_file=args.model, quiet=args.quiet)
+                model_file=args.model, quiet=args.quiet, force=args.force)
     return 0
 
 

@@ -39,6 +39,7 @@ def parse_args(argv=None):
                    "last pooling layer)")
     p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
     p.add_argument("--no_plots", action="store_true", help="skip the track plots")
+    p.add_argument("--force", action="store_true", help="replace a finished run's outputs")
     cli.add_logging_options(p)
     return p.parse_args(argv)
 
@@ -50,7 +51,7 @@ def main(argv=None):
 
     res = saliency_maps(args.model_dir, args.regions, args.out_dir, fasta=args.fasta, target=args.target,
                         stat=args.stat, tss_flank=args.tss_flank, center_len=args.center_len, layer=args.layer,
-                        plots=not args.no_plots, model_file=args.model, quiet=args.quiet)
+                        plots=not args.no_plots, model_file=args.model, quiet=args.quiet, force=args.force)
     print(f"{args.out_dir}: {res['regions']} regions; bin saliency from layer {res['layer']} "
           f"({res['bins']} bins of {res['bin_width']} bp)")
     return 0

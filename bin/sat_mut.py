@@ -50,6 +50,7 @@ def parse_args(argv=None):
     p.add_argument("--method", choices=("auto", "fast", "naive"), default="auto", help="prediction path")
     p.add_argument("--float32", action="store_true", help="store scores as float32 instead of float16")
     p.add_argument("--plots", action="store_true", help="logos and heatmap per sequence and target")
+    p.add_argument("--force", action="store_true", help="replace a finished run's outputs")
     cli.add_logging_options(p)
     return p.parse_args(argv)
 
@@ -64,7 +65,7 @@ def main(argv=None):
                      mut_len=args.mut_len, stat=args.stat, targets=args.targets, rc=args.rc,
                      shifts=parse_shifts(args.shifts), batch_size=args.batch_size, method=args.method,
                      tss_flank=args.tss_flank, float32=args.float32, plots=args.plots, model_file=args.model,
-                     quiet=args.quiet)
+                     quiet=args.quiet, force=args.force)
     print(f"{args.out_dir}/scores.h5: {counts['sites'] - counts['sites_off_chromosome_end_skipped']:,} sequences, "
           f"{counts['mutants_predicted']:,} mutants at {counts['mutants_per_second'] or 0:,.0f}/s")
     return 0

@@ -84,6 +84,7 @@ def parse_args(argv=None):
     g.add_argument("--sig_p", type=float, default=DEFAULT_SIG_P, help="an eQTL is significant at p below this when "
                    "the table has no 'significant' column")
     g.add_argument("--quantiles", type=int, default=5, help="groups of the enrichment")
+    p.add_argument("--force", action="store_true", help="replace a finished run's outputs")
     cli.add_logging_options(p)
     return p.parse_args(argv)
 
@@ -101,7 +102,7 @@ def main(argv=None):
                       stat=args.stat, target=args.target, tissue_target=args.tissue_target, samples=args.samples,
                       tss_annot=args.tss_annot, r2_adjust=args.r2_adjust, se=args.se,
                       sed_scale=args.sed_scale, gene_ld=not args.no_gene_ld, n_bins=args.quantiles,
-                      progress=cli.show_progress(args.quiet))
+                      progress=cli.show_progress(args.quiet), force=args.force)
     summary = run_sed_ld(args.sed, args.vcf, args.eqtl, args.out, options)
     c = summary["counts"]
     for r in summary["regressions"]:

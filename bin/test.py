@@ -39,6 +39,7 @@ def parse_args(argv=None):
     p.add_argument("--peaks", action="store_true", help="also score predictions of called peaks")
     p.add_argument("--baseline", action="store_true", help="also score a GC/CpG linear baseline")
     p.add_argument("--no_plots", action="store_true", help="write acc.tsv only")
+    p.add_argument("--force", action="store_true", help="replace a finished run's outputs")
     cli.add_logging_options(p)
     return p.parse_args(argv)
 
@@ -51,7 +52,7 @@ def main(argv=None):
     shifts = parse_shifts(args.shifts)
     df = evaluate(args.model_dir, args.data_dir, args.out, split=args.split, rc=args.rc, shifts=shifts,
                   peaks=args.peaks, baseline=args.baseline, batch_size=args.batch_size,
-                  plots=not args.no_plots, model_file=args.model, quiet=args.quiet)
+                  plots=not args.no_plots, model_file=args.model, quiet=args.quiet, force=args.force)
     print(format_table(df))
     return 0
 

@@ -17,12 +17,13 @@ TARGETS = DATA / "targets.txt"
 BIN_DIR = Path(sys.executable).parent  # pip puts bin/*.py on this PATH
 
 
-def run_script(name, *args, check=False):
-    """Run an installed script; returns the CompletedProcess (text output)."""
+def run_script(name, *args, check=False, prefix=()):
+    """Run an installed script (after the command ``prefix``, if any); returns the CompletedProcess (text output)."""
     exe = BIN_DIR / name
     assert exe.exists(), f"{name} is not installed next to {sys.executable}"
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    proc = subprocess.run([str(exe), *map(str, args)], capture_output=True, text=True, env=env, timeout=600)
+    proc = subprocess.run([*prefix, str(exe), *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=600)
     if check and proc.returncode != 0:
         raise AssertionError(f"{name} failed ({proc.returncode}):\n{proc.stderr}")
     return proc
@@ -52,6 +53,23 @@ def read_only(path):
     if probe.returncode:
         pytest.skip(f"no read-only bind mount here (unshare -rm: {probe.stderr.decode().strip()[:80]})")
     return ["unshare", "-rm", "sh", "-c", 'mount --bind -o ro "$0" "$0" && exec "$@"', path]
+
+
+_HOLD = """
+import sys, time
+from basenji_tk import files
+with files.claim(sys.argv[1], folder=sys.argv[2] == "1"):
+    print("held", flush=True)
+    time.sleep(300)
+"""
+
+
+def hold_claim(path, folder=True):
+    """Another process that claims the output ``path`` (basenji_tk.files.claim) until killed."""
+    proc = subprocess.Popen([sys.executable, "-c", _HOLD, str(path), "1" if folder else "0"],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "held"
+    return proc
 
 
 def shared(*parts):

@@ -9,24 +9,7 @@ import pytest
 
 from basenji_tk import files
 from basenji_tk.errors import InputError
-from conftest import read_only
-
-HOLD = """
-import sys, time
-from basenji_tk import files
-with files.claim(sys.argv[1], folder=sys.argv[2] == "1"):
-    print("held", flush=True)
-    time.sleep(60)
-"""
-
-
-def hold_lock(path, folder=True):
-    """A second process that claims ``path`` and keeps it until killed."""
-    proc = subprocess.Popen([sys.executable, "-c", HOLD, str(path), "1" if folder else "0"], stdout=subprocess.PIPE,
-                            text=True)
-    assert proc.stdout.readline().strip() == "held"
-    return proc
-
+from conftest import hold_claim, read_only
 
 def test_claim_makes_folder_and_removes_lock(tmp_path):
     out = tmp_path / "a" / "b"
@@ -74,7 +57,7 @@ def test_read_only_file_system(tmp_path):
 @pytest.mark.parametrize("folder", [True, False])
 def test_second_claim_names_the_holder(tmp_path, folder):
     out = tmp_path / ("out" if folder else "out.bw")
-    proc = hold_lock(out, folder)
+    proc = hold_claim(out, folder)
     try:
         with pytest.raises(InputError, match=f"another run \\(process {proc.pid}\\)"):
             with files.claim(out, folder=folder):
@@ -122,3 +105,7 @@ def test_refuse_overwrite(tmp_path):
     with pytest.raises(InputError, match="already holds acc.tsv from a finished run; use --force"):
         files.refuse_overwrite(tmp_path, ["acc.tsv", "other.png"], force=False)
     files.refuse_overwrite(tmp_path, ["acc.tsv"], force=True)
+    files.refuse_overwrite(tmp_path / "preds.h5")
+    (tmp_path / "preds.h5").write_text("x")
+    with pytest.raises(InputError, match="preds.h5: exists"):
+        files.refuse_overwrite(tmp_path / "preds.h5")

@@ -1,0 +1,144 @@
+"""Every script in bin/ against an output it cannot write and against a second run into the same output.
+
+Each script gets valid inputs, so the only thing wrong is the output location: a file where a
+folder is expected, a read-only bind mount (root ignores ``chmod``, not a read-only mount), or
+an output another process holds (basenji_tk.files.claim, as a concurrent run of any script
+would). Each must end with one ``error:`` line, exit status 2, and leave nothing behind.
+"""
+
+import json
+import os
+
+import pytest
+
+from conftest import (DATA, FASTA, REPO, TARGETS, assert_clean_failure, hold_claim, read_only, run_script,
+                      tiny_params, write_json)
+from test_ld import make_inputs, write_sed
+
+# How each script names its output: a folder (locked inside) or a file / a folder renamed into
+# place whole (locked beside it).
+KIND = {
+    "bam_cov.py": "file", "make_targets.py": "file", "predict.py": "file",
+    "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
+    "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
+}
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory, tiny_model, demo_dataset):
+    """Valid inputs for every script (the demo data, the tiny model, GENERATED sed.h5 tables)."""
+    work = tmp_path_factory.mktemp("script_inputs")
+    bed = work / "regions.bed"
+    bed.write_text("chr20\t2000000\t2000010\tr1\n")
+    ld = make_inputs(work / "ld")
+    ids = [f"v{i}" for i in range(40)]
+    gwas_sed = write_sed(work / "gwas_sed.h5", "20", list(range(1, 41)), ids, ["A"] * 40, ["G"] * 40, ["G1"] * 40,
+                         [0] * 40, [[float(i % 7), float(i % 3)] for i in range(40)])
+    (work / "pos.txt").write_text("\n".join(ids[:20]) + "\n")
+    (work / "neg.txt").write_text("\n".join(ids[20:]) + "\n")
+    params = write_json(work / "params.json", tiny_params())
+    domain = write_json(work / "domain.json", {"train.learning_rate": {"type": "continuous", "range": [1e-4, 1e-2],
+                                                                       "log": True}})
+    model, data = tiny_model, demo_dataset
+    return {
+        "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
+        "make_targets.py": lambda out: ["-l", 16384, "-w", 128, FASTA, TARGETS, "-o", out],
+        "predict.py": lambda out: [model, bed, "-o", out],
+        "train.py": lambda out: [params, data, "-o", out],
+        "hyper_search.py": lambda out: [params, domain, data, "-o", out, "-n", 2, "--init", 2, "--epochs", 1,
+                                        "--steps", 2],
+        "test.py": lambda out: [model, data, "-o", out],
+        "sed.py": lambda out: [model, DATA / "variants_1kg.vcf.gz", DATA / "tss.bed", "-o", out],
+        "sat_mut.py": lambda out: [model, bed, "-o", out, "--mut_len", 4],
+        "saliency.py": lambda out: [model, bed, "-o", out],
+        "sed_ld.py": lambda out: [ld["sed"], ld["vcf"], ld["eqtl"], "-o", out],
+        "gwas_classify.py": lambda out: [gwas_sed, work / "pos.txt", work / "neg.txt", "-o", out, "--stat", "SED",
+                                         "--components", 1, "--folds", 2],
+    }
+
+
+def out_name(script):
+    return {"bam_cov.py": "cov.bw", "predict.py": "preds.h5"}.get(script, "out")
+
+
+def test_every_script_is_covered():
+    assert sorted(p.name for p in (REPO / "bin").glob("*.py")) == sorted(KIND)
+
+
+@pytest.mark.parametrize("script", sorted(KIND))
+def test_a_file_where_a_folder_is_expected(script, inputs, tmp_path):
+    blocker = tmp_path / "afile"
+    blocker.write_text("not a folder\n")
+    proc = run_script(script, *inputs[script](blocker / out_name(script)))
+    assert_clean_failure(proc, "afile", "not a folder")
+    assert blocker.read_text() == "not a folder\n" and sorted(os.listdir(tmp_path)) == ["afile"]
+
+
+@pytest.mark.parametrize("script", sorted(KIND))
+def test_a_read_only_location(script, inputs, tmp_path):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    proc = run_script(script, *inputs[script](ro / out_name(script)), prefix=read_only(ro))
+    assert_clean_failure(proc, str(ro), "read-only file system")
+    assert os.listdir(ro) == []
+
+
+@pytest.mark.parametrize("script", sorted(KIND))
+def test_a_second_run_into_the_same_output(script, inputs, tmp_path):
+    out = tmp_path / out_name(script)
+    holder = hold_claim(out, folder=KIND[script] == "folder")
+    before = sorted(os.listdir(tmp_path)), sorted(os.listdir(out)) if out.is_dir() else None
+    try:
+        proc = run_script(script, *inputs[script](out))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert_clean_failure(proc, str(out), f"another run (process {holder.pid})")
+    assert (sorted(os.listdir(tmp_path)), sorted(os.listdir(out)) if out.is_dir() else None) == before
+
+
+def test_finished_outputs_are_kept_without_force(inputs, tmp_path):
+    """Every script refuses to replace a finished run's output unless --force (here: the quick ones)."""
+    out = tmp_path / "gwas"
+    run_script("gwas_classify.py", "-q", *inputs["gwas_classify.py"](out), check=True)
+    first = (out / "auroc.tsv").read_text()
+    assert_clean_failure(run_script("gwas_classify.py", *inputs["gwas_classify.py"](out)), "auroc.tsv", "--force")
+    assert (out / "auroc.tsv").read_text() == first
+    run_script("gwas_classify.py", "-q", *inputs["gwas_classify.py"](out), "--force", check=True)
+    assert json.loads((out / "gwas_classify.json").read_text())["folds"] == 2
+
+
+@pytest.mark.parametrize("script", sorted(KIND))
+def test_help_says_each_default_once(script):
+    proc = run_script(script, "--help", check=True)
+    text = " ".join(proc.stdout.split())
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: )" not in text
+    options = [part for part in text.split(" --") if "default" in part]
+    twice = [part[:60] for part in options if part.count("default") > 1]
+    assert not twice, twice
+    assert all(a.help for a in _parser(script)._actions), f"{script}: an option has no help text"
+
+
+def _parser(script):
+    """The script's argparse parser (parse_args is wrapped to hand the parser back)."""
+    import argparse
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(script[:-3], REPO / "bin" / script)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    seen = {}
+    real = argparse.ArgumentParser.parse_args
+
+    def capture(self, *a, **k):
+        seen["parser"] = self
+        raise SystemExit(0)
+
+    argparse.ArgumentParser.parse_args = capture
+    try:
+        module.parse_args([])
+    except SystemExit:
+        pass
+    finally:
+        argparse.ArgumentParser.parse_args = real
+    return seen["parser"]
