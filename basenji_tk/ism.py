@@ -331,7 +331,7 @@ def read_sites(bed_path, genome) -> list[Site]:
         if g is None:
             raise InputError(f"{path}:{lineno}: chromosome {f[0]} is not in the FASTA {genome.path}")
         if g != f[0]:
-            renamed.add(f[0])
+            renamed.add(f"{f[0]}->{g}")
         if start >= genome.sizes[g]:
             raise InputError(f"{path}:{lineno}: region {f[0]}:{start}-{end} starts past the end of {f[0]} "
                              f"({genome.sizes[g]:,} bp)")
@@ -543,7 +543,8 @@ def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "
     sites = read_sites(bed, genome)
 
     with files.claim(out_dir):
-        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, target)
+        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, target,
+                                                           option="--target")
         L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
         if len(chosen) != 1:
             raise InputError(f"--target: choose one target, got {len(chosen)}")

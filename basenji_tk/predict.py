@@ -133,8 +133,9 @@ def model_details(model, model_path, stats: dict | None, stats_path: str) -> dic
     return dict(details, pool_width=int(pool_width), target_ids=[f"t{k}" for k in range(num_targets)])
 
 
-def select_targets(spec, target_ids: list[str], labels: list[str]) -> list[tuple[int, str, str]]:
-    """``--targets``: comma-separated indices or identifiers (None: all) -> [(index, id, label)]."""
+def select_targets(spec, target_ids: list[str], labels: list[str], option: str = "--targets"
+                   ) -> list[tuple[int, str, str]]:
+    """``option`` (``--targets``): comma-separated indices or identifiers (None: all) -> [(index, id, label)]."""
     if spec is None or str(spec).strip() == "":
         return [(i, t, labels[i]) for i, t in enumerate(target_ids)]
     chosen = []
@@ -145,13 +146,13 @@ def select_targets(spec, target_ids: list[str], labels: list[str]) -> list[tuple
         elif re.fullmatch(r"\d+", part) and int(part) < len(target_ids):
             i = int(part)
         else:
-            raise InputError(f"--targets: {part!r} is neither a target id nor an index below {len(target_ids)} "
+            raise InputError(f"{option}: {part!r} is neither a target id nor an index below {len(target_ids)} "
                              f"(targets: {', '.join(target_ids[:8])}{' ...' if len(target_ids) > 8 else ''})")
         chosen.append((i, target_ids[i], labels[i]))
     return chosen
 
 
-def load_trained(model_dir, model_file, stats: dict | None, stats_path: str, targets=None):
+def load_trained(model_dir, model_file, stats: dict | None, stats_path: str, targets=None, option: str = "--targets"):
     """A trained model and what the scripts need of it: ``(model, model_path, details, chosen)``.
 
     ``model_file`` (or ``model_dir/model_best.keras``) is loaded; ``details`` as
@@ -163,7 +164,7 @@ def load_trained(model_dir, model_file, stats: dict | None, stats_path: str, tar
     model = load_model(model_path)
     details = model_details(model, model_path, stats, stats_path)
     labels = [str(x) for x in (stats or {}).get("target_descriptions", details["target_ids"])]
-    return model, model_path, details, select_targets(targets, details["target_ids"], labels)
+    return model, model_path, details, select_targets(targets, details["target_ids"], labels, option)
 
 
 def read_regions(bed_path, genome: Genome) -> tuple[list, np.ndarray, np.ndarray]:

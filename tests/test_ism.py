@@ -188,3 +188,11 @@ def test_saliency_script(tmp_path, tiny_model):
         got = bw.values("20", int(start[1]), int(start[1]) + width * sal.shape[1], numpy=True)[::width]
     np.testing.assert_allclose(got, sal[1], rtol=1e-5, atol=1e-6)
     assert len(list(out.glob("*.png"))) == 2
+    # bad input names saliency.py's own flag, and a renamed chromosome says what it became
+    bed2 = tmp_path / "chr.bed"
+    bed2.write_text("chr20\t5000100\t5000300\tp\n")
+    proc = run_script("saliency.py", tiny_model, bed2, "-f", FASTA, "-o", tmp_path / "bad", "--target", "nope")
+    line = assert_clean_failure(proc, "--target:", "nope")
+    assert "--targets" not in line and "chr20->20" in proc.stderr
+    proc = run_script("saliency.py", "-q", tiny_model, bed, "-f", FASTA, "-o", out, "--target", "tss")
+    assert_clean_failure(proc, "saliency.h5", "--force")
