@@ -2,6 +2,7 @@
 """SED-LD: regress eQTL chi^2 on LD scores and the signed LD profile of the model's SED."""
 
 import argparse
+import math
 
 from basenji_tk import cli
 from basenji_tk.ld import (DEFAULT_LD_WINDOW, DEFAULT_MIN_MAF, DEFAULT_PRUNE_R2, DEFAULT_SIG_P, SE_TYPES, SED_SCALES,
@@ -107,8 +108,10 @@ def main(argv=None):
     c = summary["counts"]
     for r in summary["regressions"]:
         a = r["sed_ld_ld+sed"]
+        top = r["top_bin_relative"]["ld+sed vs ld"]
+        top = f"{top:.2f}x" if math.isfinite(top) else "n/a (no significant eQTL in the lowest quantiles)"
         print(f"{r['tissue']} / {r['target']}: n = {r['n']:,} pairs ({r['genes']} genes), |SED-LD| t = {a['t']:.2f}, "
-              f"p = {a['p']:.3g} ({args.se} se); top quantile {r['top_bin_relative']['ld+sed vs ld']:.2f}x")
+              f"p = {a['p']:.3g} ({args.se} se); top quantile {top}")
     print(f"wrote {args.out}: {c['matched_pairs']:,} of {c['eqtl_rows']:,} eQTL rows matched to sed.h5, "
           f"{c['pruned_variants']:,} variants after pruning, {c['missing_genotypes_imputed']:,} missing genotypes "
           f"imputed")

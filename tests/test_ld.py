@@ -453,3 +453,12 @@ def test_library_errors():
     assert ld.resolve_targets("b,0,1", ["a", "b"]) == [1, 0]
     with pytest.raises(InputError, match="--stat"):
         ld.read_sed_h5("nowhere.h5", "XYZ")
+
+
+def test_summary_line_says_when_enrichment_is_undefined(tmp_path):
+    """No significant eQTL in the lowest quantiles: the relative enrichment is undefined, not 'nanx'."""
+    inputs = make_inputs(tmp_path / "in")
+    proc = run_ld(inputs, tmp_path / "out")
+    assert proc.returncode == 0, proc.stderr
+    assert "nan" not in proc.stdout.lower()
+    assert "top quantile" in proc.stdout
