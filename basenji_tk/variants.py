@@ -45,6 +45,7 @@ from basenji_tk.genome import Genome, chrom_lookup, table_lines
 log = logging.getLogger("basenji_tk")
 
 STATS = ("SED", "logSED", "SAD", "maxlog2")
+LOCUS_GAP = 200_000  # bp: TSSs of one gene name farther apart than this are separate genes (loci)
 H5_NAME, TSV_NAME = "sed.h5", "sed.tsv"
 PARTIAL = ".partial"  # an unfinished run's outputs, kept for --restart
 
@@ -146,6 +147,7 @@ class Gene:
     chrom: str  # FASTA name
     tss: np.ndarray  # int64, 0-based TSS positions, sorted
     strand: str
+    locus: int = 0  # 1, 2, ... for a name found at loci more than LOCUS_GAP apart (0: one locus)
 
 
 def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
@@ -153,7 +155,9 @@ def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
     (the TSS of every ``transcript``, grouped by ``gene_name`` or ``gene_id``).
 
     Plain or gzip; ``#``/``track``/``browser`` lines, and a first BED line of column names, are
-    skipped; Windows line endings are accepted."""
+    skipped; Windows line endings are accepted. A name whose TSSs lie more than ``LOCUS_GAP`` bp
+    apart (e.g. ``Y_RNA``, which GENCODE gives to many small genes) is one gene per locus
+    (``locus`` 1, 2, ... in genome order), each with its own window."""
     path = str(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such genes file")
@@ -178,9 +182,15 @@ def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
             counts["tss_outside_chromosome"] += 1
             continue
         tss[(name, fasta_chrom)].append(position)
-        strands[(name, fasta_chrom)] = strand
-    genes = [Gene(name, chrom, np.unique(np.array(p, dtype=np.int64)), strands[(name, chrom)])
-             for (name, chrom), p in tss.items()]
+        strands[(name, fasta_chrom, position)] = strand
+    genes = []
+    for (name, chrom), p in tss.items():
+        p = np.unique(np.array(p, dtype=np.int64))
+        loci = np.split(p, np.flatnonzero(np.diff(p) > LOCUS_GAP) + 1)
+        if len(loci) > 1:
+            counts["names_at_several_loci"] += 1
+        for k, where in enumerate(loci):
+            genes.append(Gene(name, chrom, where, strands[(name, chrom, int(where[0]))], k + 1 if len(loci) > 1 else 0))
     order = {c: i for i, c in enumerate(genome.chroms)}
     genes.sort(key=lambda g: (order[g.chrom], int(g.tss[0]), g.name))
     if not genes:
@@ -250,7 +260,7 @@ class Window:
 
     @property
     def key(self) -> str:
-        return f"{self.gene.chrom}:{self.gene.name}"
+        return f"{self.gene.chrom}:{self.gene.name}" + (f"#{self.gene.locus}" if self.gene.locus else "")
 
 
 def gene_windows(genes: list[Gene], variants: Variants, seq_length: int, num_bins: int, pool_width: int,

@@ -157,7 +157,7 @@ def bad_record(path, number: int | None, err) -> str:
                     continue
                 data += 1
                 last = lineno
-                problem = _line_problem(raw)
+                problem = _line_problem(raw, at_failure=number is not None)
                 if number is None and problem is None:
                     continue
                 if number is not None and data < number:
@@ -173,17 +173,19 @@ def bad_record(path, number: int | None, err) -> str:
     return f"{path}: line {last or 0}: malformed VCF record after the last line ({err})"
 
 
-def _line_problem(raw: str) -> str | None:
-    """What is wrong with one VCF data line, as far as the 8 fixed columns tell; None if nothing."""
+def _line_problem(raw: str, at_failure: bool) -> str | None:
+    """What is wrong with one VCF data line, as far as the 8 fixed columns tell; None if nothing.
+
+    ``at_failure``: the line is the one pysam failed on (so a last line without its line end is
+    the cut-off end of the file)."""
     ended = raw.endswith("\n")
     line = raw.rstrip("\r\n")
     if not line.strip():
         return "empty line (expected a tab-separated VCF record)"
     cols = line.split("\t", FIXED_COLUMNS)
+    if not ended and (at_failure or len(cols) < FIXED_COLUMNS):
+        return "the file ends in the middle of this record, without its line end (truncated file)"
     if len(cols) < FIXED_COLUMNS:
-        if not ended:
-            return (f"the file ends in the middle of this record ({len(cols)} of the {FIXED_COLUMNS} fixed "
-                    "columns; truncated file)")
         return (f"{len(cols)} tab-separated columns where {FIXED_COLUMNS} or more are expected "
                 "(CHROM POS ID REF ALT QUAL FILTER INFO ...)")
     if not cols[1].isdigit():

@@ -83,7 +83,14 @@ def test_read_genes_bed_and_gtf(tmp_path):
     genome = Genome(FASTA)
     genes, counts = variants.read_genes(TSS, genome)
     names = [g.name for g in genes]
-    assert len(genes) > 300 and len(set(names)) == len(names)
+    assert len(genes) > 300 and len(set(g.name for g in genes if not g.locus)) == sum(not g.locus for g in genes)
+    # Y_RNA names six small genes 0.4-18 Mb apart in the real tss.bed: six genes, not one spanning 18 Mb
+    y_rna = [g for g in genes if g.name == "Y_RNA"]
+    y_tss = sorted(int(x.split("\t")[1]) for x in open(TSS) if x.split("\t")[3] == "Y_RNA")
+    assert [g.locus for g in y_rna] == [1, 2, 3, 4, 5, 6] and [int(g.tss[0]) for g in y_rna] == y_tss
+    assert counts["names_at_several_loci"] == 2  # Y_RNA, and U3 at 3.4 and 17.0 Mb
+    jag1 = [g for g in genes if g.name == "JAG1"]  # two TSSs 28 kb apart: one gene
+    assert len(jag1) == 1 and list(jag1[0].tss) == [10627013, 10654693] and jag1[0].locus == 0
     first = open(TSS).readline().split("\t")
     g = genes[names.index(first[3])]
     assert int(first[1]) in g.tss and g.strand == first[4]
@@ -222,3 +229,99 @@ def test_script_bad_input(tmp_path, tiny_model):
         assert h5.attrs["count_windows_padded_with_n"] == 1 and len(h5["snp"]) > 0
         assert list(h5["pos"][:]) == sorted(h5["pos"][:])
     assert proc.returncode == 0
+
+
+# ----------------------------------------------------------------------------- VCF and gene files from other sources
+def compress(path, how):
+    """``path`` as written (plain), gzip-compressed (plain gzip) or bgzip-compressed; returns the file."""
+    import pysam
+
+    if how == "plain":
+        return path
+    out = path.with_name(path.name + ".gz")
+    if how == "gzip":
+        with open(path, "rb") as src, gzip.open(out, "wb") as dst:
+            dst.write(src.read())
+    else:
+        pysam.tabix_compress(str(path), str(out), force=True)
+    return out
+
+
+@pytest.mark.parametrize("how", ["plain", "gzip", "bgzip"])
+def test_vcf_compressions_and_windows_line_endings_read_the_same(tmp_path, how):
+    genome = Genome(FASTA)
+    header, body = real_records(300)
+    want = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body), genome)
+    assert len(want) == 300
+    crlf = tmp_path / "crlf.vcf"
+    crlf.write_bytes(("\r\n".join(header + body) + "\r\n").encode())
+    for path in (compress(tmp_path / "v.vcf", how), compress(crlf, how)):
+        got = variants.read_vcf(path, genome)
+        assert got.ids == want.ids and got.alt == want.alt and list(got.pos) == list(want.pos)
+        assert dict(got.counts) == dict(want.counts)
+
+
+@pytest.mark.parametrize("how", ["plain", "gzip", "bgzip"])
+def test_vcf_errors_name_the_line_an_editor_shows(tmp_path, how):
+    genome = Genome(FASTA)
+    header, body = real_records(20)
+    cases = {  # CONSTRUCTED bad lines after 5 real records: line len(header) + 6 of the file
+        "short": ("\t".join(body[5].split("\t")[:5]), "5 tab-separated columns where 8 or more are expected"),
+        "pos": ("20\tnot_a_number\t.\tA\tC\t.\t.\t.", "POS 'not_a_number' is not a whole number"),
+        "empty": ("", "empty line"),
+    }
+    for name, (bad, words) in cases.items():
+        path = compress(write_vcf(tmp_path / f"{name}.vcf", header, body[:5] + [bad] + body[6:]), how)
+        with pytest.raises(variants.InputError) as err:
+            variants.read_vcf(path, genome)
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: line {len(header) + 6}: ") and words in msg, msg
+        assert "truncated" not in msg
+    # a file really cut short: named as such
+    whole = compress(write_vcf(tmp_path / "whole.vcf", *real_records(3000)), how)
+    cut = tmp_path / f"cut-{whole.name}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(variants.InputError, match="truncated|cut short"):
+        variants.read_vcf(cut, genome)
+
+
+def test_variant_past_the_chromosome_end_is_counted_apart(tmp_path):
+    genome = Genome(FASTA)
+    size = genome.sizes["20"]
+    header, body = real_records(10)
+    extra = [record("20", size + 500, "A", "G", "past"),  # CONSTRUCTED: past the 20 Mb FASTA's end
+             record("20", size, "AC", "A", "straddles")]  # CONSTRUCTED: REF reaches past the end
+    v = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body + extra), genome)
+    assert v.counts["past_chrom_end_skipped"] == 2 and v.counts["ref_mismatch_skipped"] == 0
+    assert len(v) == 10
+
+
+def test_vcf_from_another_caller_whole_chromosome_csi_index():
+    """CEUtrio (GATK calls on all of chromosome 20, unphased): records past the demo FASTA's
+    20 Mb are skipped as such, not as REF mismatches."""
+    from conftest import shared
+
+    path = shared("grch37_chr20", "CEUtrio_20.vcf.bgz")
+    with gzip.open(path, "rt") as fh:
+        pos = [int(x.split("\t")[1]) for x in fh if not x.startswith("#")]
+    v = variants.read_vcf(path, Genome(FASTA))
+    assert v.counts["past_chrom_end_skipped"] == sum(p > 20_000_000 for p in pos) > 0
+    assert v.counts["ref_mismatch_skipped"] == 0
+    u = variants.read_vcf(shared("grch37_chr20", "unphased.vcf.gz"), Genome(FASTA))  # csi-indexed, unphased
+    assert u.counts["records"] == 24_990 and u.counts["ref_mismatch_skipped"] == 0
+
+
+def test_gene_bed_with_a_header_line_and_windows_line_endings(tmp_path):
+    genome = Genome(FASTA)
+    lines = open(TSS).read().splitlines()[:40]
+    want, _ = variants.read_genes(TSS, genome)
+    names = {x.split("\t")[3] for x in lines} - {"Y_RNA"}  # the 40 lines hold one of its six loci
+    want = [(g.name, list(g.tss), g.strand, g.locus) for g in want if g.name in names]
+    bed = tmp_path / "genes.bed"
+    bed.write_bytes(("chrom\tstart\tend\tname\tstrand\ttype\tlevel\tsource\r\n" + "\r\n".join(lines) + "\r\n").encode())
+    got, _ = variants.read_genes(bed, genome)
+    assert [(g.name, list(g.tss), g.strand, g.locus) for g in got if g.name in names] == want
+    bed.write_text("20\t100\t200\n")
+    with pytest.raises(variants.InputError, match="genes.bed: line 1: .*3 tab-separated columns"):
+        variants.read_genes(bed, genome)
