@@ -6,13 +6,16 @@ CONSTRUCTED test cases around real positions, labelled as such.
 """
 
 import gzip
+import os
+import shutil
+import subprocess
 
 import h5py
 import numpy as np
 import pytest
-from conftest import DATA, FASTA, assert_clean_failure, run_script
+from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_script
 
-from basenji_tk import dna, variants
+from basenji_tk import dna, files, variants
 from basenji_tk.genome import Genome
 
 VCF = DATA / "variants_1kg.vcf.gz"
@@ -184,6 +187,10 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
     assert (tmp_path / "cut" / "sed.h5.partial").exists() and not (tmp_path / "cut" / "sed.h5").exists()
     monkeypatch.setattr(variants.SedWriter, "add", add)
+    # an interrupted run is not replaced without --restart or --force
+    with pytest.raises(variants.InputError, match="interrupted run.*--restart.*--force"):
+        variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
+    shutil.copytree(tmp_path / "cut", tmp_path / "cut2")  # a second interrupted run, for a changed VCF below
     scored = []
     monkeypatch.setattr(variants, "sed_stats", lambda *a, f=variants.sed_stats: scored.append(1) or f(*a))
     again = variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2",
@@ -199,6 +206,12 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
         (tmp_path / "cut" / "sed.h5").rename(tmp_path / "cut" / "sed.h5.partial")
         (tmp_path / "cut" / "sed.tsv").rename(tmp_path / "cut" / "sed.tsv.partial")
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf", restart=True)
+    # the VCF changed in place between the kill and the restart: refused, naming it
+    write_vcf(vcf, header, body[:-1] + [body[-1].replace("\tPASS\t", "\t.\t")])
+    proc = run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", tmp_path / "cut2", "--targets", "ctcf,2",
+                      "--restart")
+    assert_clean_failure(proc, str(vcf), "VCF changed since the interrupted run", "--restart")
+    assert (tmp_path / "cut2" / "sed.h5.partial").exists() and not (tmp_path / "cut2" / "sed.h5").exists()
 
 
 def test_script_bad_input(tmp_path, tiny_model):
@@ -325,3 +338,39 @@ def test_gene_bed_with_a_header_line_and_windows_line_endings(tmp_path):
     bed.write_text("20\t100\t200\n")
     with pytest.raises(variants.InputError, match="genes.bed: line 1: .*3 tab-separated columns"):
         variants.read_genes(bed, genome)
+
+
+def test_finished_output_kept_unless_force_and_a_second_run_is_refused(tmp_path, tiny_model):
+    header, body = real_records(20)
+    vcf = write_vcf(tmp_path / "v.vcf", header, body)
+    genes = tmp_path / "genes.bed"
+    first = int(body[0].split("\t")[1])
+    genes.write_text(f"20\t{first + 500}\t{first + 501}\tNEAR\t0\t-\n")
+    out = tmp_path / "out"
+    run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q", check=True)
+    before = {n: (out / n).read_bytes() for n in ("sed.h5", "sed.tsv")}
+    proc = run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q")
+    assert_clean_failure(proc, str(out), "already holds sed.h5, sed.tsv", "--force")
+    assert {n: (out / n).read_bytes() for n in before} == before
+    # a run into an output another run holds: one error naming that run's process
+    with files.claim(out):
+        proc = run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q", "--force")
+    assert_clean_failure(proc, str(out), f"another run (process {os.getpid()})")
+    assert {n: (out / n).read_bytes() for n in before} == before
+    run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q", "--force", check=True)
+    assert sorted(os.listdir(out)) == ["sed.h5", "sed.tsv"]
+
+
+def test_unwritable_output_is_one_error_before_any_work(tmp_path, tiny_model):
+    header, body = real_records(20)
+    vcf = write_vcf(tmp_path / "v.vcf", header, body)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    prefix = read_only(locked)
+    proc = subprocess.run([*prefix, str(BIN_DIR / "sed.py"), str(tiny_model), str(vcf), str(TSS), "-f", str(FASTA),
+                           "-o", str(locked / "out")], capture_output=True, text=True, timeout=600)
+    assert_clean_failure(proc, str(locked / "out"), "read-only file system")
+    assert "variants to score" not in proc.stderr  # refused before the VCF was read
+    (tmp_path / "file").write_text("x")
+    proc = run_script("sed.py", tiny_model, vcf, TSS, "-f", FASTA, "-o", tmp_path / "file" / "out")
+    assert_clean_failure(proc, "is a file, not a folder")
