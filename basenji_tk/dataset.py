@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from basenji_tk import __version__, dna
+from basenji_tk import __version__, dna, files
 from basenji_tk import genome as gn
 from basenji_tk import targets as tg
 from basenji_tk.errors import InputError
@@ -162,13 +162,25 @@ def plan_sequences(genome, o: Options):
 
 
 def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -> dict:
-    """Build the dataset folder ``out_dir``; returns its statistics."""
+    """Build the dataset folder ``out_dir``; returns its statistics.
+
+    Options, the targets table and the FASTA are checked first; then ``out_dir`` is claimed
+    (:func:`files.claim`, lock file beside it) before any hashing, tiling or reading, so an
+    unwritable location or a second run into the same folder is one :class:`InputError`."""
     o = options or Options()
     _check_options(o)
     out_dir = os.path.abspath(str(out_dir))
-    genome = gn.Genome(fasta)
     targets = tg.read_targets(targets_file)
+    genome = gn.Genome(fasta)
+    try:
+        with files.claim(out_dir, folder=False):
+            return _make(genome, targets, out_dir, o)
+    finally:
+        genome.close()
 
+
+def _make(genome, targets, out_dir, o: Options) -> dict:
+    """The work of :func:`make_targets`, inside its claim on ``out_dir``."""
     hashes = {"genome": file_sha256(genome.path)}
     hashes.update({t.identifier: file_sha256(t.file) for t in targets})
     settings = {k: v for k, v in vars(o).items() if k not in ("force", "progress")}
@@ -215,11 +227,11 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
         bad = {}
         for track in tracks:
             t = track.target
-            bad[t.identifier] = {"nan": track.nan_count, "inf": track.inf_count,
+            bad[t.identifier] = {"nan": track.nan_count, "no_data": track.no_data_count, "inf": track.inf_count,
                                  "float16_overflow": overflow[t.identifier]}
-            if track.nan_count or track.inf_count:
-                log.info(f"{t.identifier}: {track.nan_count} NaN (no data) and {track.inf_count} inf base values "
-                         "read as 0")
+            if track.nan_count or track.inf_count or track.no_data_count:
+                log.info(f"{t.identifier}: {track.nan_count:,} NaN, {track.inf_count:,} inf and "
+                         f"{track.no_data_count:,} no-data base values read as 0")
             if overflow[t.identifier]:
                 log.warning(f"warning: {t.identifier}: {overflow[t.identifier]} bins above the float16 maximum "
                             "were clipped to it; set a 'clip' or use --target_dtype float32")
@@ -255,8 +267,6 @@ def make_targets(fasta, targets_file, out_dir, options: Options | None = None) -
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    finally:
-        genome.close()
     log.info(f"wrote {out_dir}")
     return stats
 

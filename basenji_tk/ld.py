@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from basenji_tk import files
+from basenji_tk import vcf as vcfio
 from basenji_tk.errors import InputError
 from basenji_tk.genome import normalize_chrom
 
@@ -119,7 +120,7 @@ def read_sample_list(path) -> list:
 
 
 def read_genotypes(path, samples=None, chroms=None, regions=None, progress: bool = False) -> Genotypes:
-    """ALT dosages from the GT field of a VCF/BCF (phased or not, plain or bgzip).
+    """ALT dosages from the GT field of a VCF/BCF (phased or not; plain, bgzip or plain gzip).
 
     ``samples``: ids to keep (default all); ids the VCF lacks are counted in
     ``counts['samples_not_found']``. ``chroms``: normalized chromosome names to keep (default
@@ -128,12 +129,11 @@ def read_genotypes(path, samples=None, chroms=None, regions=None, progress: bool
     (dosage of that ALT). A call with any allele missing is missing (-1) and counted in
     ``counts['missing_calls']``; callers mean-impute it (:func:`standardize`).
     """
-    import pysam
+    with vcfio.open_vcf(path, "VCF/BCF") as vcf:
+        return _read_genotypes(vcf, path, samples, chroms, regions, progress)
 
-    try:
-        vcf = pysam.VariantFile(str(path))
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: cannot read as VCF/BCF ({err})") from None
+
+def _read_genotypes(vcf, path, samples, chroms, regions, progress) -> Genotypes:
     counts = Counter()
     header_samples = list(vcf.header.samples)
     if not header_samples:
@@ -154,8 +154,10 @@ def read_genotypes(path, samples=None, chroms=None, regions=None, progress: bool
     if regions is not None:
         wanted = set(regions) if wanted is None else wanted & set(regions)
 
+    indexed = wanted is not None and bool(contigs) and vcf.index is not None
+
     def records():
-        if wanted is not None and contigs and vcf.index is not None:  # indexed: only the wanted contigs
+        if indexed:  # only the wanted contigs
             for c in contigs:
                 if normalize_chrom(c) in wanted:
                     span = regions.get(normalize_chrom(c)) if regions else None
@@ -208,10 +210,8 @@ def read_genotypes(path, samples=None, chroms=None, regions=None, progress: bool
                 dos.append(np.array(d, dtype=np.int8))
                 ref = (rec.ref or "").upper()
                 rows.append((chrom, rec.pos - 1, vid or f"{rec.chrom}:{rec.pos}:{rec.ref}:{alt}", ref, alt.upper()))
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: record {line + 1}: malformed VCF ({err})") from None
-    finally:
-        vcf.close()
+    except (OSError, ValueError) as err:  # the line's number is known when read from the start
+        raise InputError(vcfio.bad_record(path, None if indexed else line + 1, err)) from None
     counts["variants"] = len(rows)
     counts["chroms_seen"] = len(seen_chroms)
     n = len(header_samples)

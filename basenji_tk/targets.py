@@ -116,6 +116,8 @@ def read_targets(path) -> list[Target]:
         file = file if os.path.isabs(file) else os.path.join(base, file)
         if not os.path.exists(file):
             raise InputError(f"{at}: file not found: {file}")
+        if not os.path.isfile(file):
+            raise InputError(f"{at}: {file} is a folder, not a BigWig or BED file")
         sum_stat = row.get("sum_stat", "sum") or "sum"
         if sum_stat not in SUM_STATS:
             raise InputError(f"{at}: sum_stat must be one of {', '.join(SUM_STATS)}, got {sum_stat!r}")
@@ -143,12 +145,14 @@ def read_targets(path) -> list[Target]:
 
 # ----------------------------------------------------------------------------- tracks
 class Track(abc.ABC):
-    """Per-base values of one target over genome intervals; NaN and inf are counted and zeroed."""
+    """Per-base values of one target over genome intervals; NaN, inf and bases without data are
+    counted apart (``nan_count``, ``inf_count``, ``no_data_count``, in bases) and read as 0."""
 
     def __init__(self, target: Target):
         self.target = target
-        self.nan_count = 0
+        self.nan_count = 0  # bases whose stored value is NaN
         self.inf_count = 0
+        self.no_data_count = 0  # BigWig bases that no entry covers (pyBigWig reads them as NaN)
 
     def _clean(self, values: np.ndarray) -> np.ndarray:
         """Zero NaN (a BigWig base without data reads as NaN) and inf, counting both.
@@ -203,11 +207,22 @@ class BigWigTrack(Track):
             self.sparse = False
         if hi == end:
             out = self.bw.values(name, start, end, numpy=True)
-        else:  # the track's chromosome is shorter than the FASTA's
+        else:  # the track's chromosome is shorter than the FASTA's: no data past its end
             out = np.zeros(end - start, dtype=np.float32)
             if hi > start:
                 out[: hi - start] = self.bw.values(name, start, hi, numpy=True)
-        return self._clean(out.astype(np.float32, copy=False))
+            self.no_data_count += end - max(hi, start)
+        out = out.astype(np.float32, copy=False)
+        nan = np.isnan(out)
+        n_nan = int(np.count_nonzero(nan))
+        if n_nan:  # stored NaN or no data? Only the entries over the NaN stretch can tell
+            where = np.flatnonzero(nan)
+            lo, up = start + int(where[0]), start + int(where[-1]) + 1
+            stored = sum(min(e, up) - max(s, lo) for s, e, v in (self.bw.intervals(name, lo, up) or ()) if v != v)
+            self.nan_count += stored
+            self.no_data_count += n_nan - stored
+            np.copyto(out, 0, where=nan)
+        return out
 
     def _from_intervals(self, found, start, end, hi):
         out = np.zeros(end - start, dtype=np.float32)
@@ -221,7 +236,7 @@ class BigWigTrack(Track):
                 self.inf_count += e - s
             else:
                 out[s - start:e - start] = v
-        self.nan_count += (end - start) - covered  # no data: read as NaN, as values() does
+        self.no_data_count += (end - start) - covered  # no entry there (values() reads it as NaN)
         return out
 
     def close(self):
@@ -231,7 +246,11 @@ class BigWigTrack(Track):
 class BedTrack(Track):
     def __init__(self, target, genome_chroms, needed):
         super().__init__(target)
-        bed = gn.read_bed(target.file, score_column=target.score_column)
+        try:
+            bed = gn.read_bed(target.file, score_column=target.score_column)
+        except (UnicodeDecodeError, EOFError, OSError) as err:  # binary, or damaged gzip
+            raise InputError(f"{target.row}: {target.file} is neither a BigWig nor a text BED file "
+                             f"({type(err).__name__})") from None
         if not bed:
             raise InputError(f"{target.row}: no intervals in {target.file}")
         self.names = gn.match_chroms(bed, genome_chroms, target.file)

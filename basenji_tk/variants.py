@@ -38,12 +38,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from basenji_tk import vcf as vcfio
 from basenji_tk.errors import InputError
 from basenji_tk.genome import Genome, chrom_lookup, table_lines
 
 log = logging.getLogger("basenji_tk")
 
 STATS = ("SED", "logSED", "SAD", "maxlog2")
+LOCUS_GAP = 200_000  # bp: TSSs of one gene name farther apart than this are separate genes (loci)
 H5_NAME, TSV_NAME = "sed.h5", "sed.tsv"
 PARTIAL = ".partial"  # an unfinished run's outputs, kept for --restart
 
@@ -66,70 +68,62 @@ class Variants:
 
 
 def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
-    """Every scorable variant of a VCF (plain or bgzip, any order), checked against ``genome``."""
-    import pysam
+    """Every scorable variant of a VCF (plain, bgzip or plain gzip; any order), checked against ``genome``.
 
+    A malformed record is an :class:`InputError` naming its line (as a text editor counts
+    them, header included)."""
     path = str(path)
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such VCF file")
-    quiet = pysam.set_verbosity(0)  # htslib's header-sanity warnings are not the user's concern here
-    try:
-        vcf = pysam.VariantFile(path)
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable VCF ({err})") from None
-    finally:
-        pysam.set_verbosity(quiet)
-    header_lines = len(str(vcf.header).splitlines())
     to_fasta = chrom_lookup(genome.chroms)
     order = {c: i for i, c in enumerate(genome.chroms)}
     counts, missing = Counter(), Counter()
     seen, rows = set(), []
-    line = header_lines
-    records = iter(vcf)
-    while True:
-        line += 1
-        try:
-            rec = next(records)
-        except StopIteration:
-            break
-        except (ValueError, OSError) as err:
-            raise InputError(f"{path}: line {line}: malformed VCF record ({err})") from None
-        counts["records"] += 1
-        chrom = to_fasta(rec.chrom)
-        if chrom is None:
-            missing[rec.chrom] += 1
-            continue
-        if rec.ref is None or not rec.alts:
-            counts["no_alt"] += 1
-            continue
-        for alt in rec.alts:
-            counts["alleles"] += 1
-            ref = rec.ref.upper()
-            alt = alt.upper()
-            if not re.fullmatch(r"[ACGTN]+", alt) or not re.fullmatch(r"[ACGTN]+", ref):
-                counts["symbolic_skipped"] += 1
+    with vcfio.open_vcf(path) as vcf:
+        records = iter(vcf)
+        while True:
+            try:
+                rec = next(records)
+            except StopIteration:
+                break
+            except (ValueError, OSError) as err:
+                raise InputError(vcfio.bad_record(path, counts["records"] + 1, err)) from None
+            counts["records"] += 1
+            chrom = to_fasta(rec.chrom)
+            if chrom is None:
+                missing[rec.chrom] += 1
                 continue
-            if len(ref) != len(alt) and max(len(ref), len(alt)) > max_indel + 1:
-                counts["long_indel_skipped"] += 1
+            if rec.ref is None or not rec.alts:
+                counts["no_alt"] += 1
                 continue
-            pos = rec.pos - 1
-            key = (chrom, pos, ref, alt)
-            if key in seen:
-                counts["duplicates"] += 1
-                continue
-            seen.add(key)
-            genome_ref = genome.fetch(chrom, pos, pos + len(ref)).upper()
-            flipped = False
-            if genome_ref != ref:
-                if len(ref) == 1 and len(alt) == 1 and genome_ref == alt:
-                    ref, alt, flipped = alt, ref, True
-                    counts["flipped"] += 1
-                else:
-                    counts["ref_mismatch_skipped"] += 1
+            for alt in rec.alts:
+                counts["alleles"] += 1
+                ref = rec.ref.upper()
+                alt = alt.upper()
+                if not re.fullmatch(r"[ACGTN]+", alt) or not re.fullmatch(r"[ACGTN]+", ref):
+                    counts["symbolic_skipped"] += 1
                     continue
-            vid = rec.id if rec.id and rec.id != "." else f"{rec.chrom}:{rec.pos}:{rec.ref}:{alt if not flipped else ref}"
-            rows.append((order[chrom], pos, ref, alt, vid, flipped))
-    vcf.close()
+                if len(ref) != len(alt) and max(len(ref), len(alt)) > max_indel + 1:
+                    counts["long_indel_skipped"] += 1
+                    continue
+                pos = rec.pos - 1
+                if pos < 0 or pos + len(ref) > genome.sizes[chrom]:
+                    counts["past_chrom_end_skipped"] += 1  # e.g. a whole-chromosome VCF on a part of it
+                    continue
+                key = (chrom, pos, ref, alt)
+                if key in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(key)
+                genome_ref = genome.fetch(chrom, pos, pos + len(ref)).upper()
+                flipped = False
+                if genome_ref != ref:
+                    if len(ref) == 1 and len(alt) == 1 and genome_ref == alt:
+                        ref, alt, flipped = alt, ref, True
+                        counts["flipped"] += 1
+                    else:
+                        counts["ref_mismatch_skipped"] += 1
+                        continue
+                vid = rec.id if rec.id and rec.id != "." else f"{rec.chrom}:{rec.pos}:{rec.ref}:{alt if not flipped else ref}"
+                rows.append((order[chrom], pos, ref, alt, vid, flipped))
     if missing:
         counts["chrom_not_in_fasta"] = sum(missing.values())
         names = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
@@ -153,18 +147,26 @@ class Gene:
     chrom: str  # FASTA name
     tss: np.ndarray  # int64, 0-based TSS positions, sorted
     strand: str
+    locus: int = 0  # 1, 2, ... for a name found at loci more than LOCUS_GAP apart (0: one locus)
 
 
 def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
     """Genes from a TSS BED (chrom, start, end, name, and a +/- strand in column 5 or 6) or a GTF
-    (the TSS of every ``transcript``, grouped by ``gene_name`` or ``gene_id``)."""
+    (the TSS of every ``transcript``, grouped by ``gene_name`` or ``gene_id``).
+
+    Plain or gzip; ``#``/``track``/``browser`` lines, and a first BED line of column names, are
+    skipped; Windows line endings are accepted. A name whose TSSs lie more than ``LOCUS_GAP`` bp
+    apart (e.g. ``Y_RNA``, which GENCODE gives to many small genes) is one gene per locus
+    (``locus`` 1, 2, ... in genome order), each with its own window."""
     path = str(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such genes file")
     gtf = re.search(r"\.gtf(\.gz)?$", path) is not None
     to_fasta = chrom_lookup(genome.chroms)
     tss, strands, counts = defaultdict(list), {}, Counter()
-    for number, cols in table_lines(path):
+    for k, (number, cols) in enumerate(table_lines(path)):
+        if k == 0 and not gtf and len(cols) >= 3 and not (_is_int(cols[1]) or _is_int(cols[2])):
+            continue  # a column-name header ("chrom start end name ...")
         try:
             name, chrom, position, strand = (_gtf_tss if gtf else _bed_tss)(cols)
         except (ValueError, IndexError) as err:
@@ -180,9 +182,15 @@ def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
             counts["tss_outside_chromosome"] += 1
             continue
         tss[(name, fasta_chrom)].append(position)
-        strands[(name, fasta_chrom)] = strand
-    genes = [Gene(name, chrom, np.unique(np.array(p, dtype=np.int64)), strands[(name, chrom)])
-             for (name, chrom), p in tss.items()]
+        strands[(name, fasta_chrom, position)] = strand
+    genes = []
+    for (name, chrom), p in tss.items():
+        p = np.unique(np.array(p, dtype=np.int64))
+        loci = np.split(p, np.flatnonzero(np.diff(p) > LOCUS_GAP) + 1)
+        if len(loci) > 1:
+            counts["names_at_several_loci"] += 1
+        for k, where in enumerate(loci):
+            genes.append(Gene(name, chrom, where, strands[(name, chrom, int(where[0]))], k + 1 if len(loci) > 1 else 0))
     order = {c: i for i, c in enumerate(genome.chroms)}
     genes.sort(key=lambda g: (order[g.chrom], int(g.tss[0]), g.name))
     if not genes:
@@ -190,7 +198,13 @@ def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
     return genes, counts
 
 
+def _is_int(text: str) -> bool:
+    return text.strip().lstrip("-").isdigit()
+
+
 def _bed_tss(cols):
+    if len(cols) < 4:
+        raise ValueError(f"{len(cols)} tab-separated columns, expected 4 or more: chrom, start, end, name")
     start, end = int(cols[1]), int(cols[2])
     strand = next((cols[k] for k in (5, 4) if len(cols) > k and cols[k] in ("+", "-")), "+")
     if end <= start:
@@ -246,7 +260,7 @@ class Window:
 
     @property
     def key(self) -> str:
-        return f"{self.gene.chrom}:{self.gene.name}"
+        return f"{self.gene.chrom}:{self.gene.name}" + (f"#{self.gene.locus}" if self.gene.locus else "")
 
 
 def gene_windows(genes: list[Gene], variants: Variants, seq_length: int, num_bins: int, pool_width: int,
@@ -359,7 +373,7 @@ class SedWriter:
     META = ("snp", "chrom", "pos", "ref", "alt", "flipped", "gene", "tss_dist")
 
     def __init__(self, out_dir: str, targets: list[tuple[int, str, str]], float32: bool, attrs: dict,
-                 restart: bool):
+                 restart: bool, inputs: str = "{}"):
         import h5py
 
         self.h5_path, self.tsv_path = os.path.join(out_dir, H5_NAME), os.path.join(out_dir, TSV_NAME)
@@ -402,7 +416,7 @@ class SedWriter:
         self.h5.create_dataset("target_index", data=np.array([t[0] for t in targets], dtype=np.int64))
         self.h5.create_dataset("target_ids", data=np.array([t[1] for t in targets], dtype="S"))
         self.h5.create_dataset("target_labels", data=np.array([t[2] for t in targets], dtype="S"))
-        self.h5.attrs.update(attrs, rows=0, windows=0, tsv_bytes=0)
+        self.h5.attrs.update(attrs, rows=0, windows=0, tsv_bytes=0, inputs=inputs)
         self.tsv = open(self.tsv_tmp, "w")
         self.tsv.write("snp\tchrom\tpos\tref\talt\tflipped\tgene\ttss_dist\ttarget_index\ttarget_id\t"
                        + "\t".join(STATS) + "\n")
@@ -456,39 +470,108 @@ class SedWriter:
             self.tsv.close()
 
 
+def _resumable(out_dir) -> bool:
+    return all(os.path.exists(os.path.join(str(out_dir), n + PARTIAL)) for n in (H5_NAME, TSV_NAME))
+
+
+def _check_restart_inputs(out_dir, inputs: dict) -> None:
+    """On --restart: refuse when a file the interrupted run read (``{what: path}``) changed since.
+
+    The interrupted run saved :func:`files.fingerprint` of each in the partial sed.h5's ``inputs``
+    attribute (JSON): size, mtime and a SHA-256 of the first and last MiB and 16 sampled blocks.
+    """
+    import json
+
+    import h5py
+
+    from basenji_tk import files
+
+    h5_tmp = os.path.join(str(out_dir), H5_NAME + PARTIAL)
+    try:
+        with h5py.File(h5_tmp, "r") as h5:
+            saved = h5.attrs.get("inputs")
+    except OSError as err:
+        raise InputError(f"{h5_tmp}: cannot reopen the interrupted run ({err}); run without --restart") from None
+    if saved is None:
+        raise InputError(f"{h5_tmp}: the interrupted run saved no fingerprints of its inputs, so --restart cannot "
+                         "tell whether they changed; run without --restart")
+    saved = json.loads(saved)
+    for what, path in inputs.items():
+        before = saved.get(what)
+        if before is None or os.path.abspath(str(path)) != before.get("path"):
+            raise InputError(f"{path}: --restart with a different {what} (the interrupted run read "
+                             f"{(before or {}).get('path')}); run without --restart")
+        files.check_unchanged(before, path, what)
+
+
 def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = False, shifts=(0,), targets=None,
                    batch_size: int = 8, restart: bool = False, float32: bool = False, max_indel: int = 32,
-                   model_file=None, quiet: bool = False, naive: bool = False) -> dict:
-    """``sed.py``: score every variant of ``vcf`` near the genes of ``genes_path``; returns counts."""
+                   model_file=None, quiet: bool = False, naive: bool = False, force: bool = False) -> dict:
+    """``sed.py``: score every variant of ``vcf`` near the genes of ``genes_path``; returns counts.
+
+    A finished ``out_dir`` (sed.h5 or sed.tsv) is kept unless ``force``; an interrupted one is
+    continued with ``restart`` (its inputs must be unchanged) or replaced with ``force``."""
+    from basenji_tk import files
+    from basenji_tk.evaluate import MODEL_FILE
+    from basenji_tk.predict import open_genome, training_statistics
+
+    if int(batch_size) < 1:
+        raise InputError(f"--batch_size: expected a positive number, got {batch_size}")
+    if int(max_indel) < 0:
+        raise InputError(f"--max_indel: expected 0 or more, got {max_indel}")
+    for path, what in ((vcf, "VCF"), (genes_path, "genes")):
+        if not os.path.isfile(str(path)):
+            raise InputError(f"{path}: no such {what} file")
+    model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
+    if not os.path.isfile(model_path):
+        raise InputError(f"{model_path}: model file not found")
+    stats, stats_path = training_statistics(model_dir)
+    with files.claim(out_dir):
+        resume = restart and _resumable(out_dir)
+        if not resume:
+            files.refuse_overwrite(out_dir, [H5_NAME, TSV_NAME], force, restart_hint=_resumable(out_dir))
+            if _resumable(out_dir) and not force:
+                raise InputError(f"{out_dir}: holds an interrupted run ({H5_NAME}{PARTIAL}); use --restart to continue "
+                                 "it or --force to start again")
+            if restart:
+                log.info(f"--restart: no interrupted run in {out_dir}; starting from the beginning")
+        genome = open_genome(fasta, stats, stats_path)
+        inputs = {"VCF": vcf, "genes file": genes_path, "FASTA": genome.path, "model file": model_path}
+        if resume:
+            _check_restart_inputs(out_dir, inputs)
+        prints = {what: files.fingerprint(path) for what, path in inputs.items()}
+        return _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, out_dir, rc, shifts,
+                      targets, batch_size, resume, float32, max_indel, quiet, naive, prints)
+
+
+def _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, out_dir, rc, shifts, targets,
+           batch_size, restart, float32, max_indel, quiet, naive, prints) -> dict:
+    """The work of :func:`score_variants` inside its claim on ``out_dir``."""
+    import json
     import time
 
     from tqdm import tqdm
 
     from basenji_tk import cli
     from basenji_tk.evaluate import ensemble_model, predict_batch
-    from basenji_tk.predict import bin_offset, load_trained, open_genome, training_statistics
+    from basenji_tk.predict import bin_offset, load_trained
 
-    if int(batch_size) < 1:
-        raise InputError(f"--batch_size: expected a positive number, got {batch_size}")
-    if int(max_indel) < 0:
-        raise InputError(f"--max_indel: expected 0 or more, got {max_indel}")
-    stats, stats_path = training_statistics(model_dir)
-    genome = open_genome(fasta, stats, stats_path)
     genes, gene_counts = read_genes(genes_path, genome)
     variants = read_vcf(vcf, genome, max_indel)
     counts = Counter({f"vcf_{k}": 0 for k in ("records", "alleles", "scorable", "flipped", "duplicates",
-                                                "ref_mismatch_skipped", "symbolic_skipped", "long_indel_skipped",
-                                                "chrom_not_in_fasta")})
+                                                "ref_mismatch_skipped", "past_chrom_end_skipped", "symbolic_skipped",
+                                                "long_indel_skipped", "chrom_not_in_fasta")})
     counts.update({f"vcf_{k}": v for k, v in variants.counts.items()})
     counts.update({f"genes_{k}": v for k, v in gene_counts.items()})
     counts.update({k: 0 for k in ("tss_outside_window", "genes_without_tss_in_bins", "windows_padded_with_n",
                                   "variant_past_window_end")})
     log.info(f"{vcf}: {counts['vcf_scorable']:,} variants to score ({counts['vcf_flipped']:,} flipped, "
-             f"{counts['vcf_ref_mismatch_skipped']:,} REF mismatches, {counts['vcf_duplicates']:,} duplicates, "
+             f"{counts['vcf_ref_mismatch_skipped']:,} REF mismatches, {counts['vcf_past_chrom_end_skipped']:,} past "
+             f"the chromosome's end, {counts['vcf_duplicates']:,} duplicates, "
              f"{counts['vcf_long_indel_skipped'] + counts['vcf_symbolic_skipped']:,} other alleles skipped); "
              f"{len(genes):,} genes")
 
-    model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, targets)
+    model, model_path, details, chosen = load_trained(model_dir, model_path, stats, stats_path, targets)
     seq_length, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
     model = ensemble_model(model, rc, shifts, seq_length)
     index = np.array([c[0] for c in chosen])
@@ -497,12 +580,11 @@ def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = F
     if not windows:
         raise InputError(f"{genes_path}: no gene has a TSS inside the model's predicted bins")
 
-    os.makedirs(out_dir, exist_ok=True)
     attrs = dict(model=os.path.abspath(model_path), vcf=os.path.abspath(str(vcf)),
                  genes=os.path.abspath(str(genes_path)), fasta=os.path.abspath(genome.path), rc=bool(rc),
                  shifts=",".join(str(s) for s in shifts), targets=",".join(c[1] for c in chosen),
                  seq_length=seq_length, pool_width=pool_width, max_indel=int(max_indel))
-    writer = SedWriter(out_dir, chosen, float32, attrs, restart)
+    writer = SedWriter(out_dir, chosen, float32, attrs, restart, inputs=json.dumps(prints))
     todo = [w for w in windows if w.key not in writer.done]
     pairs = sum(len(w.variants) for w in todo)
     counts["genes_scored"] = len(windows)

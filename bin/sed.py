@@ -18,24 +18,29 @@ variant's alternative window next to it. Per SNP-gene pair and target:
   maxlog2  max over bins of |log2(alt + 1) - log2(ref + 1)|
   tss_dist variant position - the gene's nearest TSS (bp)
 
-VCF: plain or bgzip, any order. Multi-allelic records are split; a repeated
-variant is scored once; REF is checked against the FASTA (a SNP whose ALT is the
-genome base is flipped and marked flipped=True; other mismatches are skipped and
-counted). Indels up to --max_indel bp keep the window aligned left of the
-variant; right of it the sequence shifts by the length difference.
+VCF: plain, bgzip or plain gzip (streamed), any order. Multi-allelic records are
+split; a repeated variant is scored once; REF is checked against the FASTA (a SNP
+whose ALT is the genome base is flipped and marked flipped=True; other mismatches,
+and variants past the end of the FASTA's chromosome, are skipped and counted).
+Indels up to --max_indel bp keep the window aligned left of the variant; right of
+it the sequence shifts by the length difference. A GENES BED may start with a line
+of column names.
 
 Writes OUT_DIR/sed.h5 (snp, chrom, pos (1-based), ref, alt, flipped, gene,
 tss_dist, one (pairs, targets) matrix per statistic, target_ids, target_labels;
 counts as attributes) and OUT_DIR/sed.tsv (one line per pair and target). Both
 grow window by window under '.partial' names; --restart continues an interrupted
-run without rescoring finished genes.
+run without rescoring finished genes, and refuses when the VCF, GENES, the FASTA or
+the model file changed since (size, mtime and a hash of sampled blocks). A finished
+OUT_DIR is kept unless --force. OUT_DIR is checked and locked before any work: an
+unwritable folder, or another run writing there, is one error.
 """
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="sed.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
     p.add_argument("model_dir", help="model folder from train.py")
-    p.add_argument("vcf", help="variants (VCF, plain or bgzip)")
+    p.add_argument("vcf", help="variants (VCF: plain, bgzip or plain gzip)")
     p.add_argument("genes", help="gene TSSs: BED (name, strand) or GTF")
     p.add_argument("-f", "--fasta", default=None, help="genome FASTA (None: the one the model was trained on)")
     p.add_argument("-o", "--out_dir", default="sed_out", help="output folder")
@@ -43,7 +48,9 @@ def parse_args(argv=None):
     cli.add_prediction_options(p)
     p.add_argument("--max_indel", type=int, default=32, help="longest indel allele (bp) to score; longer skipped")
     p.add_argument("--float32", action="store_true", help="store statistics as float32 instead of float16")
-    p.add_argument("--restart", action="store_true", help="continue an interrupted run in OUT_DIR")
+    p.add_argument("--restart", action="store_true", help="continue an interrupted run in OUT_DIR (its inputs must "
+                   "be unchanged)")
+    p.add_argument("--force", action="store_true", help="replace a finished (or interrupted) run in OUT_DIR")
     cli.add_logging_options(p)
     return p.parse_args(argv)
 
@@ -57,7 +64,7 @@ def main(argv=None):
     score_variants(args.model_dir, args.vcf, args.genes, args.out_dir, fasta=args.fasta, rc=args.rc,
                    shifts=parse_shifts(args.shifts), targets=args.targets, batch_size=args.batch_size,
                    restart=args.restart, float32=args.float32, max_indel=args.max_indel, model_file=args.model,
-                   quiet=args.quiet)
+                   quiet=args.quiet, force=args.force)
     return 0
 
 

@@ -3,6 +3,7 @@
 import filecmp
 import json
 import os
+import subprocess
 
 import numpy as np
 import pysam
@@ -271,7 +272,7 @@ def test_dense_bigwig_with_nan_and_inf_values(tmp_path, span):
     (tmp_path / "t.txt").write_text("identifier\tfile\tsum_stat\ngc\tgc.bw\tmean\n")
     o = ds.Options(seq_length=16384, valid="0", test="0", target_dtype="float32")
     stats = ds.make_targets(FASTA, tmp_path / "t.txt", tmp_path / "d", o)
-    assert stats["nonfinite_values"]["gc"] == {"nan": span, "inf": span, "float16_overflow": 0}
+    assert stats["nonfinite_values"]["gc"] == {"nan": span, "no_data": 0, "inf": span, "float16_overflow": 0}
     rows = read_bed_rows(tmp_path / "d" / "sequences.bed")
     expected = np.nan_to_num(gc, nan=0, posinf=0)
     # sequences start 60,000 + offset, not on 128 bp boundaries: recompute per bin from bases
@@ -280,3 +281,61 @@ def test_dense_bigwig_with_nan_and_inf_values(tmp_path, span):
         start = rows[i][1]
         np.testing.assert_allclose(y[:, 0], per_base[start:start + 16384].reshape(-1, 128).mean(axis=1),
                                    rtol=1e-5, atol=1e-6)
+
+
+def test_unwritable_output_or_a_second_run_is_one_error_before_any_work(tmp_path):
+    from conftest import BIN_DIR, read_only
+
+    from basenji_tk import files
+
+    out = tmp_path / "d"
+    with files.claim(out, folder=False):  # as a first run writing there holds it
+        proc = run_script("make_targets.py", "-l", 16384, FASTA, TARGETS, "-o", out)
+    assert_clean_failure(proc, str(out), f"another run (process {os.getpid()})", out=out)
+    assert "contigs" not in proc.stderr  # refused before tiling
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    prefix = read_only(locked)
+    proc = subprocess.run([*prefix, str(BIN_DIR / "make_targets.py"), "-l", "16384", str(FASTA), str(TARGETS),
+                           "-o", str(locked / "d")], capture_output=True, text=True, timeout=600)
+    assert_clean_failure(proc, str(locked / "d"), "read-only file system", out=locked / "d")
+    assert "contigs" not in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("span", [128, 8], ids=["read-as-intervals", "read-as-values"])
+def test_bigwig_nan_and_no_data_are_counted_apart(tmp_path, span):
+    """A GENERATED BigWig: value 1 in ``span``-bp entries, except two gaps without entries, 40
+    entries stored as NaN, and nothing past 19,994,624 (the track's chromosome is shorter than
+    the FASTA's 20 Mb). statistics.json counts the NaN and the no-data bases of the sequences."""
+    import pyBigWig
+
+    size = 19_994_624  # a multiple of 1,024, as are the gap edges: whole entries for both spans
+    gaps = [(999_424, 1_299_456), (4_999_168, 4_999_168 + 100 * span)]
+    covered = np.ones(20_000_000, dtype=bool)
+    covered[size:] = False
+    for a, b in gaps:
+        covered[a:b] = False
+    rng = np.random.default_rng(3)
+    entries = np.flatnonzero(covered[:size:span])
+    nan_entries = rng.choice(entries, 40, replace=False)
+    values = np.ones(size // span)
+    values[nan_entries] = np.nan
+    stored_nan = np.zeros(20_000_000, dtype=bool)
+    for e in nan_entries:
+        stored_nan[e * span:(e + 1) * span] = True
+    bw = pyBigWig.open(str(tmp_path / "x.bw"), "w")
+    bw.addHeader([("20", size)])
+    edges = [0] + [x for gap in gaps for x in gap] + [size]
+    for a, b in zip(edges[::2], edges[1::2]):  # the covered blocks between the gaps
+        bw.addEntries("20", a, values=values[a // span:b // span].tolist(), span=span, step=span)
+    bw.close()
+    (tmp_path / "t.txt").write_text("identifier\tfile\nx\tx.bw\n")
+    o = ds.Options(seq_length=16384, valid="0", test="0", target_dtype="float32")
+    stats = ds.make_targets(FASTA, tmp_path / "t.txt", tmp_path / "d", o)
+    rows = read_bed_rows(tmp_path / "d" / "sequences.bed")
+    in_seqs = np.zeros(20_000_000, dtype=bool)
+    for _, s, e, _ in rows:
+        in_seqs[s:e] = True
+    want_nan, want_gap = int((stored_nan & in_seqs).sum()), int((~covered & in_seqs).sum())
+    assert want_nan > 0 and want_gap > 300_000
+    assert stats["nonfinite_values"]["x"] == {"nan": want_nan, "no_data": want_gap, "inf": 0, "float16_overflow": 0}

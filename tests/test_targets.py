@@ -124,3 +124,13 @@ def test_parse_split():
     assert tg.parse_split("chr8, chr9", "--valid") == ["chr8", "chr9"]
     with pytest.raises(InputError, match=r"--test: a fraction must be in \[0, 1\)"):
         tg.parse_split("1.5", "--test")
+
+
+def test_table_row_naming_a_folder_or_a_binary_file(tmp_path):
+    (tmp_path / "sub").mkdir()
+    with pytest.raises(InputError, match=r"targets.txt:2 \(row 'x'\): .*sub is a folder"):
+        tg.read_targets(table(tmp_path, "identifier\tfile\nx\tsub\n"))
+    (tmp_path / "reads.bam").write_bytes((DATA / "dropseq.bam").read_bytes()[:4096])  # real BAM bytes: gzip, binary
+    (t,) = tg.read_targets(table(tmp_path, "identifier\tfile\nx\treads.bam\n"))
+    with pytest.raises(InputError, match=r"targets.txt:2 \(row 'x'\): .*reads.bam is neither a BigWig nor a text BED"):
+        tg.open_track(t, ["20"], ["20"])

@@ -6,13 +6,16 @@ CONSTRUCTED test cases around real positions, labelled as such.
 """
 
 import gzip
+import os
+import shutil
+import subprocess
 
 import h5py
 import numpy as np
 import pytest
-from conftest import DATA, FASTA, assert_clean_failure, run_script
+from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_script
 
-from basenji_tk import dna, variants
+from basenji_tk import dna, files, variants
 from basenji_tk.genome import Genome
 
 VCF = DATA / "variants_1kg.vcf.gz"
@@ -83,7 +86,14 @@ def test_read_genes_bed_and_gtf(tmp_path):
     genome = Genome(FASTA)
     genes, counts = variants.read_genes(TSS, genome)
     names = [g.name for g in genes]
-    assert len(genes) > 300 and len(set(names)) == len(names)
+    assert len(genes) > 300 and len(set(g.name for g in genes if not g.locus)) == sum(not g.locus for g in genes)
+    # Y_RNA names six small genes 0.4-18 Mb apart in the real tss.bed: six genes, not one spanning 18 Mb
+    y_rna = [g for g in genes if g.name == "Y_RNA"]
+    y_tss = sorted(int(x.split("\t")[1]) for x in open(TSS) if x.split("\t")[3] == "Y_RNA")
+    assert [g.locus for g in y_rna] == [1, 2, 3, 4, 5, 6] and [int(g.tss[0]) for g in y_rna] == y_tss
+    assert counts["names_at_several_loci"] == 2  # Y_RNA, and U3 at 3.4 and 17.0 Mb
+    jag1 = [g for g in genes if g.name == "JAG1"]  # two TSSs 28 kb apart: one gene
+    assert len(jag1) == 1 and list(jag1[0].tss) == [10627013, 10654693] and jag1[0].locus == 0
     first = open(TSS).readline().split("\t")
     g = genes[names.index(first[3])]
     assert int(first[1]) in g.tss and g.strand == first[4]
@@ -177,6 +187,10 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
     assert (tmp_path / "cut" / "sed.h5.partial").exists() and not (tmp_path / "cut" / "sed.h5").exists()
     monkeypatch.setattr(variants.SedWriter, "add", add)
+    # an interrupted run is not replaced without --restart or --force
+    with pytest.raises(variants.InputError, match="interrupted run.*--restart.*--force"):
+        variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
+    shutil.copytree(tmp_path / "cut", tmp_path / "cut2")  # a second interrupted run, for a changed VCF below
     scored = []
     monkeypatch.setattr(variants, "sed_stats", lambda *a, f=variants.sed_stats: scored.append(1) or f(*a))
     again = variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2",
@@ -192,6 +206,12 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
         (tmp_path / "cut" / "sed.h5").rename(tmp_path / "cut" / "sed.h5.partial")
         (tmp_path / "cut" / "sed.tsv").rename(tmp_path / "cut" / "sed.tsv.partial")
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf", restart=True)
+    # the VCF changed in place between the kill and the restart: refused, naming it
+    write_vcf(vcf, header, body[:-1] + [body[-1].replace("\tPASS\t", "\t.\t")])
+    proc = run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", tmp_path / "cut2", "--targets", "ctcf,2",
+                      "--restart")
+    assert_clean_failure(proc, str(vcf), "VCF changed since the interrupted run", "--restart")
+    assert (tmp_path / "cut2" / "sed.h5.partial").exists() and not (tmp_path / "cut2" / "sed.h5").exists()
 
 
 def test_script_bad_input(tmp_path, tiny_model):
@@ -222,3 +242,135 @@ def test_script_bad_input(tmp_path, tiny_model):
         assert h5.attrs["count_windows_padded_with_n"] == 1 and len(h5["snp"]) > 0
         assert list(h5["pos"][:]) == sorted(h5["pos"][:])
     assert proc.returncode == 0
+
+
+# ----------------------------------------------------------------------------- VCF and gene files from other sources
+def compress(path, how):
+    """``path`` as written (plain), gzip-compressed (plain gzip) or bgzip-compressed; returns the file."""
+    import pysam
+
+    if how == "plain":
+        return path
+    out = path.with_name(path.name + ".gz")
+    if how == "gzip":
+        with open(path, "rb") as src, gzip.open(out, "wb") as dst:
+            dst.write(src.read())
+    else:
+        pysam.tabix_compress(str(path), str(out), force=True)
+    return out
+
+
+@pytest.mark.parametrize("how", ["plain", "gzip", "bgzip"])
+def test_vcf_compressions_and_windows_line_endings_read_the_same(tmp_path, how):
+    genome = Genome(FASTA)
+    header, body = real_records(300)
+    want = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body), genome)
+    assert len(want) == 300
+    crlf = tmp_path / "crlf.vcf"
+    crlf.write_bytes(("\r\n".join(header + body) + "\r\n").encode())
+    for path in (compress(tmp_path / "v.vcf", how), compress(crlf, how)):
+        got = variants.read_vcf(path, genome)
+        assert got.ids == want.ids and got.alt == want.alt and list(got.pos) == list(want.pos)
+        assert dict(got.counts) == dict(want.counts)
+
+
+@pytest.mark.parametrize("how", ["plain", "gzip", "bgzip"])
+def test_vcf_errors_name_the_line_an_editor_shows(tmp_path, how):
+    genome = Genome(FASTA)
+    header, body = real_records(20)
+    cases = {  # CONSTRUCTED bad lines after 5 real records: line len(header) + 6 of the file
+        "short": ("\t".join(body[5].split("\t")[:5]), "5 tab-separated columns where 8 or more are expected"),
+        "pos": ("20\tnot_a_number\t.\tA\tC\t.\t.\t.", "POS 'not_a_number' is not a whole number"),
+        "empty": ("", "empty line"),
+    }
+    for name, (bad, words) in cases.items():
+        path = compress(write_vcf(tmp_path / f"{name}.vcf", header, body[:5] + [bad] + body[6:]), how)
+        with pytest.raises(variants.InputError) as err:
+            variants.read_vcf(path, genome)
+        msg = str(err.value)
+        assert msg.startswith(f"{path}: line {len(header) + 6}: ") and words in msg, msg
+        assert "truncated" not in msg
+    # a file really cut short: named as such
+    whole = compress(write_vcf(tmp_path / "whole.vcf", *real_records(3000)), how)
+    cut = tmp_path / f"cut-{whole.name}"
+    data = whole.read_bytes()
+    cut.write_bytes(data[:len(data) // 2])
+    with pytest.raises(variants.InputError, match="truncated|cut short"):
+        variants.read_vcf(cut, genome)
+
+
+def test_variant_past_the_chromosome_end_is_counted_apart(tmp_path):
+    genome = Genome(FASTA)
+    size = genome.sizes["20"]
+    header, body = real_records(10)
+    extra = [record("20", size + 500, "A", "G", "past"),  # CONSTRUCTED: past the 20 Mb FASTA's end
+             record("20", size, "AC", "A", "straddles")]  # CONSTRUCTED: REF reaches past the end
+    v = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body + extra), genome)
+    assert v.counts["past_chrom_end_skipped"] == 2 and v.counts["ref_mismatch_skipped"] == 0
+    assert len(v) == 10
+
+
+def test_vcf_from_another_caller_whole_chromosome_csi_index():
+    """CEUtrio (GATK calls on all of chromosome 20, unphased): records past the demo FASTA's
+    20 Mb are skipped as such, not as REF mismatches."""
+    from conftest import shared
+
+    path = shared("grch37_chr20", "CEUtrio_20.vcf.bgz")
+    with gzip.open(path, "rt") as fh:
+        pos = [int(x.split("\t")[1]) for x in fh if not x.startswith("#")]
+    v = variants.read_vcf(path, Genome(FASTA))
+    assert v.counts["past_chrom_end_skipped"] == sum(p > 20_000_000 for p in pos) > 0
+    assert v.counts["ref_mismatch_skipped"] == 0
+    u = variants.read_vcf(shared("grch37_chr20", "unphased.vcf.gz"), Genome(FASTA))  # csi-indexed, unphased
+    assert u.counts["records"] == 24_990 and u.counts["ref_mismatch_skipped"] == 0
+
+
+def test_gene_bed_with_a_header_line_and_windows_line_endings(tmp_path):
+    genome = Genome(FASTA)
+    lines = open(TSS).read().splitlines()[:40]
+    want, _ = variants.read_genes(TSS, genome)
+    names = {x.split("\t")[3] for x in lines} - {"Y_RNA"}  # the 40 lines hold one of its six loci
+    want = [(g.name, list(g.tss), g.strand, g.locus) for g in want if g.name in names]
+    bed = tmp_path / "genes.bed"
+    bed.write_bytes(("chrom\tstart\tend\tname\tstrand\ttype\tlevel\tsource\r\n" + "\r\n".join(lines) + "\r\n").encode())
+    got, _ = variants.read_genes(bed, genome)
+    assert [(g.name, list(g.tss), g.strand, g.locus) for g in got if g.name in names] == want
+    bed.write_text("20\t100\t200\n")
+    with pytest.raises(variants.InputError, match="genes.bed: line 1: .*3 tab-separated columns"):
+        variants.read_genes(bed, genome)
+
+
+def test_finished_output_kept_unless_force_and_a_second_run_is_refused(tmp_path, tiny_model):
+    header, body = real_records(20)
+    vcf = write_vcf(tmp_path / "v.vcf", header, body)
+    genes = tmp_path / "genes.bed"
+    first = int(body[0].split("\t")[1])
+    genes.write_text(f"20\t{first + 500}\t{first + 501}\tNEAR\t0\t-\n")
+    out = tmp_path / "out"
+    run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q", check=True)
+    before = {n: (out / n).read_bytes() for n in ("sed.h5", "sed.tsv")}
+    proc = run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q")
+    assert_clean_failure(proc, str(out), "already holds sed.h5, sed.tsv", "--force")
+    assert {n: (out / n).read_bytes() for n in before} == before
+    # a run into an output another run holds: one error naming that run's process
+    with files.claim(out):
+        proc = run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q", "--force")
+    assert_clean_failure(proc, str(out), f"another run (process {os.getpid()})")
+    assert {n: (out / n).read_bytes() for n in before} == before
+    run_script("sed.py", tiny_model, vcf, genes, "-f", FASTA, "-o", out, "-q", "--force", check=True)
+    assert sorted(os.listdir(out)) == ["sed.h5", "sed.tsv"]
+
+
+def test_unwritable_output_is_one_error_before_any_work(tmp_path, tiny_model):
+    header, body = real_records(20)
+    vcf = write_vcf(tmp_path / "v.vcf", header, body)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    prefix = read_only(locked)
+    proc = subprocess.run([*prefix, str(BIN_DIR / "sed.py"), str(tiny_model), str(vcf), str(TSS), "-f", str(FASTA),
+                           "-o", str(locked / "out")], capture_output=True, text=True, timeout=600)
+    assert_clean_failure(proc, str(locked / "out"), "read-only file system")
+    assert "variants to score" not in proc.stderr  # refused before the VCF was read
+    (tmp_path / "file").write_text("x")
+    proc = run_script("sed.py", tiny_model, vcf, TSS, "-f", FASTA, "-o", tmp_path / "file" / "out")
+    assert_clean_failure(proc, "is a file, not a folder")
