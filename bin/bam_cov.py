@@ -57,10 +57,13 @@ def parse_args(argv=None):
     g = p.add_argument_group("GC bias")
     g.add_argument("--gc", metavar="FASTA", default=None, help="genome FASTA (indexed; plain or bgzip): fit and "
                    "remove the GC effect")
+    g.add_argument("--gc_length_mismatch", action="store_true", help="accept FASTA chromosomes whose length differs "
+                   "from the BAM header's (refused otherwise): warn, and leave bases past the FASTA's end uncorrected")
     g.add_argument("--gc_sigma", type=float, default=None, help="standard deviation of the GC window (bp); default "
                    "0.35 x the fragment length (2 x shift, or 200 bp when the shift is 0)")
     g = p.add_argument_group("output")
     g.add_argument("--bin", type=int, default=1, help="bin size of the written track (bp)")
+    g.add_argument("--force", action="store_true", help="replace the outputs of a finished run (refused otherwise)")
     g.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="threads inflating BAM blocks "
                    "(default: the number of CPUs, at most 4)")
     cli.add_logging_options(g)
@@ -76,11 +79,13 @@ def main(argv=None):
         shift=args.shift, max_lag=args.max_lag, full=args.full, strand=args.strand,
         remove_duplicates=args.remove_duplicates, min_mapq=args.min_mapq, max_maps=args.max_maps,
         multi_em=args.multi_em, em_sigma=args.em_sigma, em_tol=args.em_tol, gc=args.gc, gc_sigma=args.gc_sigma,
-        bin=args.bin, threads=args.threads, progress=cli.show_progress(args.quiet),
+        bin=args.bin, threads=args.threads, progress=cli.show_progress(args.quiet), force=args.force,
+        gc_length_mismatch=args.gc_length_mismatch,
     )
     summary = bam_cov(args.bam, args.out, options)
+    counted = "every aligned base (--full)" if args.full else f"5' ends shifted {summary.shift} bp"
     print(f"wrote {', '.join(summary.outputs)}: {summary.reads_used:,} reads ({summary.unique:,} unique, "
-          f"{summary.multi:,} multi-mapping), shift {summary.shift} bp, total coverage {summary.total_coverage:,.1f}")
+          f"{summary.multi:,} multi-mapping), {counted}, total coverage {summary.total_coverage:,.1f}")
     # Every output is closed. Frozen objects are skipped by the interpreter's final garbage
     # collections, which otherwise walk numba's type objects for about 0.3 s on the way out.
     gc.freeze()
