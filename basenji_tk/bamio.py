@@ -208,7 +208,8 @@ class Columns:
 
 
 class UnsortedError(Exception):
-    """A mapped record precedes its predecessor: (tid, pos) of the offending record in ``args``."""
+    """A mapped record precedes its predecessor: ``args`` are (tid, pos) of the offending record and
+    (tid, pos) of the mapped record before it (0-based)."""
 
 
 def read_columns(batches, skip: int, min_mapq: int, full: bool, progress=None) -> Columns:
@@ -234,7 +235,8 @@ def read_columns(batches, skip: int, min_mapq: int, full: bool, progress=None) -
             for i in (n0 + np.flatnonzero(out.cols[6][n0:n] >= 0)).tolist():
                 xa.append((i, buf[out.cols[6][i]:out.cols[6][i] + out.cols[7][i]].tobytes().decode()))
             if stats[UNSORTED_TID] >= 0:
-                raise UnsortedError(int(stats[UNSORTED_TID]), int(stats[UNSORTED_POS]))
+                raise UnsortedError(int(stats[UNSORTED_TID]), int(stats[UNSORTED_POS]), int(stats[LAST_TID]),
+                                    int(stats[LAST_POS]))
             if len(buf) - off < 4 or _record_incomplete(buf, off):
                 return off
             out.grow(n, nblk)  # the kernel stopped because an output was full

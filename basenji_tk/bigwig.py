@@ -38,7 +38,9 @@ class BigWigWriter:
 
     ``chroms``: (name, length) pairs; chromosome ids follow this order, and ``add`` must be called
     with non-decreasing chromosome ids and, within one, sorted non-overlapping entries.
-    ``zoom_levels`` summaries are written with reductions ``first_reduction * 4**k``.
+    Up to ``zoom_levels`` summaries are written with reductions ``first_reduction * 4**k`` (bp):
+    only reductions that fit the format's 32-bit field, and none past the first that spans the
+    longest chromosome (a coarser level would hold the same one record per chromosome).
     """
 
     def __init__(self, path: str, chroms, zoom_levels: int = 10, first_reduction: int = 256, threads: int = 2):
@@ -117,10 +119,9 @@ class BigWigWriter:
         zoom_headers = []
         if self.zoom_levels and self.zoom_parts:
             records = _merge_bins(np.concatenate(self.zoom_parts), self.first_reduction)
-            reduction = self.first_reduction
-            for level in range(self.zoom_levels):
+            for level, reduction in enumerate(zoom_reductions(self.first_reduction, self.zoom_levels,
+                                                              max(length for _, length in self.chroms))):
                 if level:
-                    reduction *= 4
                     records = _merge_bins(records, reduction)
                 data_offset = self.f.tell()
                 self.f.write(struct.pack("<I", len(records)))
@@ -189,6 +190,19 @@ class BigWigWriter:
                                                node_offsets[depth + 1][child]))
                         child += 1
         self.f.write(b"".join(out))
+
+
+def zoom_reductions(first: int, levels: int, longest: int) -> list[int]:
+    """Zoom reductions (bp) ``first * 4**k``, at most ``levels`` of them: each below 2**32 (the
+    header stores it in 32 bits) and none after the first that reaches ``longest`` bp."""
+    out = []
+    reduction = first
+    while len(out) < levels and reduction < 1 << 32:
+        out.append(reduction)
+        if reduction >= longest:
+            break
+        reduction *= 4
+    return out
 
 
 @numba.njit(cache=True, nogil=True)

@@ -36,13 +36,14 @@ import os
 import re
 import subprocess
 import sys
-import tempfile
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
+from basenji_tk import covchecks, files
+from basenji_tk.covchecks import TRACK_EXTS, open_bam  # noqa: F401 - part of this module's interface
 from basenji_tk.errors import InputError
 
 log = logging.getLogger("basenji_tk")
@@ -52,7 +53,6 @@ PAIRED, PROPER, UNMAPPED, REVERSE, READ1, READ2 = 0x1, 0x2, 0x4, 0x10, 0x40, 0x8
 SECONDARY, QC_FAIL, DUPLICATE, SUPPLEMENTARY = 0x100, 0x200, 0x400, 0x800
 
 CHUNK = 4_000_000  # bases per output chunk: bounds the dense arrays, whatever the chromosome
-TRACK_EXTS = {".bw": "bigwig", ".bigwig": "bigwig", ".h5": "hdf5", ".hdf5": "hdf5"}
 DROP_REASONS = ("unmapped", "qc_fail", "duplicate", "supplementary", "low_mapq", "too_many_maps")
 
 
@@ -75,6 +75,8 @@ class Options:
     max_lag: int = 500
     threads: int = 2  # threads inflating BAM blocks
     progress: bool = False
+    force: bool = False  # replace a finished output
+    gc_length_mismatch: bool = False  # accept FASTA chromosome lengths other than the BAM header's
 
 
 @dataclass
@@ -124,8 +126,9 @@ class Summary:
     dropped: dict = field(default_factory=dict)
     multi_scheme: str = ""
     paired: bool = False
-    shift: int = 0
+    shift: int | None = 0  # None: not used (--full without --gc)
     shift_source: str = ""
+    strand_asymmetry: float | None = None  # see covchecks.strand_asymmetry; single-end, learned shift only
     em_rounds: int = 0
     em_final_change: float | None = None
     em_history: list = field(default_factory=list)
@@ -135,54 +138,6 @@ class Summary:
 
 
 # ---------------------------------------------------------------- inputs and checks
-
-
-def output_paths(out: str, strand: bool) -> tuple[str, list[str], str]:
-    """(format, track paths, stem) for an output name; a clear error for anything else."""
-    stem, ext = os.path.splitext(out)
-    fmt = TRACK_EXTS.get(ext.lower())
-    if fmt is None:
-        raise InputError(f"{out}: the output must end in .bw/.bigwig (BigWig) or .h5/.hdf5 (HDF5), not '{ext}'")
-    folder = os.path.dirname(os.path.abspath(out))
-    if not os.path.isdir(folder):
-        raise InputError(f"{out}: the output folder {folder} does not exist")
-    if not os.access(folder, os.W_OK):
-        raise InputError(f"{out}: the output folder {folder} is not writable")
-    tracks = [f"{stem}.plus{ext}", f"{stem}.minus{ext}"] if strand else [out]
-    return fmt, tracks, stem
-
-
-def open_bam(path: str):
-    """Open a coordinate-sorted, indexed BAM; index it when sorted but unindexed."""
-    import pysam
-
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such BAM file")
-    if not os.access(path, os.R_OK):
-        raise InputError(f"{path}: not readable")
-    try:
-        bam = pysam.AlignmentFile(path, "rb")
-    except (OSError, ValueError) as err:
-        raise InputError(f"{path}: not a readable BAM file ({err})") from None
-    if not bam.is_bam:
-        raise InputError(f"{path}: not a BAM file (SAM/CRAM given); convert it with 'samtools view -b'")
-    order = (bam.header.to_dict().get("HD") or {}).get("SO", "unknown")
-    sort_hint = f"sort and index it: samtools sort -o sorted.bam {path} && samtools index sorted.bam"
-    if order not in ("coordinate", "unknown"):
-        raise InputError(f"{path}: not coordinate-sorted (header SO:{order}); {sort_hint}")
-    if bam.has_index():
-        return bam
-    bam.close()
-    index = path + ".bai"
-    if not os.access(os.path.dirname(os.path.abspath(path)), os.W_OK):
-        index = os.path.join(tempfile.mkdtemp(prefix="bam_cov_"), os.path.basename(path) + ".bai")
-    try:
-        pysam.index(path, index)
-    except pysam.SamtoolsError as err:
-        reason = str(err).strip().splitlines()[-1] if str(err).strip() else "indexing failed"
-        raise InputError(f"{path}: has no index and could not be indexed ({reason}); {sort_hint}") from None
-    log.info("indexed %s -> %s", path, index)
-    return pysam.AlignmentFile(path, "rb", index_filename=index)
 
 
 # ---------------------------------------------------------------- 1. reading
@@ -242,10 +197,9 @@ def read_alignments(bam, opts: Options, path: str) -> Alignments:
             with batches:
                 cols = bamio.read_columns(batches, skip, opts.min_mapq, opts.full, progress)
         except bamio.UnsortedError as err:
-            tid, pos = err.args
-            raise InputError(f"{path}: not coordinate-sorted (a record at {contigs[tid]}:{pos + 1} comes after a "
-                             f"later position); sort and index it: samtools sort -o sorted.bam {path} && "
-                             f"samtools index sorted.bam") from None
+            tid, pos, last_tid, last_pos = err.args
+            raise InputError(covchecks.unsorted_message(path, contigs, covchecks.header_sort_order(bam), (tid, pos),
+                                                        (last_tid, last_pos))) from None
         except (ValueError, OSError) as err:
             raise InputError(f"{path}: damaged BAM ({err})") from None
     st = cols.stats
@@ -640,14 +594,15 @@ class GCModel:
 
 
 def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: dict, progress: bool = False,
-           degree: int = 3, chunk: int = CHUNK) -> GCModel:
+           degree: int = 3, chunk: int = CHUNK, on_chunk=None) -> GCModel:
     """Fit log2 mean coverage per 1% GC bin on GC, a cubic weighted by the positions per bin.
 
     Every base whose GC is defined (window at least half unambiguous, so N is avoided) and that
     does not lie in a long read-free gap is counted in its GC bin, with its coverage. A gap longer
     than ``max(2 kb, 20 x the mean distance between events)`` is taken as unmappable rather than
     GC-depleted and left out. The polynomial is fitted to log2(coverage sum / positions) of bins
-    with at least 0.01% of the positions, weighted by sqrt(positions) per bin.
+    with at least 0.01% of the positions, weighted by sqrt(positions) per bin. ``on_chunk(contig,
+    start, end, codes)`` is called with the GC codes of every chunk, in order.
     """
     from tqdm import tqdm
 
@@ -665,6 +620,8 @@ def fit_gc(gc_source: GenomeGC, contigs: list[str], lengths: list[int], events: 
         for start in range(0, length, chunk):
             end = min(start + chunk, length)
             codes = gc_source.chunk(contig, start, end)
+            if on_chunk is not None:
+                on_chunk(contig, start, end, codes)
             lo, hi = np.searchsorted(pos, start - max_gap, "left"), np.searchsorted(pos, end + max_gap, "right")
             excluded += gc_bin_sums(codes, start, pos, w, lo, hi, max_gap, GC_LEVELS, GC_UNDEFINED, n_pos, cov_sum)
     x = np.arange(GC_BINS) / (GC_BINS - 1)
@@ -776,25 +733,37 @@ class _BlockCoverage:
         return depth
 
 
-def _bin(values: np.ndarray, size: int, mean: bool) -> np.ndarray:
+def _bin_means(values: np.ndarray, size: int) -> np.ndarray:
+    """Mean per base of each ``size``-bp bin of ``values``; the last bin may be shorter."""
     if size == 1:
         return values
     n = -(-len(values) // size)
     padded = np.zeros(n * size)
     padded[: len(values)] = values
-    out = padded.reshape(n, size).sum(axis=1)
-    if mean:
-        counts = np.full(n, size, dtype=np.float64)
-        counts[-1] = len(values) - (n - 1) * size
-        out = out / counts
-    return out
+    counts = np.full(n, size, dtype=np.float64)
+    counts[-1] = len(values) - (n - 1) * size
+    return padded.reshape(n, size).sum(axis=1) / counts
+
+
+def _h5_name(contig: str) -> str:
+    """HDF5 dataset name of a contig: '/' (a group separator) and '%' written as %2F and %25."""
+    name = contig.replace("%", "%25").replace("/", "%2F")
+    return "%2E" if name == "." else name
 
 
 class TrackWriter:
-    """One BigWig or HDF5 file, written chunk by chunk to a temporary name."""
+    """One BigWig or HDF5 file, written chunk by chunk to a temporary name.
 
-    def __init__(self, path: str, fmt: str, contigs: list[str], lengths: list[int], bin_size: int):
-        self.path, self.fmt, self.bin = path, fmt, bin_size
+    :meth:`add` takes per-base values; what a bin of ``bin_size`` bp holds:
+
+    - BigWig: the bin's mean per base, on every base of the bin (one entry per run of equal bins),
+      so a per-base sum over any whole bins gives the events (or aligned bases) in them;
+    - HDF5: one float32 per bin, the sum of its events, or with ``full`` its mean depth.
+    """
+
+    def __init__(self, path: str, fmt: str, contigs: list[str], lengths: list[int], bin_size: int,
+                 full: bool = False):
+        self.path, self.fmt, self.bin, self.full = path, fmt, bin_size, full
         self.tmp = _temp_name(path)
         self.lengths = dict(zip(contigs, lengths))
         if fmt == "bigwig":
@@ -807,26 +776,31 @@ class TrackWriter:
 
             self.h5 = h5py.File(self.tmp, "w")
             self.h5.attrs["bin_size"] = bin_size
+            self.h5.attrs["bin_value"] = "mean depth per base" if full else "sum of events"
             self.datasets = {}
 
     def add(self, contig: str, start: int, values: np.ndarray) -> None:
-        """``values`` per bin from ``start`` (a multiple of the bin size)."""
+        """Per-base ``values`` (float64) from ``start`` (a multiple of the bin size)."""
         if self.fmt == "bigwig":
             from basenji_tk.bigwig import nonzero_runs
 
-            first, end, value = nonzero_runs(values)
+            first, end, value = nonzero_runs(_bin_means(values, self.bin))
             if len(first):
                 ends = np.minimum(start + end * self.bin, self.lengths[contig])
                 self.bw.add(self.tid[contig], start + first * self.bin, ends, value)
         else:
+            binned = _bin_means(values, self.bin)
+            if not self.full and self.bin > 1:  # back to sums: bin means times the bin's bases
+                binned *= np.minimum(self.bin, len(values) - self.bin * np.arange(len(binned)))
             ds = self.datasets.get(contig)
             if ds is None:
                 n = -(-int(self.lengths[contig]) // self.bin)
-                ds = self.h5.create_dataset(contig, shape=(n,), dtype="float32", compression="gzip",
+                ds = self.h5.create_dataset(_h5_name(contig), shape=(n,), dtype="float32", compression="gzip",
                                             compression_opts=4, chunks=(min(n, 1 << 16),), fillvalue=0.0)
+                ds.attrs["chrom"] = contig
                 self.datasets[contig] = ds
             i = start // self.bin
-            ds[i:i + len(values)] = values.astype(np.float32)
+            ds[i:i + len(binned)] = binned.astype(np.float32)
 
     def close(self) -> None:
         if self.fmt == "bigwig":
@@ -846,21 +820,51 @@ class TrackWriter:
 # ---------------------------------------------------------------- the whole run
 
 
-def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
-    """BAM → coverage track(s), ``stem.json`` summary and (with ``--gc``) the GC model report."""
-    fmt, tracks, stem = output_paths(out, opts.strand)
+def _check_options(opts: Options) -> None:
     if opts.bin < 1:
         raise InputError(f"--bin must be at least 1 (got {opts.bin})")
     if opts.max_maps < 1:
         raise InputError(f"--max_maps must be at least 1 (got {opts.max_maps})")
     if opts.em_sigma <= 0 or (opts.gc_sigma is not None and opts.gc_sigma <= 0):
         raise InputError("--em_sigma and --gc_sigma must be positive")
-    if opts.gc and not os.path.exists(opts.gc):
+    if opts.max_lag < 1:
+        raise InputError(f"--max_lag must be at least 1 (got {opts.max_lag})")
+    if opts.gc and not os.path.isfile(opts.gc):
         raise InputError(f"{opts.gc}: no such FASTA file (--gc)")
+
+
+def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
+    """BAM → coverage track(s), ``stem.json`` summary and (with ``--gc``) the GC model report.
+
+    Cheap checks first (options, a finished output without ``force``, the BAM header, FASTA
+    lengths), then the output is claimed (:func:`basenji_tk.files.claim`: writable, locked against
+    a second run) around all the work.
+    """
+    from basenji_tk.bigwig import MAX_CHROMS
+
+    fmt, tracks, stem, written = covchecks.output_plan(out, opts.strand, bool(opts.gc))
+    _check_options(opts)
+    folder = os.path.dirname(os.path.abspath(out))
+    files.refuse_overwrite(folder, [os.path.basename(p) for p in written], opts.force)
     bam = open_bam(bam_path)
+    try:
+        if fmt == "bigwig" and bam.nreferences > MAX_CHROMS:
+            raise InputError(f"{bam_path}: {bam.nreferences:,} reference sequences; BigWig output handles at most "
+                             f"{MAX_CHROMS:,}: write HDF5 (.h5) instead")
+        mismatches = []
+        if opts.gc:
+            mismatches = covchecks.fasta_length_mismatches(opts.gc, list(bam.references), list(bam.lengths))
+            if mismatches and not opts.gc_length_mismatch:
+                raise covchecks.length_mismatch_error(opts.gc, bam_path, mismatches)
+        with files.claim(out, folder=False):
+            return _bam_cov(bam, bam_path, opts, fmt, tracks, stem, mismatches)
+    finally:
+        bam.close()
+
+
+def _bam_cov(bam, bam_path: str, opts: Options, fmt: str, tracks: list, stem: str, mismatches: list) -> Summary:
     summary = Summary(bam=bam_path, outputs=tracks, options=asdict(opts))
     aln = read_alignments(bam, opts, bam_path)
-    bam.close()
     reads = group_reads(aln, opts.max_maps)
     counts = dict(aln.counts)
     counts["too_many_maps"] = reads.dropped_too_many
@@ -877,22 +881,43 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
              bam_path, f"{summary.records_seen:,}", f"{summary.reads_used:,}", f"{reads.n_unique:,}",
              f"{reads.n_multi:,}", f"{summary.multi_locations:,}", aln.scheme)
 
-    if opts.shift is None:
+    if opts.full and not opts.gc:
+        summary.shift, summary.shift_source = None, "not used: --full counts every aligned base"
+    elif opts.shift is None:
         summary.shift, summary.shift_source = learn_shift(aln, reads, opts.max_lag)
+        if not aln.paired:
+            unique = reads.keep.copy()
+            unique[reads.multi_rec] = False
+            g = global_offsets(aln.lengths, covchecks.ASYM_WINDOW)[aln.chrom[unique]] + aln.pos[unique]
+            summary.strand_asymmetry, windows = covchecks.strand_asymmetry(g, aln.reverse[unique])
+            if summary.shift > 0:
+                covchecks.warn_if_stranded(summary.strand_asymmetry, windows, summary.shift)
     else:
         summary.shift, summary.shift_source = int(opts.shift), "given (--shift)"
-    log.info("shift %d bp (%s)", summary.shift, summary.shift_source)
+    if opts.full and opts.gc:
+        summary.shift_source += "; used only for the GC model (--full counts every aligned base)"
+    if summary.shift is None:
+        log.info("shift: %s", summary.shift_source)
+    else:
+        log.info("shift %d bp (%s)", summary.shift, summary.shift_source)
+    shift = summary.shift or 0
     lengths = np.asarray(aln.lengths, dtype=np.int64)
-    event = np.where(aln.reverse, aln.pos - summary.shift, aln.pos + summary.shift)
+    event = np.where(aln.reverse, aln.pos - shift, aln.pos + shift)
     event = np.clip(event, 0, lengths[aln.chrom] - 1)
 
-    chunk = (CHUNK // opts.bin) * opts.bin  # the writers' chunks; the GC fit uses the same
+    chunk = max(CHUNK // opts.bin, 1) * opts.bin  # the writers' chunks; the GC fit uses the same
     gc_source = plot = None
     if opts.gc:
-        fragment = 2 * summary.shift if summary.shift > 0 else 200
+        fragment = 2 * shift if shift > 0 else 200
         gc_sigma = opts.gc_sigma or round(0.35 * fragment, 1)
         used = [aln.contigs[t] for t in np.unique(aln.chrom[reads.keep])]
         gc_source = GenomeGC(opts.gc, aln.contigs, used, gc_sigma)
+        if mismatches:
+            past = {}
+            for contig, _, fa_len in mismatches:
+                tid = aln.contigs.index(contig)
+                past[contig] = float(reads.weight[(aln.chrom == tid) & (event >= fa_len)].sum())
+            covchecks.warn_length_mismatch(opts.gc, mismatches, set(used), past)
         gc_source.precompute([(c, a, min(a + chunk, aln.lengths[aln.contigs.index(c)]))
                               for c in used for a in range(0, aln.lengths[aln.contigs.index(c)], chunk)])
         plot = ChildPlot()
@@ -905,6 +930,42 @@ def bam_cov(bam_path: str, out: str, opts: Options) -> Summary:
     finally:
         if gc_source is not None:
             gc_source.close()
+
+
+class _CodeTotals:
+    """Per track, the coverage summed per GC code (256), accumulated chunk by chunk during the GC fit.
+
+    With these, the GC-corrected total of a track is known before it is written, so the correction
+    can be rescaled to keep the track's total (reads, or aligned bases with ``--full``).
+    """
+
+    def __init__(self, per_track: list, full: bool):
+        self.per_track, self.full = per_track, full
+        self.totals = [np.zeros(256) for _ in per_track]
+        self.blocks = [{} for _ in per_track]
+
+    def add(self, contig: str, start: int, end: int, codes: np.ndarray) -> None:
+        for k, events in enumerate(self.per_track):
+            data = events.get(contig)
+            if data is None:
+                continue
+            if self.full:
+                if start == 0:
+                    self.blocks[k][contig] = _BlockCoverage(*data)
+                cov = self.blocks[k][contig].chunk(start, end)
+                self.totals[k] += np.bincount(codes, weights=cov, minlength=256)
+            else:
+                pos, w = data
+                a, b = np.searchsorted(pos, [start, end])
+                self.totals[k] += np.bincount(codes[pos[a:b] - start], weights=w[a:b], minlength=256)
+
+    def rescale(self, factors: np.ndarray) -> list[float]:
+        """Per track, the factor that brings its corrected total back to its raw total."""
+        out = []
+        for totals in self.totals:
+            corrected = float((totals / factors).sum())
+            out.append(float(totals.sum()) / corrected if corrected > 0 else 1.0)
+        return out
 
 
 def _weigh_and_write(aln, reads, event, opts, summary, tracks, fmt, stem, chunk, gc_source, plot) -> Summary:
@@ -920,21 +981,25 @@ def _weigh_and_write(aln, reads, event, opts, summary, tracks, fmt, stem, chunk,
     written, writers = [], []
     try:
         per_track = _events_by_track(aln, event, weight, opts)
-        gc_model = None
+        gc_model = rescale = None
         if gc_source is not None:
             # the fit uses the events of both strands: the track's own when it is one event track
             one_track = not (opts.full or opts.strand)
             both = per_track[0] if one_track else _events_by_track(aln, event, weight, Options())[0]
-            gc_model = fit_gc(gc_source, aln.contigs, aln.lengths, both, opts.progress, chunk=chunk)
-            log.info("GC model: log2 coverage = %s (GC %.2f-%.2f, %s positions)",
-                     " ".join(f"{c:+.3f}" for c in gc_model.coefficients), *gc_model.gc_range,
-                     f"{gc_model.positions:,}")
+            code_totals = _CodeTotals(per_track, opts.full)
+            gc_model = fit_gc(gc_source, aln.contigs, aln.lengths, both, opts.progress, chunk=chunk,
+                              on_chunk=code_totals.add)
+            rescale = code_totals.rescale(gc_model.factors())
+            log.info("GC model: log2 coverage = %s (GC %.2f-%.2f, %s positions); corrected coverage rescaled by %s "
+                     "to keep the total", " ".join(f"{c:+.3f}" for c in gc_model.coefficients), *gc_model.gc_range,
+                     f"{gc_model.positions:,}", ", ".join(f"{r:.4f}" for r in rescale))
             written += write_gc_report(gc_model, stem, plot)
         raw_total = corrected_total = 0.0
-        for path, events in zip(tracks, per_track):
-            writer = TrackWriter(path, fmt, aln.contigs, aln.lengths, opts.bin)
+        for k, (path, events) in enumerate(zip(tracks, per_track)):
+            writer = TrackWriter(path, fmt, aln.contigs, aln.lengths, opts.bin, opts.full)
             writers.append(writer)
-            raw, corrected = _write_track(writer, events, aln, opts, chunk, gc_source, gc_model)
+            factors = gc_model.factors() / rescale[k] if gc_model is not None else None
+            raw, corrected = _write_track(writer, events, aln, opts, chunk, gc_source, factors)
             raw_total += raw
             corrected_total += corrected
             writer.close()
@@ -944,8 +1009,7 @@ def _weigh_and_write(aln, reads, event, opts, summary, tracks, fmt, stem, chunk,
             summary.gc = dict(coefficients=gc_model.coefficients, log_base=2, sigma=gc_source.sigma,
                               gc_range=list(gc_model.gc_range), mean_effect=gc_model.mean_effect,
                               positions=gc_model.positions, excluded_read_free_gaps=gc_model.excluded_gaps,
-                              total_before=raw_total, total_after=corrected_total,
-                              total_ratio=corrected_total / raw_total if raw_total else None)
+                              rescaled_by=rescale, total_before=raw_total, total_after=corrected_total)
         summary_path = stem + ".json"
         tmp_json = _temp_name(summary_path)
         with open(tmp_json, "w") as f:
@@ -995,13 +1059,13 @@ def _events_by_track(aln: Alignments, event: np.ndarray, weight: np.ndarray, opt
 
 
 def _write_track(writer: TrackWriter, events: dict, aln: Alignments, opts: Options, chunk: int, gc_source,
-                 gc_model):
-    """Write every chromosome chunk of one track; returns (total before, after GC correction)."""
+                 factors):
+    """Write every chromosome chunk of one track, per-base coverage divided by ``factors`` (per GC
+    code; None: no GC correction); returns (total before, after GC correction)."""
     from tqdm import tqdm
 
     from basenji_tk.covkernels import divide_by_code
 
-    factors = gc_model.factors() if gc_model is not None else None
     raw_total = corrected_total = 0.0
     for contig in tqdm([c for c in aln.contigs if c in events], desc=os.path.basename(writer.path), unit="chrom",
                        disable=not opts.progress, leave=False):
@@ -1012,8 +1076,8 @@ def _write_track(writer: TrackWriter, events: dict, aln: Alignments, opts: Optio
             end = min(start + chunk, length)
             cov = blocks.chunk(start, end) if blocks else _chunk_coverage(data[0], data[1], start, end)
             raw_total += float(cov.sum())
-            if gc_model is not None:
+            if factors is not None:
                 divide_by_code(cov, gc_source.chunk(contig, start, end), factors)
             corrected_total += float(cov.sum())
-            writer.add(contig, start, _bin(cov, opts.bin, mean=opts.full))
+            writer.add(contig, start, cov)
     return raw_total, corrected_total

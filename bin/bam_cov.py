@@ -14,7 +14,11 @@ Events: one per read at its 5' end moved --shift bp toward the fragment centre (
 reads forward, - strand reads back). Without --shift the shift is learned: half the mean
 template length of proper pairs (paired-end), or half the lag that maximises the cross-
 correlation of + and - strand 5' ends (single-end; the phantom peak at the read length is
-masked). --full counts every aligned base instead (deletions and introns excluded).
+masked). --full counts every aligned base instead (deletions and introns excluded; no shift).
+Strand-specific RNA (GRO-seq, PRO-seq, 3' RNA such as Drop-seq) has no fragments read from
+both ends: a learned shift means nothing there, and a warning says so when single-end reads
+look stranded (strand asymmetry >= 0.5 over 1-kb windows); use --shift 0 --strand for read
+5' ends as they are, per strand.
 
 Multi-mapping reads are recognised from the NH tag, BWA's XA tag, or secondary alignments
 grouped by read name (Bowtie2 -k). Each read weighs 1 in total, shared equally between its
@@ -23,15 +27,21 @@ the Gaussian-smoothed coverage (--em_sigma) at each location. Reads with more th
 --max_maps locations are dropped.
 
 --gc FASTA removes GC bias: a cubic of log2 mean coverage on local GC (Gaussian window of
---gc_sigma bp, fragment-scale by default) is fitted genome-wide and the coverage divided by the fitted effect relative
-to its genome-wide mean. OUT.gc_model.png and OUT.gc_model.tsv show the fit.
+--gc_sigma bp, fragment-scale by default) is fitted genome-wide, the coverage divided by the
+fitted effect, and each track rescaled so that its total is unchanged. The FASTA's chromosome
+lengths must equal the BAM header's (--gc_length_mismatch: warn, and leave bases past a shorter
+FASTA chromosome uncorrected). OUT.gc_model.png and OUT.gc_model.tsv show the fit.
 
 Writes OUT (.bw/.bigwig: BigWig with the BAM header's chromosome sizes, zero-coverage bases
 left empty; .h5/.hdf5: one float32 dataset per chromosome, bin_size attribute), or
 OUT.plus/OUT.minus with --strand, and OUT.json (reads seen, used, unique, multi, dropped by
-reason, shift, EM rounds, GC fit). --bin N writes N-bp bins: the sum of events per bin, or
-the mean depth with --full. Everything is written under temporary names and renamed when
-complete. A sorted BAM without an index is indexed (beside it, or in a temporary folder).
+reason, shift, EM rounds, GC fit). Total coverage equals the reads used (aligned bases with
+--full), with or without --gc. --bin N writes N-bp bins: in BigWig each base of a bin holds the
+bin's mean per base (events / N, or mean depth with --full), so per-base sums still count each
+read once; in HDF5 each bin holds the sum of its events (mean depth with --full).
+Everything is written under temporary names and renamed when complete; finished outputs are
+kept unless --force, and a second run into the same OUT is refused while the first runs.
+No BAM index is needed, and none is made.
 """
 
 
@@ -57,10 +67,13 @@ def parse_args(argv=None):
     g = p.add_argument_group("GC bias")
     g.add_argument("--gc", metavar="FASTA", default=None, help="genome FASTA (indexed; plain or bgzip): fit and "
                    "remove the GC effect")
+    g.add_argument("--gc_length_mismatch", action="store_true", help="accept FASTA chromosomes whose length differs "
+                   "from the BAM header's (refused otherwise): warn, and leave bases past the FASTA's end uncorrected")
     g.add_argument("--gc_sigma", type=float, default=None, help="standard deviation of the GC window (bp); default "
                    "0.35 x the fragment length (2 x shift, or 200 bp when the shift is 0)")
     g = p.add_argument_group("output")
     g.add_argument("--bin", type=int, default=1, help="bin size of the written track (bp)")
+    g.add_argument("--force", action="store_true", help="replace the outputs of a finished run (refused otherwise)")
     g.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1), help="threads inflating BAM blocks "
                    "(default: the number of CPUs, at most 4)")
     cli.add_logging_options(g)
@@ -76,11 +89,13 @@ def main(argv=None):
         shift=args.shift, max_lag=args.max_lag, full=args.full, strand=args.strand,
         remove_duplicates=args.remove_duplicates, min_mapq=args.min_mapq, max_maps=args.max_maps,
         multi_em=args.multi_em, em_sigma=args.em_sigma, em_tol=args.em_tol, gc=args.gc, gc_sigma=args.gc_sigma,
-        bin=args.bin, threads=args.threads, progress=cli.show_progress(args.quiet),
+        bin=args.bin, threads=args.threads, progress=cli.show_progress(args.quiet), force=args.force,
+        gc_length_mismatch=args.gc_length_mismatch,
     )
     summary = bam_cov(args.bam, args.out, options)
+    counted = "every aligned base (--full)" if args.full else f"5' ends shifted {summary.shift} bp"
     print(f"wrote {', '.join(summary.outputs)}: {summary.reads_used:,} reads ({summary.unique:,} unique, "
-          f"{summary.multi:,} multi-mapping), shift {summary.shift} bp, total coverage {summary.total_coverage:,.1f}")
+          f"{summary.multi:,} multi-mapping), {counted}, total coverage {summary.total_coverage:,.1f}")
     # Every output is closed. Frozen objects are skipped by the interpreter's final garbage
     # collections, which otherwise walk numba's type objects for about 0.3 s on the way out.
     gc.freeze()

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 mkdir -p "$out"
 
 echo "== bam_cov.py: data/dropseq.bam (real Drop-seq reads) -> $out/dropseq.bw, multi-mappers by EM, GC bias removed"
-bam_cov.py --force --multi_em 20 --gc data/hg19_chr20_20Mb.fa.gz data/dropseq.bam "$out/dropseq.bw"
+bam_cov.py --multi_em 20 --gc data/hg19_chr20_20Mb.fa.gz --gc_length_mismatch --force data/dropseq.bam "$out/dropseq.bw"
 
 # the demo targets: data/targets.txt plus the new track (paths absolute, so the table can live in $out)
 python - "$out" <<'PY'

@@ -8,14 +8,18 @@ import collections
 import gzip
 import json
 import os
+import subprocess
 
 import h5py
 import numpy as np
 import pyBigWig
 import pysam
 import pytest
-from conftest import DATA, FASTA, assert_clean_failure, run_script, shared
+from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_script, shared
 
+from basenji_tk import dataset as ds
+from basenji_tk import files
+from basenji_tk import tfrecords as tfr
 from basenji_tk.coverage import Options, bam_cov
 
 # ------------------------------------------------------------------ helpers
@@ -120,7 +124,7 @@ def test_full_equals_depth_of_aligned_blocks(tmp_path):
 def test_multi_mapping_reads_recognised_from_nh(tmp_path):
     for parts in (("bams", "dm3_chr2L_x.bam"), ("bams", "gm12878_rnaseq_dupradar.bam")):
         bam = shared(*parts)
-        summary = run(bam, tmp_path / "x.h5", shift=0)
+        summary = run(bam, tmp_path / "x.h5", shift=0, force=True)
         expected, used, n_groups = independent_events(bam)
         names = collections.defaultdict(list)
         for r in pysam.AlignmentFile(str(bam)).fetch(until_eof=True):
@@ -275,7 +279,7 @@ def test_gc_correction_removes_a_simulated_gc_bias(tmp_path):
 def test_bigwig_h5_bins_and_strands_agree(tmp_path):
     bam = shared("bams", "dm3_chr2L_x.bam")
     run(bam, tmp_path / "a.h5", shift=30, multi_em=5)
-    run(bam, tmp_path / "a.bw", shift=30, multi_em=5)
+    run(bam, tmp_path / "a.bw", shift=30, multi_em=5, force=True)  # a.json again
     run(bam, tmp_path / "b.h5", shift=30, multi_em=5, bin=128)
     run(bam, tmp_path / "s.h5", shift=30, multi_em=5, strand=True)
     per_base = h5_tracks(tmp_path / "a.h5")["chr2L"]
@@ -297,7 +301,7 @@ def test_bigwig_h5_bins_and_strands_agree(tmp_path):
 
 def test_script_writes_bigwig_gc_report_and_summary(tmp_path):
     proc = run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "drop.bw", "--multi_em", "10", "--gc", FASTA,
-                      check=True)
+                      "--gc_length_mismatch", check=True)
     assert "wrote" in proc.stdout
     for name in ("drop.bw", "drop.json", "drop.gc_model.png", "drop.gc_model.tsv"):
         assert (tmp_path / name).exists(), name
@@ -320,18 +324,17 @@ def test_bad_input_is_one_line_and_leaves_nothing(tmp_path):
     text = tmp_path / "text.bam"
     text.write_text("not a bam\n")
     assert_clean_failure(run_script("bam_cov.py", text, out / "x.bw"), "text.bam", "not a readable BAM")
-    assert_clean_failure(run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "nodir" / "x.bw"),
-                         "does not exist")
     assert_clean_failure(run_script("bam_cov.py", DATA / "dropseq.bam", out / "x.txt"), ".bw/.bigwig")
     # header says unsorted
     unsorted = write_bam(tmp_path / "uns.bam", [("c", 5000)],
                          [dict(name="a", tid=0, pos=900), dict(name="b", tid=0, pos=100)], sort_order="unsorted",
                          index=False)
     assert_clean_failure(run_script("bam_cov.py", unsorted, out / "x.bw"), "not coordinate-sorted", "samtools sort")
-    # header claims coordinate order, records are not: indexing fails, the error says how to fix it
+    # no SO tag, records out of order: the first out-of-order read is named
     liar = write_bam(tmp_path / "liar.bam", [("c", 5000)], [dict(name="a", tid=0, pos=900), dict(name="b", tid=0, pos=100)],
                      sort_order="unknown", index=False)
-    assert_clean_failure(run_script("bam_cov.py", liar, out / "x.bw"), "liar.bam", "samtools sort")
+    assert_clean_failure(run_script("bam_cov.py", liar, out / "x.bw"), "liar.bam", "not coordinate-sorted",
+                         "first out-of-order read at c:101, after c:901", "samtools sort")
     # no usable reads
     empty = write_bam(tmp_path / "unmapped.bam", [("c", 5000)], [dict(name="a", tid=0, pos=10, flag=0x4)])
     assert_clean_failure(run_script("bam_cov.py", empty, out / "x.bw"), "no usable reads", "unmapped 1")
@@ -348,32 +351,221 @@ def test_real_unsorted_bam_is_refused(tmp_path):
     assert no_outputs(tmp_path) == []
 
 
-def test_sorted_bam_without_index_is_indexed_and_chr_prefix_matched(tmp_path):
+def test_sorted_bam_without_index_is_read_and_chr_prefix_matched(tmp_path):
+    """No index is needed, and none is written beside the input; a missing output folder is made."""
     reads = [dict(name=f"r{i}", tid=0, pos=1_000_000 + 100 * i) for i in range(300)]
     bam = write_bam(tmp_path / "chr.bam", [("chr20", 20_000_000)], reads, index=False)
-    assert not (tmp_path / "chr.bam.bai").exists()
-    summary = run(bam, tmp_path / "chr.h5", shift=0, gc=str(FASTA))  # FASTA names the contig '20'
-    assert (tmp_path / "chr.bam.bai").exists() and summary.reads_used == 300
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root can write into a read-only folder")
-def test_unindexed_bam_in_a_read_only_folder_is_indexed_elsewhere(tmp_path):
-    reads = [dict(name=f"r{i}", tid=0, pos=1000 + 10 * i) for i in range(50)]
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    write_bam(ro / "x.bam", [("c", 5000)], reads, index=False)
-    ro.chmod(0o555)
-    try:
-        summary = run(ro / "x.bam", tmp_path / "ro.h5", shift=0)
-        assert summary.reads_used == 50 and not (ro / "x.bam.bai").exists()
-    finally:
-        ro.chmod(0o755)
+    summary = run(bam, tmp_path / "new" / "chr.h5", shift=0, gc=str(FASTA))  # FASTA names the contig '20'
+    assert not (tmp_path / "chr.bam.bai").exists() and summary.reads_used == 300
+    assert sorted(os.listdir(tmp_path / "new")) == ["chr.gc_model.png", "chr.gc_model.tsv", "chr.h5", "chr.json"]
 
 
 def test_demo_bam_is_real_and_gzip_fasta_is_read(tmp_path):
     """The demo chain's input: data/dropseq.bam with the bgzip FASTA of data/."""
     with gzip.open(FASTA, "rt") as f:
         assert f.readline().startswith(">20")
-    summary = run(DATA / "dropseq.bam", tmp_path / "d.h5", multi_em=10, gc=str(FASTA))
+    summary = run(DATA / "dropseq.bam", tmp_path / "d.h5", multi_em=10, gc=str(FASTA), gc_length_mismatch=True)
     assert summary.unique + summary.multi == summary.reads_used > 1000
-    assert summary.gc["total_ratio"] == pytest.approx(1, abs=0.2)
+    assert summary.gc["rescaled_by"][0] == pytest.approx(1, abs=0.2)
+
+
+# ------------------------------------------------------------------ issue 14: bins, totals, outputs, BAM checks
+
+
+def per_base_events(bam=DATA / "dropseq.bam", shift=0):
+    expected, used, _ = independent_events(bam, shift=shift)
+    return expected, used
+
+
+@pytest.mark.parametrize("bin_size", [1, 64, 128, 1000])
+def test_binned_bigwig_bins_match_pybigwig_stats(tmp_path, bin_size):
+    """--bin N BigWig: every N-bp bin holds its events / N on each base (zoom levels within 32 bits)."""
+    run(DATA / "dropseq.bam", tmp_path / "b.bw", shift=0, bin=bin_size)
+    expected, used = per_base_events()
+    events = expected["20"]
+    length = len(events)
+    bw = pyBigWig.open(str(tmp_path / "b.bw"))
+    assert bw.chroms("20") == length
+    n = -(-length // bin_size)
+    sums = np.bincount(np.arange(length) // bin_size, weights=events, minlength=n)
+    nonzero = np.flatnonzero(sums)
+    assert len(nonzero) > 50
+    for b in nonzero[:: max(1, len(nonzero) // 200)]:
+        s, e = b * bin_size, min((b + 1) * bin_size, length)
+        assert bw.stats("20", int(s), int(e), type="sum", exact=True)[0] == pytest.approx(sums[b], rel=1e-5)
+        assert bw.stats("20", int(s), int(e), type="mean", exact=True)[0] == pytest.approx(sums[b] / (e - s), rel=1e-5)
+        assert bw.stats("20", int(s), int(e), type="coverage", exact=True)[0] == pytest.approx(1.0)
+    # whole-chromosome sums from the zoom levels and from the data agree with the reads used
+    assert bw.stats("20", type="sum", exact=True)[0] == pytest.approx(used, rel=1e-5)
+    # (libBigWig's zoom-based "sum" is not a sum, also on files pyBigWig writes: mean x covered bases is)
+    mean, covered = (bw.stats("20", 0, 20_000_000, type=t)[0] for t in ("mean", "coverage"))
+    assert mean * covered * 20_000_000 == pytest.approx(used, rel=1e-3)
+    assert bw.stats("20", 0, 20_000_000, type="max")[0] == pytest.approx(sums.max() / bin_size, rel=1e-5)
+
+
+def test_make_targets_sums_the_same_from_bin_1_and_bin_128_tracks(tmp_path):
+    run(DATA / "dropseq.bam", tmp_path / "b1.bw", shift=0)
+    run(DATA / "dropseq.bam", tmp_path / "b128.bw", shift=0, bin=128)
+    (tmp_path / "t.txt").write_text("identifier\tfile\tsum_stat\nb1\tb1.bw\tsum\nb128\tb128.bw\tsum\n")
+    # one contig from base 0 (the leading 60 kb of N do not split it) in one piece, tiled from base
+    # 5,760 = 45 x 128, so every target bin is a track bin (a sequence off the bin grid would mix bins)
+    o = ds.Options(seq_length=16384, pool_width=128, valid="0", test="0", target_dtype="float32",
+                   gap_min=10_000_000, chunk_size=1 << 25)
+    ds.make_targets(FASTA, tmp_path / "t.txt", tmp_path / "d", o)
+    starts = [int(line.split("\t")[1]) for line in open(tmp_path / "d" / "sequences.bed")]
+    assert len(starts) > 1000 and all(s % 128 == 0 for s in starts)
+    y = np.concatenate([y for _, _, y in tfr.read_records(tmp_path / "d", "train")])
+    assert y[:, 0].sum() > 1000  # most reads fall in the records
+    np.testing.assert_allclose(y[:, 1], y[:, 0], rtol=1e-5, atol=1e-5)
+
+
+def test_gc_correction_keeps_the_total_of_each_track(tmp_path):
+    demo = run(DATA / "dropseq.bam", tmp_path / "d.h5", multi_em=10, gc=str(FASTA), gc_length_mismatch=True)
+    assert demo.total_coverage == pytest.approx(demo.reads_used, rel=1e-9)
+    assert sum(v.sum() for v in h5_tracks(tmp_path / "d.h5").values()) == pytest.approx(demo.reads_used, rel=1e-5)
+    assert demo.gc["total_after"] == pytest.approx(demo.gc["total_before"], rel=1e-9)
+    assert demo.gc["rescaled_by"][0] != pytest.approx(1, abs=1e-4)  # the correction alone moves the total
+    stranded = run(DATA / "dropseq.bam", tmp_path / "s.h5", shift=0, strand=True, gc=str(FASTA),
+                   gc_length_mismatch=True)
+    plain = run(DATA / "dropseq.bam", tmp_path / "p.h5", shift=0, strand=True)
+    for name in ("plus", "minus"):
+        got = h5_tracks(tmp_path / f"s.{name}.h5")["20"]
+        raw = h5_tracks(tmp_path / f"p.{name}.h5")["20"]
+        assert got.sum() == pytest.approx(raw.sum(), rel=1e-5) and not np.allclose(got, raw)
+    assert stranded.total_coverage == pytest.approx(plain.reads_used, rel=1e-9)
+    full = run(DATA / "dropseq.bam", tmp_path / "f.h5", full=True, gc=str(FASTA), gc_length_mismatch=True)
+    assert full.total_coverage == pytest.approx(full.gc["total_before"], rel=1e-9)
+    assert full.total_coverage > 50 * full.reads_used  # aligned bases, not reads
+
+
+def test_fasta_chromosome_length_must_match_the_bam_header(tmp_path):
+    out = tmp_path / "out"
+    proc = run_script("bam_cov.py", DATA / "dropseq.bam", out / "x.bw", "--gc", FASTA)
+    assert_clean_failure(proc, "hg19_chr20_20Mb.fa.gz", "20 20,000,000 bp (BAM 63,025,520 bp)", "--gc_length_mismatch")
+    assert not out.exists()
+    # a FASTA chromosome longer than the header's is refused too
+    reads = [dict(name=f"r{i}", tid=0, pos=1_000_000 + 100 * i) for i in range(300)]
+    short = write_bam(tmp_path / "short.bam", [("20", 10_000_000)], reads)
+    assert_clean_failure(run_script("bam_cov.py", short, out / "x.bw", "--gc", FASTA), "(BAM 10,000,000 bp)")
+    # with the flag: one warning saying what stays uncorrected
+    proc = run_script("bam_cov.py", DATA / "dropseq.bam", out / "x.bw", "--gc", FASTA, "--gc_length_mismatch",
+                      check=True)
+    warning = [line for line in proc.stderr.splitlines() if "--gc_length_mismatch" in line]
+    assert len(warning) == 1 and "43,025,520 bases past the FASTA's ends (0 read events there)" in warning[0]
+
+
+def test_a_second_run_into_the_same_output_is_refused(tmp_path):
+    with files.claim(tmp_path / "x.bw", folder=False):  # a first run holding the output
+        proc = run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "x.bw", "--strand")
+    assert_clean_failure(proc, "x.bw", f"another run (process {os.getpid()})")
+    assert os.listdir(tmp_path) == []
+
+
+def test_finished_output_is_kept_unless_force(tmp_path):
+    run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "x.bw", "--shift", "0", check=True)
+    before = (tmp_path / "x.bw").stat().st_mtime_ns
+    # refused before the BAM is opened: a missing BAM is not even noticed
+    proc = run_script("bam_cov.py", tmp_path / "missing.bam", tmp_path / "x.bw")
+    assert_clean_failure(proc, "already holds x.bw, x.json", "--force")
+    os.remove(tmp_path / "x.bw")
+    assert_clean_failure(run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "x.bw"), "already holds x.json")
+    run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "s.bw", "--strand", check=True)
+    os.remove(tmp_path / "s.json")
+    assert_clean_failure(run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "s.bw", "--strand"),
+                         "already holds s.plus.bw, s.minus.bw")
+    run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "x.bw", "--shift", "0", "--force", check=True)
+    assert (tmp_path / "x.bw").exists() and (tmp_path / "x.json").stat().st_mtime_ns > before
+
+
+def test_unindexed_bam_in_a_read_only_folder_leaves_nothing_behind(tmp_path):
+    reads = [dict(name=f"r{i}", tid=0, pos=1000 + 10 * i) for i in range(50)]
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    write_bam(ro / "x.bam", [("c", 5000)], reads, index=False)
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = dict(os.environ, TMPDIR=str(temp), TF_CPP_MIN_LOG_LEVEL="3")
+    for k in range(2):
+        proc = subprocess.run([*read_only(ro), str(BIN_DIR / "bam_cov.py"), str(ro / "x.bam"),
+                               str(tmp_path / f"o{k}.h5"), "--shift", "0"], capture_output=True, text=True, env=env)
+        assert proc.returncode == 0, proc.stderr
+        assert "50 reads" in proc.stdout and "indexed " not in proc.stderr
+    assert os.listdir(ro) == ["x.bam"] and os.listdir(temp) == []
+
+
+def test_bam_errors_name_the_real_cause(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    # a damaged BAM without an index: damaged, not "could not be indexed"
+    data = open(DATA / "dropseq.bam", "rb").read()
+    bad = bytearray(data)
+    bad[len(data) // 2] ^= 0xFF
+    (tmp_path / "bad.bam").write_bytes(bytes(bad))
+    assert_clean_failure(run_script("bam_cov.py", tmp_path / "bad.bam", out / "x.bw"), "bad.bam", "damaged BAM")
+    # header claims coordinate order, records are not
+    liar = write_bam(tmp_path / "liar.bam", [("c", 5000)], [dict(name="a", tid=0, pos=900), dict(name="b", tid=0, pos=100)],
+                     sort_order="unsorted", index=False)
+    liar_header = pysam.AlignmentFile(str(liar)).header.to_dict()
+    liar_header["HD"]["SO"] = "coordinate"
+    with pysam.AlignmentFile(str(liar)) as src, pysam.AlignmentFile(str(tmp_path / "liar2.bam"), "wb",
+                                                                     header=liar_header) as dst:
+        for r in src.fetch(until_eof=True):
+            dst.write(r)
+    assert_clean_failure(run_script("bam_cov.py", tmp_path / "liar2.bam", out / "x.bw"), "not coordinate-sorted",
+                         "first out-of-order read at c:101, after c:901", "header says SO:coordinate")
+    # a sorted BAM whose header says unsorted is read, as samtools would index it
+    reads = [dict(name=f"r{i}", tid=0, pos=100 + 10 * i) for i in range(40)]
+    honest = write_bam(tmp_path / "sorted.bam", [("c", 5000)], reads, sort_order="unsorted", index=False)
+    assert run(honest, out / "ok.h5", shift=0).reads_used == 40
+    # empty BAM (header only), and a header without @SQ lines
+    empty = write_bam(tmp_path / "empty.bam", [("c", 5000)], [], index=False)
+    assert_clean_failure(run_script("bam_cov.py", empty, out / "x.bw"), "no usable reads", "no alignments")
+    with pysam.AlignmentFile(str(tmp_path / "nosq.bam"), "wb", header={"HD": {"VN": "1.6"}}):
+        pass
+    assert_clean_failure(run_script("bam_cov.py", tmp_path / "nosq.bam", out / "x.bw"), "no reference sequences")
+    assert sorted(os.listdir(out)) == ["ok.h5", "ok.json"]
+
+
+def test_full_reports_no_shift(tmp_path):
+    proc = run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "f.bw", "--full", check=True)
+    assert "every aligned base (--full)" in proc.stdout and "shifted" not in proc.stdout
+    summary = json.loads((tmp_path / "f.json").read_text())
+    assert summary["shift"] is None and "not used" in summary["shift_source"]
+
+
+def test_stranded_unfragmented_reads_get_a_warning(tmp_path):
+    """GRO-seq (nascent RNA, 1-bp reads) and Drop-seq (3' RNA) look stranded; dm3 DNA-like reads do not."""
+    groseq = shared("bams", "mcf7_groseq_0min_chr7.sorted.bam")
+    proc = run_script("bam_cov.py", groseq, tmp_path / "g.bw", check=True)
+    warning = [line for line in proc.stderr.splitlines() if "strand-specific" in line]
+    assert len(warning) == 1 and "--shift 0 --strand" in warning[0]
+    summary = json.loads((tmp_path / "g.json").read_text())
+    assert summary["shift"] == 94 and summary["strand_asymmetry"] > 0.8
+    proc = run_script("bam_cov.py", groseq, tmp_path / "g0.bw", "--shift", "0", "--strand", check=True)
+    assert "strand-specific" not in proc.stderr
+    proc = run_script("bam_cov.py", DATA / "dropseq.bam", tmp_path / "d.bw", check=True)
+    assert "strand-specific" in proc.stderr
+    dna = shared("bams", "dm3_chr2L_x.bam")
+    proc = run_script("bam_cov.py", dna, tmp_path / "m.bw", check=True)
+    assert "strand-specific" not in proc.stderr
+    assert json.loads((tmp_path / "m.json").read_text())["strand_asymmetry"] < 0.2
+
+
+def test_odd_chromosome_names_large_bins_and_strands_with_bins(tmp_path):
+    """CONSTRUCTED: contig names with '/', '*', ':' and '|'; --bin beyond one output chunk; --strand --bin."""
+    contigs = [("chrUn/KI270302v1", 5000), ("HLA-A*01:01:01:01", 6000), ("gi|123|x", 7_000_000)]
+    reads = [dict(name=f"r{i}", tid=i % 3, pos=100 + 37 * i, reverse=bool(i % 2)) for i in range(90)]
+    bam = write_bam(tmp_path / "odd.bam", contigs, reads)
+    run(bam, tmp_path / "o.h5", shift=0)
+    with h5py.File(tmp_path / "o.h5") as f:
+        names = {f[k].attrs["chrom"]: f[k][:].sum() for k in f}
+    assert names == {c: 30 for c, _ in contigs}
+    run(bam, tmp_path / "s.bw", shift=0, strand=True, bin=128)
+    for strand in ("plus", "minus"):
+        bw = pyBigWig.open(str(tmp_path / f"s.{strand}.bw"))
+        assert bw.chroms() == dict(contigs)
+        for c, length in contigs:
+            assert bw.stats(c, 0, length, type="sum", exact=True)[0] == pytest.approx(15)
+    big = run(bam, tmp_path / "big.h5", shift=0, bin=5_000_000)
+    assert big.total_coverage == 90
+    assert h5_tracks(tmp_path / "big.h5")["gi|123|x"].tolist() == [30, 0]
