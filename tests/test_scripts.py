@@ -142,3 +142,20 @@ def _parser(script):
     finally:
         argparse.ArgumentParser.parse_args = real
     return seen["parser"]
+
+
+TF_NOISE = ("oneDNN", "absl::InitializeLog", "cpu_feature_guard", "I0000 ", "W0000 ")
+
+
+def test_tensorflow_start_up_lines_stay_out_of_stderr(inputs, tmp_path):
+    """predict.py loads a model and predicts: stderr holds none of TensorFlow's own start-up lines."""
+    proc = run_script("predict.py", "-q", *inputs["predict.py"](tmp_path / "p.h5"), check=True)
+    assert not [line for line in proc.stderr.splitlines() if any(w in line for w in TF_NOISE)], proc.stderr
+    code = ("import sys\nfrom basenji_tk import cli\ncli.setup_logging(verbose=sys.argv[1] == '1')\n"
+            "import keras, tensorflow as tf\nprint(int(tf.reduce_sum(tf.ones(3))))\n")
+    import subprocess
+    import sys
+
+    quiet = subprocess.run([sys.executable, "-c", code, "0"], capture_output=True, text=True)
+    assert quiet.returncode == 0 and quiet.stdout.strip() == "3", quiet.stderr
+    assert not [line for line in quiet.stderr.splitlines() if any(w in line for w in TF_NOISE)], quiet.stderr
