@@ -5,6 +5,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -42,6 +43,30 @@ def test_outputs_and_streamed_validation_metrics(tiny_model, demo_dataset):
     y, p = np.concatenate(ys).reshape(-1, n), np.concatenate(ps).reshape(-1, n)
     assert float(best["val_pearsonr"]) == pytest.approx(metrics.pearson_r(y, p).mean(), abs=2e-4)
     assert float(best["val_r2"]) == pytest.approx(metrics.r_squared(y, p).mean(), abs=2e-4)
+
+
+@pytest.mark.parametrize("name, imports", [("model_best.keras", "basenji_tk, keras"),
+                                           ("checkpoint.keras", "basenji_tk, keras"),
+                                           ("checkpoint.keras", "keras, basenji_tk")])
+def test_readme_loading_line_works_in_a_fresh_interpreter(tiny_model, name, imports):
+    """The README's line, `import basenji_tk` then keras.saving.load_model(path, safe_mode=True), on
+    what train.py wrote (compiled with PearsonR/RSquared; checkpoint.keras with the optimizer too)."""
+    code = (f"import sys, numpy as np, {imports}\n"
+            "m = keras.saving.load_model(sys.argv[1], safe_mode=True)\n"
+            "logs = m.evaluate(np.ones((2, 16384, 4)), np.ones((2, 128, 3)), return_dict=True, verbose=0)\n"
+            "print(' '.join(sorted(logs)), int(m.optimizer.iterations.numpy()))")
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    proc = subprocess.run([sys.executable, "-c", code, str(tiny_model / name)], capture_output=True, text=True,
+                          env=env, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["loss", "pearsonr", "r2", "20"]  # the custom metrics; 2 epochs x 10 steps
+
+
+def test_importing_the_package_does_not_load_keras():
+    """Scripts that never use TensorFlow import basenji_tk.cli; that must not pull in Keras."""
+    code = "import sys, basenji_tk, basenji_tk.cli; print('keras' in sys.modules, 'tensorflow' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.stdout.split() == ["False", "False"], proc.stderr
 
 
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, demo_dataset):
