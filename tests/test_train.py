@@ -12,6 +12,7 @@ import pytest
 from conftest import BIN_DIR, assert_clean_failure, run_script, tiny_params, write_json
 
 from basenji_tk import metrics, models, tfrecords
+from basenji_tk import train as train_module
 from basenji_tk.errors import InputError
 from basenji_tk.train import KILL_ENV, train
 
@@ -69,10 +70,21 @@ def test_importing_the_package_does_not_load_keras():
     assert proc.stdout.split() == ["False", "False"], proc.stderr
 
 
+def random_params(**train):
+    """The tiny model with every random state a resumed epoch depends on: dropout in both
+    convolutions, pipeline rc and shift (train.rc/shift), in-model rc and shift (SeedGenerators)."""
+    params = tiny_params(rc=True, shift=3, **train)
+    for spec in params["model"]["trunk"]:
+        spec["dropout"] = 0.3
+    params["model"].update(augment_rc=True, augment_shift=2)
+    return params
+
+
 def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, demo_dataset):
     """kill -9 in the middle of epoch 2; --restart loses only that epoch and ends where an
-    uninterrupted run ends: same history, same weights (so the optimizer state came back)."""
-    params = write_json(tmp_path / "p.json", tiny_params(epochs=3, steps_per_epoch=6))
+    uninterrupted run ends: same history, bit-identical weights (so the optimizer state and
+    every random state came back: dropout, shuffling, both kinds of augmentation)."""
+    params = write_json(tmp_path / "p.json", random_params(epochs=3, steps_per_epoch=6))
     straight, killed = tmp_path / "straight", tmp_path / "killed"
     run_script("train.py", "-q", "--seed", 3, params, demo_dataset, "-o", straight, check=True)
 
@@ -91,8 +103,11 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, demo_dataset):
     ma = models.load_model(straight / "checkpoint.keras", compile=True)
     mb = models.load_model(killed / "checkpoint.keras", compile=True)
     assert int(mb.optimizer.iterations.numpy()) == 18
-    for wa, wb in zip(ma.get_weights(), mb.get_weights()):
-        np.testing.assert_array_equal(wa, wb)
+    assert len(train_module.seed_generators(mb)) == 4  # 2 dropouts, in-model rc and shift
+    wa, wb = ma.get_weights(), mb.get_weights()
+    assert len(wa) == len(wb) > 0
+    for x, y in zip(wa, wb):
+        assert np.array_equal(x, y), float(np.abs(x - y).max())
 
 
 def test_refuses_to_overwrite_a_model(tmp_path, tiny_model, demo_dataset):
