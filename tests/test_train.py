@@ -3,15 +3,16 @@
 import csv
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 
 import numpy as np
 import pytest
-from conftest import BIN_DIR, assert_clean_failure, run_script, tiny_params, write_json
+from conftest import BIN_DIR, assert_clean_failure, read_only, run_script, tiny_params, write_json
 
-from basenji_tk import metrics, models, tfrecords
+from basenji_tk import files, metrics, models, tfrecords
 from basenji_tk import train as train_module
 from basenji_tk.errors import InputError
 from basenji_tk.train import KILL_ENV, train
@@ -146,7 +147,77 @@ def test_params_that_do_not_fit_the_data(tmp_path, demo_dataset, change, expecte
     with pytest.raises(InputError) as err:  # in-process: the CLI's one-line boundary is tested above
         train(path, [demo_dataset], str(tmp_path / "m"))
     assert expected.format(data=demo_dataset) in str(err.value)
-    assert not (tmp_path / "m" / "checkpoint.keras").exists()
+    assert not (tmp_path / "m").exists()  # the folder it made is gone again
+
+
+def test_a_failed_run_leaves_no_folder_and_keeps_an_existing_model(tmp_path, tiny_model, demo_dataset):
+    # a fresh run whose first epoch fails (NaN loss): what it wrote is removed, and the folder it made
+    bad = write_json(tmp_path / "bad.json", tiny_params(steps_per_epoch=4, learning_rate=1e12))
+    line = assert_clean_failure(run_script("train.py", "--seed", 0, bad, demo_dataset, "-o", tmp_path / "new"))
+    assert "training loss became" in line and "no checkpoint was written" in line
+    assert not (tmp_path / "new").exists()
+    # --force with a model that does not fit the data: the model already there stays as it was
+    existing = tmp_path / "existing"
+    shutil.copytree(tiny_model, existing)
+    before = {p.relative_to(existing): p.read_bytes() for p in existing.rglob("*") if p.is_file()}
+    unfit = tiny_params()
+    unfit["model"]["seq_length"] = 8192
+    line = assert_clean_failure(run_script("train.py", "--force", write_json(tmp_path / "unfit.json", unfit),
+                                           demo_dataset, "-o", existing), "seq_length is 8192")
+    assert {p.relative_to(existing): p.read_bytes() for p in existing.rglob("*") if p.is_file()} == before
+
+
+def test_unwritable_output_and_a_concurrent_run_are_one_error(tmp_path, demo_dataset):
+    params = write_json(tmp_path / "p.json", tiny_params())
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    proc = subprocess.run([*read_only(ro), str(BIN_DIR / "train.py"), str(params), str(demo_dataset),
+                           "-o", str(ro / "m")], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert_clean_failure(proc, str(ro / "m"), "read-only file system")
+    out = tmp_path / "m"
+    with files.claim(out):  # another run holds the folder
+        proc = run_script("train.py", params, demo_dataset, "-o", out)
+    assert_clean_failure(proc, str(out), f"process {os.getpid()}")
+    assert os.listdir(out) == []  # the second run wrote nothing
+
+
+def test_restart_refuses_a_changed_dataset_file(tmp_path, demo_dataset):
+    """A dataset file changed in place between the kill and --restart: one error naming the file."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_dataset, data)
+    params = write_json(tmp_path / "p.json", tiny_params(epochs=2, steps_per_epoch=2))
+    out = tmp_path / "m"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", **{KILL_ENV: "3"})  # in epoch 2
+    proc = subprocess.run([str(BIN_DIR / "train.py"), "-q", str(params), str(data), "-o", str(out)], env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == -signal.SIGKILL
+    saved = json.loads((out / "inputs.json").read_text())
+    assert saved["params"]["path"] == str(params) and "statistics.json" in saved["data_dirs"][0]["files"]
+
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    line = assert_clean_failure(run_script("train.py", "--restart", params, other, "-o", out))
+    assert "--restart with different data dirs" in line and str(other) in line
+
+    record = tfrecords.split_files(data, "train")[0]
+    with open(record, "r+b") as fh:  # same size, one byte different, in the middle
+        fh.seek(os.path.getsize(record) // 2)
+        byte = fh.read(1)
+        fh.seek(-1, os.SEEK_CUR)
+        fh.write(bytes([byte[0] ^ 0xFF]))
+    line = assert_clean_failure(run_script("train.py", "--restart", params, data, "-o", out))
+    assert line.startswith(f"error: {record}: ") and "changed since the interrupted run" in line
+    assert json.loads((out / "train_state.json").read_text())["epoch"] == 1  # nothing touched
+
+
+def test_seed_and_epochs_options_are_checked(tmp_path, demo_dataset):
+    params = write_json(tmp_path / "p.json", tiny_params())
+    assert_clean_failure(run_script("train.py", "--seed", -1, params, demo_dataset, "-o", tmp_path / "m"),
+                         "--seed must be in [0, 4294967295]")
+    assert_clean_failure(run_script("train.py", "--epochs", 0, params, demo_dataset, "-o", tmp_path / "m"),
+                         "--epochs must be at least 1, got 0")
+    assert not (tmp_path / "m").exists()
 
 
 def test_data_dir_without_statistics(tmp_path):
