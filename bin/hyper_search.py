@@ -28,8 +28,10 @@ worst objective so far plus half the spread, and the search goes on.
 SEARCH_DIR holds trials.tsv (a row per finished trial, appended as it ends),
 best/ (model_best.keras, params.json, history.tsv of the best trial), trial_NNN/
 (params.json, history.tsv, trial.log; models only with --keep_models),
-convergence.png, params.png and search.json. A killed search continues with
---restart (same params, domain and options; finished trials are not rerun).
+convergence.png, params.png, search.json and inputs.json. A killed search continues
+with --restart (finished trials are not rerun); it refuses a params or domain file
+whose content changed, other options or data dirs, and a dataset file changed since
+the search started (size, mtime, SHA-256 of a sample).
 """
 
 
