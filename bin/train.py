@@ -25,7 +25,8 @@ run ends with exactly the weights of an uninterrupted one. --restart refuses oth
 params (except epochs, patience, learning_rate, clip_norm), other data dirs, and a
 dataset file changed since the run started (size, mtime, SHA-256 of a sample).
 A run that fails before its first epoch ends leaves nothing behind; --force removes
-the old model only once the new one is built and fits the data. strategy is chosen automatically: MultiWorkerMirrored when TF_CONFIG is set,
+the old model only once the new one is built and fits the data. A distribution
+strategy is chosen automatically: MultiWorkerMirrored when TF_CONFIG is set,
 Mirrored with several GPUs, otherwise the default device.
 """
 
