@@ -9,7 +9,6 @@ The model folder holds::
     history.tsv            one row per finished epoch
     train_state.json       epoch, best value, epochs without improvement
     logs/                  TensorBoard logs
-
     inputs.json            fingerprints of the params file and of every file of every dataset
 
 Every file is written under a temporary name and renamed, checkpoint first and
