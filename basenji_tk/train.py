@@ -90,19 +90,25 @@ def write_json(path, obj):
 
 
 def check_datasets(data_dirs) -> dict:
-    """Load each dataset's statistics; all must share sequence length, bins and targets."""
-    from basenji_tk.tfrecords import load_statistics
+    """Load each dataset's statistics; all must share sequence length, bins and targets, and
+    every split statistics.json counts must have its record files."""
+    from basenji_tk.tfrecords import load_statistics, split_files
 
     first = None
     for d in data_dirs:
         stats = load_statistics(d)
         if first is None:
             first = stats
-            continue
         for key in ("seq_length", "target_length", "num_targets", "target_ids"):
             if stats.get(key) != first.get(key):
                 raise InputError(f"{d}: {key} {stats.get(key)} differs from {data_dirs[0]}'s "
                                  f"{first.get(key)}; datasets trained together must match")
+        for split in ("train", "valid"):
+            if stats.get(f"{split}_seqs", 0) and not split_files(d, split):
+                raise InputError(f"{d}: statistics.json counts {stats[f'{split}_seqs']} {split} sequences but "
+                                 f"there is no tfrecords/{split}-*.tfr file; make the dataset again")
+    if not sum(load_statistics(d).get("train_seqs", 0) for d in data_dirs):
+        raise InputError(f"{data_dirs[0]}: no training sequences (statistics.json train_seqs is 0 or missing)")
     if not sum(load_statistics(d).get("valid_seqs", 0) for d in data_dirs):
         raise InputError(f"{data_dirs[0]}: no validation sequences; early stopping needs some "
                          "(make_targets.py --valid)")

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -33,11 +34,14 @@ def rows(path):
 
 
 def fake_data(tmp_path):
-    """A folder that passes the dataset checks (statistics.json only); for searches that never train."""
+    """A folder that passes the dataset checks (statistics.json, empty record files); for searches that
+    never train."""
     d = tmp_path / "data"
-    d.mkdir()
+    (d / "tfrecords").mkdir(parents=True)
     write_json(d / "statistics.json", {"seq_length": 16384, "target_length": 128, "num_targets": 3,
-                                       "target_ids": ["a", "b", "c"], "valid_seqs": 8})
+                                       "target_ids": ["a", "b", "c"], "train_seqs": 64, "valid_seqs": 8})
+    for split in ("train", "valid"):
+        (d / "tfrecords" / f"{split}-0.tfr").write_bytes(b"")
     return d
 
 
@@ -245,8 +249,7 @@ def test_restart_refuses_changed_inputs(tmp_path):
     restart = ["hyper_search.py", "--restart", "-n", 3, "--init", 2, params, domain]
 
     other = tmp_path / "other"
-    other.mkdir()
-    (other / "statistics.json").write_bytes((data / "statistics.json").read_bytes())
+    shutil.copytree(data, other)
     line = assert_clean_failure(run_script(*restart, other, "-o", out), "--restart with different data dirs")
     assert str(other) in line
 

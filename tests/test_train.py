@@ -244,6 +244,18 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, demo_datase
     assert len(history(out)) == 1
 
 
+def test_a_dataset_missing_its_record_files(tmp_path, demo_dataset):
+    """statistics.json counts valid sequences but the valid records are gone: one error, before any work."""
+    data = tmp_path / "data"
+    shutil.copytree(demo_dataset, data)
+    for path in tfrecords.split_files(data, "valid"):
+        os.remove(path)
+    params = write_json(tmp_path / "p.json", tiny_params())
+    line = assert_clean_failure(run_script("train.py", params, data, "-o", tmp_path / "m"))
+    assert line.startswith(f"error: {data}: statistics.json counts ") and "no tfrecords/valid-*.tfr file" in line
+    assert not (tmp_path / "m").exists()
+
+
 def test_several_data_dirs_train_together(tmp_path, demo_dataset):
     """Two datasets of the same layout are sampled together; a different layout is refused."""
     path = write_json(tmp_path / "p.json", tiny_params(steps_per_epoch=3))
