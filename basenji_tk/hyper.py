@@ -39,7 +39,8 @@ subprocess (``python -m basenji_tk.hyper _trial TRIAL_DIR DATA_DIR...``) that
 trains ``TRIAL_DIR/params.json`` with :func:`basenji_tk.train.train` and writes
 ``result.json``. ``search_dir`` holds::
 
-    search.json      what this search is: hashes of params.json and domain.json, options
+    search.json      what this search is: hashes of params.json and domain.json, options, data dirs
+    inputs.json      fingerprints of every dataset file, for --restart
     params.json, domain.json   copies of the inputs
     trials.tsv       one row per finished trial, appended (and fsynced) as it ends
     trial_NNN/       params.json, history.tsv, trial.log, result.json (models only with keep_models)
@@ -47,7 +48,15 @@ trains ``TRIAL_DIR/params.json`` with :func:`basenji_tk.train.train` and writes
     convergence.png  best-so-far objective vs trial; params.png: objective vs each value
 
 ``restart`` reloads trials.tsv and proposes from the finished trials; a trial
-that was running when the search was killed is run again from scratch.
+that was running when the search was killed is run again from scratch. It refuses
+a params.json or domain.json whose content differs (SHA-256 of the whole file), other
+options or data dirs, and a dataset file added, removed or changed since the search
+started (size, mtime and SHA-256 of a sample: :func:`basenji_tk.files.fingerprint`).
+
+The search holds :func:`basenji_tk.files.claim` on ``search_dir`` from after the
+input checks to the end: an unwritable folder or a second search into it is one
+error before any trial. Each trial's training claims its own ``trial_NNN`` folder
+(the lock file is per folder, so the two never meet).
 """
 
 import contextlib
@@ -71,7 +80,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from basenji_tk import cli
+from basenji_tk import cli, files
 from basenji_tk.errors import InputError
 from basenji_tk.train import write_json
 
@@ -83,6 +92,7 @@ TRIALS = "trials.tsv"
 SEARCH = "search.json"
 BEST_DIR = "best"
 RESULT = "result.json"
+INPUTS = "inputs.json"
 CONVERGENCE = "convergence.png"
 PARAM_PLOT = "params.png"
 FIXED_COLUMNS = ("objective", "epochs", "seconds", "status", "error")
@@ -700,18 +710,37 @@ def _sha(path) -> str:
         return hashlib.sha256(fh.read()).hexdigest()
 
 
-def prepare_search_dir(out: str, identity: dict, opts: Options) -> bool:
-    """Refuse a folder holding a different search; returns whether to continue one (restart)."""
+def prepare_search_dir(out: str, identity: dict, opts: Options, inputs: dict) -> bool:
+    """Refuse a folder holding a different search; returns whether to continue one (restart).
+
+    ``inputs``: ``{"params": path, "domain": path, "data_dirs": [...]}`` of this run, named
+    in the errors when they differ from the interrupted search's."""
+    from basenji_tk.params import read_json
+    from basenji_tk.train import check_inputs
+
     path = os.path.join(out, SEARCH)
     if os.path.exists(path):
-        with open(path) as fh:
-            saved = json.load(fh)
+        saved = read_json(path, "search")
         if opts.restart:
+            again = "--restart needs the same inputs (use --force to start a new search there)"
+            for key, name in (("params_sha256", "params"), ("domain_sha256", "domain")):
+                if saved.get(key) != identity[key]:
+                    raise InputError(f"{inputs[name]}: this {name} file's content differs from the interrupted "
+                                     f"search's ({key} was {json.dumps(saved.get(key))}); {again}")
             for key in identity:
                 if saved.get(key) != identity[key]:
                     raise InputError(f"{out}: --restart with a different search: {key} was "
                                      f"{json.dumps(saved.get(key))}, now {json.dumps(identity[key])} "
                                      "(use --force to start a new search there)")
+            was = [os.path.abspath(d) for d in saved.get("data_dirs", [])]
+            now = [os.path.abspath(d) for d in inputs["data_dirs"]]
+            if was != now:
+                raise InputError(f"{out}: --restart with different data dirs: was {' '.join(was)}, now "
+                                 f"{' '.join(now)}; {again}")
+            if os.path.exists(os.path.join(out, INPUTS)):
+                check_inputs(read_json(os.path.join(out, INPUTS), "inputs"), inputs["data_dirs"], out)
+            else:  # a search folder from before inputs.json
+                log.warning(f"{out}: no {INPUTS}, so --restart cannot check that the datasets are unchanged")
             return True
         if not opts.force:
             raise InputError(f"{out}: already holds a search ({SEARCH}); use --restart to continue it "
@@ -726,7 +755,7 @@ def _clear(out: str):
         p = os.path.join(out, name)
         if name.startswith("trial_") or name in (BEST_DIR, f"{BEST_DIR}.tmp"):
             shutil.rmtree(p, ignore_errors=True)
-        elif name in (TRIALS, SEARCH, CONVERGENCE, PARAM_PLOT, "params.json", "domain.json"):
+        elif name in (TRIALS, SEARCH, INPUTS, CONVERGENCE, PARAM_PLOT, "params.json", "domain.json"):
             os.remove(p)
 
 
@@ -775,8 +804,19 @@ def hyper_search(params_path, domain_path, data_dirs, out, opts: Options = Optio
     identity = {"params_sha256": _sha(params_path),
                 "domain_sha256": hashlib.sha256(json.dumps(domain_spec, sort_keys=True).encode()).hexdigest(),
                 **{k: getattr(opts, k) for k in IDENTITY}}
-    os.makedirs(out, exist_ok=True)
-    resume = prepare_search_dir(out, identity, opts)
+    with files.claim(out):  # after the input checks, around everything that writes
+        return _search(params_path, domain_path, data_dirs, out, opts, objective_fn, domain, params, domain_spec,
+                       identity)
+
+
+def _search(params_path, domain_path, data_dirs, out, opts, objective_fn, domain, params, domain_spec,
+            identity) -> dict:
+    """The claimed part of :func:`hyper_search`."""
+    from basenji_tk.train import input_prints
+
+    data_dirs = [str(d) for d in data_dirs]
+    resume = prepare_search_dir(out, identity, opts, {"params": params_path, "domain": domain_path,
+                                                      "data_dirs": data_dirs})
     trial_log = TrialLog(os.path.join(out, TRIALS), domain)
     done = trial_log.read() if resume else []
     if not resume:
@@ -784,7 +824,8 @@ def hyper_search(params_path, domain_path, data_dirs, out, opts: Options = Optio
         shutil.copyfile(params_path, os.path.join(out, ".params.json.tmp"))
         os.replace(os.path.join(out, ".params.json.tmp"), os.path.join(out, "params.json"))
         write_json(os.path.join(out, "domain.json"), domain_spec)
-        write_json(os.path.join(out, SEARCH), {**identity, "data_dirs": [str(d) for d in data_dirs],
+        write_json(os.path.join(out, INPUTS), input_prints(params_path, data_dirs))
+        write_json(os.path.join(out, SEARCH), {**identity, "data_dirs": [os.path.abspath(d) for d in data_dirs],
                                                 "params": params_path, "domain": domain_path})
     trial_log.start()
     minimize = OBJECTIVES[opts.objective] == "minimize"

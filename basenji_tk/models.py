@@ -7,7 +7,7 @@ sequence-only model takes the array itself.
 
 ``model.keras`` files hold only standard Keras layers and the registered layers of
 :mod:`basenji_tk.layers`, so :func:`load_model` (or ``keras.saving.load_model`` after
-``import basenji_tk.models``) reloads them with ``safe_mode=True``.
+``import basenji_tk``) reloads them with ``safe_mode=True``.
 """
 
 import os

@@ -14,6 +14,7 @@ model while training, Basenji's way (predictions flipped back).
 """
 
 import json
+import math
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -31,6 +32,25 @@ class Field:
     doc: str = ""
     required: bool = False
     minimum: float | None = None
+    maximum: float | None = None
+    # which ends of [minimum, maximum] are allowed themselves ("[]", "[)", "(]", "()")
+    ends: str = "[]"
+
+    def range_text(self) -> str:
+        """The allowed range, e.g. ``[0, 1)``, ``> 0`` or ``>= 1``."""
+        lo, hi = (v if v is None or isinstance(v, int) else f"{v:g}" for v in (self.minimum, self.maximum))
+        if lo is not None and hi is not None:
+            return f"in {self.ends[0]}{lo}, {hi}{self.ends[1]}"
+        if lo is not None:
+            return f"{'>=' if self.ends[0] == '[' else '>'} {lo}"
+        return f"{'<=' if self.ends[1] == ']' else '<'} {hi}"
+
+    def in_range(self, value) -> bool:
+        lo_ok = (self.minimum is None or value > self.minimum
+                 or (value == self.minimum and self.ends[0] == "["))
+        hi_ok = (self.maximum is None or value < self.maximum
+                 or (value == self.maximum and self.ends[1] == "]"))
+        return lo_ok and hi_ok
 
     def type_names(self) -> str:
         names = {bool: "true/false", int: "integer", float: "number", str: "string",
@@ -38,23 +58,27 @@ class Field:
         return " or ".join(names.get(t, t.__name__) for t in self.types)
 
 
+MAX_SEED = 2 ** 32 - 1  # numpy and Python seeds: 0 <= seed < 2**32
+
 TRAIN = {
     "batch_size": Field((int,), 64, doc="sequences per step", minimum=1),
     "epochs": Field((int,), 100, doc="most epochs to run", minimum=1),
     "steps_per_epoch": Field((int, type(None)), None, doc="batches per epoch (default: the whole train split)",
                              minimum=1),
     "patience": Field((int,), 20, doc="epochs without improvement before stopping", minimum=1),
-    "learning_rate": Field((float,), 0.001, doc="optimizer step size", minimum=0),
+    "learning_rate": Field((float,), 0.001, doc="optimizer step size", minimum=0, ends="(]"),
     "optimizer": Field((str,), "adam", ("adam", "sgd"), doc="optimizer"),
-    "momentum": Field((float,), 0.99, doc="SGD momentum", minimum=0),
-    "beta_1": Field((float,), 0.9, doc="Adam beta_1", minimum=0),
-    "beta_2": Field((float,), 0.999, doc="Adam beta_2", minimum=0),
-    "clip_norm": Field((float, type(None)), None, doc="gradient clipping by global norm", minimum=0),
+    "momentum": Field((float,), 0.99, doc="SGD momentum", minimum=0, maximum=1, ends="[)"),
+    "beta_1": Field((float,), 0.9, doc="Adam beta_1", minimum=0, maximum=1, ends="[)"),
+    "beta_2": Field((float,), 0.999, doc="Adam beta_2", minimum=0, maximum=1, ends="[)"),
+    "clip_norm": Field((float, type(None)), None, doc="gradient clipping by global norm (0 or null: none)",
+                       minimum=0),
     "loss": Field((str,), "poisson", ("poisson", "mse", "masked_mse", "bce"), doc="training loss"),
     "shuffle_buffer": Field((int,), 1024, doc="records held for shuffling", minimum=1),
     "rc": Field((bool,), False, doc="random reverse-complement augmentation"),
     "shift": Field((int,), 0, doc="random shift augmentation, bp either way", minimum=0),
-    "seed": Field((int,), 0, doc="seed for shuffling, augmentation and initialisation"),
+    "seed": Field((int,), 0, doc="seed for shuffling, augmentation, dropout and initialisation", minimum=0,
+                  maximum=MAX_SEED),
     "monitor": Field((str,), "val_pearsonr", ("val_pearsonr", "val_r2", "val_loss"),
                      doc="validation figure for early stopping and model_best.keras (loss: lower is better)"),
     "mask_zero": Field((bool,), False, doc="masked_mse: also ignore bins whose target is 0"),
@@ -90,8 +114,11 @@ def _check_value(value, field: Field, key: str, path: str):
         raise InputError(f"{path}: '{key}' must be {field.type_names()}, got {json.dumps(value)}")
     if field.choices and value not in field.choices:
         raise InputError(f"{path}: '{key}' must be one of {', '.join(map(str, field.choices))}, got {json.dumps(value)}")
-    if field.minimum is not None and isinstance(value, (int, float)) and not is_bool and value < field.minimum:
-        raise InputError(f"{path}: '{key}' must be >= {field.minimum}, got {value}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise InputError(f"{path}: '{key}' must be a finite number, got {value}")
+    if (field.minimum is not None or field.maximum is not None) and isinstance(value, (int, float)) \
+            and not is_bool and not field.in_range(value):
+        raise InputError(f"{path}: '{key}' must be {field.range_text()}, got {json.dumps(value)}")
 
 
 def check_section(section: dict, schema: dict, name: str, path: str) -> dict:

@@ -28,8 +28,10 @@ worst objective so far plus half the spread, and the search goes on.
 SEARCH_DIR holds trials.tsv (a row per finished trial, appended as it ends),
 best/ (model_best.keras, params.json, history.tsv of the best trial), trial_NNN/
 (params.json, history.tsv, trial.log; models only with --keep_models),
-convergence.png, params.png and search.json. A killed search continues with
---restart (same params, domain and options; finished trials are not rerun).
+convergence.png, params.png, search.json and inputs.json. A killed search continues
+with --restart (finished trials are not rerun); it refuses a params or domain file
+whose content changed, other options or data dirs, and a dataset file changed since
+the search started (size, mtime, SHA-256 of a sample).
 """
 
 
@@ -42,7 +44,10 @@ def parse_args(argv=None):
     p.add_argument("-n", "--trials", type=int, default=20, help="trials in all (including --init)")
     p.add_argument("--init", type=int, default=5, help="random trials before the Gaussian process")
     p.add_argument("--seed", type=int, default=0, help="seed of the random trials and of GPyOpt")
-    p.add_argument("--objective", default="valid_pearsonr", choices=["valid_loss", "valid_pearsonr", "valid_auprc"])
+    p.add_argument("--objective", default="valid_pearsonr", choices=["valid_loss", "valid_pearsonr", "valid_auprc"],
+                   help="what each trial is scored on, over the valid split: valid_loss (minimised), "
+                   "valid_pearsonr (mean Pearson r over targets, best epoch) or valid_auprc (mean peak AUPRC "
+                   "of model_best.keras), both maximised")
     p.add_argument("--epochs", type=int, default=None, help="train.epochs of every trial")
     p.add_argument("--steps", type=int, default=None, help="train.steps_per_epoch of every trial")
     p.add_argument("--parallel", type=int, default=1, help="trials at once (separate processes)")

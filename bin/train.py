@@ -14,12 +14,20 @@ targets) and keep, in --out:
   checkpoint.keras   model and optimizer after the last finished epoch (for --restart)
   history.tsv        loss, Pearson r and R² per epoch, train and validation
   params.json        the params with every default filled in; logs/ for TensorBoard
+  inputs.json        fingerprints of the params file and of every dataset file
 
 Training stops after train.epochs, or train.patience epochs without improvement, or
 at a NaN loss (the last good checkpoint is kept). An interrupted run (even kill -9)
 continues with --restart from its last finished epoch, optimizer state included.
-A distribution strategy is chosen automatically: MultiWorkerMirrored when TF_CONFIG
-is set, Mirrored with several GPUs, otherwise the default device.
+Each epoch's shuffling, augmentation (train.rc/shift, model.augment_rc/shift) and
+dropout masks are seeded from (train.seed, epoch) alone, so with --seed a resumed
+run ends with exactly the weights of an uninterrupted one. --restart refuses other
+params (except epochs, patience, learning_rate, clip_norm), other data dirs, and a
+dataset file changed since the run started (size, mtime, SHA-256 of a sample).
+A run that fails before its first epoch ends leaves nothing behind; --force removes
+the old model only once the new one is built and fits the data. A distribution
+strategy is chosen automatically: MultiWorkerMirrored when TF_CONFIG is set,
+Mirrored with several GPUs, otherwise the default device.
 """
 
 

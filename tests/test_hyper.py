@@ -6,15 +6,16 @@ import importlib.util
 import json
 import math
 import os
+import shutil
 import signal
 import subprocess
 import time
 
 import numpy as np
 import pytest
-from conftest import BIN_DIR, REPO, assert_clean_failure, run_script, tiny_params, write_json
+from conftest import BIN_DIR, REPO, assert_clean_failure, read_only, run_script, tiny_params, write_json
 
-from basenji_tk import hyper
+from basenji_tk import files, hyper
 from basenji_tk.errors import InputError
 
 spec = importlib.util.spec_from_file_location("bench_hyper", REPO / "benchmarks" / "bench_hyper.py")
@@ -33,11 +34,14 @@ def rows(path):
 
 
 def fake_data(tmp_path):
-    """A folder that passes the dataset checks (statistics.json only); for searches that never train."""
+    """A folder that passes the dataset checks (statistics.json, empty record files); for searches that
+    never train."""
     d = tmp_path / "data"
-    d.mkdir()
+    (d / "tfrecords").mkdir(parents=True)
     write_json(d / "statistics.json", {"seq_length": 16384, "target_length": 128, "num_targets": 3,
-                                       "target_ids": ["a", "b", "c"], "valid_seqs": 8})
+                                       "target_ids": ["a", "b", "c"], "train_seqs": 64, "valid_seqs": 8})
+    for split in ("train", "valid"):
+        (d / "tfrecords" / f"{split}-0.tfr").write_bytes(b"")
     return d
 
 
@@ -191,7 +195,7 @@ def test_search_folder_restart_and_refusals(tmp_path):
                                                                                          "values": [2, 4]}})
     with pytest.raises(InputError, match="train.steps_per_epoch, which --steps also sets"):
         hyper.hyper_search(params, budget, [data], tmp_path / "budget", opts, objective_fn=fake_objective)
-    with pytest.raises(InputError, match="--restart with a different search: domain_sha256"):
+    with pytest.raises(InputError, match="other.json: this domain file's content differs from the interrupted"):
         hyper.hyper_search(params, other, [data], out, hyper.Options(**{**opts.__dict__, "restart": True}),
                            objective_fn=fake_objective)
     with pytest.raises(InputError, match="--restart with a different search: seed"):
@@ -227,12 +231,79 @@ def test_script_refuses_a_different_search_and_a_bad_path(tmp_path):
     line = assert_clean_failure(run_script("hyper_search.py", params, domain, data, "-o", out), "already holds")
     assert "--restart" in line and "--force" in line
     line = assert_clean_failure(run_script("hyper_search.py", "--restart", params, domain, data, "-o", out))
-    assert "--restart with a different search: params_sha256" in line
+    assert line.startswith(f"error: {params}: this params file's content differs") and "--force" in line
     bad = write_json(tmp_path / "bad.json", {"model.trunk[0].filtres": {"type": "discrete", "values": [4, 8]}})
     line = assert_clean_failure(run_script("hyper_search.py", params, bad, data, "-o", tmp_path / "new"))
     assert "nearest: model.trunk[0].filters" in line
     assert not (tmp_path / "new").exists()
     assert os.listdir(out) == ["search.json"]
+
+
+def test_restart_refuses_changed_inputs(tmp_path):
+    """Between the kill and --restart: other data dirs, or a dataset file changed in place -> one error
+    naming it; and a params.json edited since -> one error naming the file."""
+    params, domain = inputs(tmp_path)
+    data, out = fake_data(tmp_path), tmp_path / "search"
+    hyper.hyper_search(params, domain, [data], out, hyper.Options(n_trials=2, init=2), objective_fn=fake_objective)
+    assert "statistics.json" in json.loads((out / "inputs.json").read_text())["data_dirs"][0]["files"]
+    restart = ["hyper_search.py", "--restart", "-n", 3, "--init", 2, params, domain]
+
+    other = tmp_path / "other"
+    shutil.copytree(data, other)
+    line = assert_clean_failure(run_script(*restart, other, "-o", out), "--restart with different data dirs")
+    assert str(other) in line
+
+    stats = data / "statistics.json"
+    text = stats.read_text()
+    stats.write_text(text.replace('"valid_seqs": 8', '"valid_seqs": 9'))  # same size, other content
+    assert len(stats.read_text()) == len(text)
+    line = assert_clean_failure(run_script(*restart, data, "-o", out))
+    assert line.startswith(f"error: {stats}: ") and "changed since the interrupted run" in line
+
+    stats.write_text(text)
+    edited = json.loads(params.read_text())
+    edited["train"]["patience"] = 4
+    write_json(params, edited)
+    line = assert_clean_failure(run_script(*restart, data, "-o", out))
+    assert line.startswith(f"error: {params}: this params file's content differs")
+    assert len(rows(out / "trials.tsv")) == 2  # nothing ran
+
+
+def test_unwritable_search_dir_and_a_concurrent_search_are_one_error(tmp_path):
+    params, domain = inputs(tmp_path)
+    data = fake_data(tmp_path)
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    proc = subprocess.run([*read_only(ro), str(BIN_DIR / "hyper_search.py"), str(params), str(domain), str(data),
+                           "-o", str(ro / "search")], capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    assert_clean_failure(proc, str(ro / "search"), "read-only file system")
+    out = tmp_path / "search"
+    with files.claim(out):
+        proc = run_script("hyper_search.py", params, domain, data, "-o", out)
+    assert_clean_failure(proc, str(out), f"process {os.getpid()}")
+    assert os.listdir(out) == []
+
+
+def test_help_explains_the_objective():
+    proc = run_script("hyper_search.py", "--help", check=True)
+    text = " ".join(proc.stdout.split())
+    assert "--objective {valid_loss,valid_pearsonr,valid_auprc} what each trial is scored on" in text
+
+
+def test_a_trial_trains_in_its_own_folder_under_the_search_lock(tmp_path, demo_dataset):
+    """The search holds its folder's lock while trials run; a trial's train() claims trial_NNN."""
+    params, domain = inputs(tmp_path, {"train.learning_rate": DOMAIN["train.learning_rate"]})
+    out = tmp_path / "search"
+    raw = json.loads(params.read_text())
+    with files.claim(out):
+        objective = hyper.TrainObjective(raw, [demo_dataset], out, hyper.Options(objective="valid_loss", epochs=1,
+                                                                                 steps=2))
+        result = objective(1, {"train.learning_rate": 0.001})
+    assert math.isfinite(result["objective"]) and result["epochs"] == 1
+    trial = out / "trial_001"
+    assert (trial / "model_best.keras").exists() and (trial / "inputs.json").exists()
+    assert not (trial / files.LOCK_NAME).exists()
 
 
 # ----------------------------------------------------------------------------- slow: real training

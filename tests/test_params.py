@@ -25,7 +25,19 @@ def test_defaults_are_filled(tmp_path):
     ({"model": {"seq_length": 8}, "train": {"rc": 1}}, ["train.rc", "true/false"]),
     ({"model": {"seq_length": 8}, "train": {"batch_size": True}}, ["train.batch_size", "integer"]),
     ({"model": {"seq_length": 8}, "train": {"optimizer": "adagrad"}}, ["train.optimizer", "adam, sgd"]),
-    ({"model": {"seq_length": 8}, "train": {"learning_rate": -1}}, ["train.learning_rate", ">= 0"]),
+    ({"model": {"seq_length": 8}, "train": {"learning_rate": -1}}, ["train.learning_rate", "> 0", "got -1"]),
+    # ranges: Adam's betas and SGD's momentum in [0, 1), a step size above 0, seeds numpy accepts
+    ({"model": {"seq_length": 8}, "train": {"beta_1": 1.5}}, ["train.beta_1", "in [0, 1)", "got 1.5"]),
+    ({"model": {"seq_length": 8}, "train": {"beta_2": 1}}, ["train.beta_2", "in [0, 1)", "got 1"]),
+    ({"model": {"seq_length": 8}, "train": {"momentum": 1.0}}, ["train.momentum", "in [0, 1)"]),
+    ({"model": {"seq_length": 8}, "train": {"learning_rate": 0}}, ["train.learning_rate", "> 0", "got 0"]),
+    ({"model": {"seq_length": 8}, "train": {"clip_norm": -0.5}}, ["train.clip_norm", ">= 0"]),
+    ({"model": {"seq_length": 8}, "train": {"patience": 0}}, ["train.patience", ">= 1"]),
+    ({"model": {"seq_length": 8}, "train": {"batch_size": 0}}, ["train.batch_size", ">= 1"]),
+    ({"model": {"seq_length": 8}, "train": {"shift": -3}}, ["train.shift", ">= 0"]),
+    ({"model": {"seq_length": 8}, "train": {"seed": -1}}, ["train.seed", "in [0, 4294967295]"]),
+    ("{\"model\": {\"seq_length\": 8}, \"train\": {\"learning_rate\": NaN}}", ["train.learning_rate", "finite"]),
+    ("{\"model\": {\"seq_length\": 8}, \"train\": {\"clip_norm\": Infinity}}", ["train.clip_norm", "finite"]),
     ({"model": {}}, ["model.seq_length", "required"]),
     ({"train": {}}, ["'model' is required"]),
     ({"model": {"seq_length": 8}, "tain": {}}, ["unknown section 'tain'", "train, model"]),
@@ -42,6 +54,13 @@ def test_bad_params_name_file_key_and_allowed(tmp_path, obj, words):
     assert str(path) in message or "params.json" in message
     for w in words:
         assert w in message, (w, message)
+
+
+def test_range_ends_are_allowed_where_the_range_says(tmp_path):
+    p = pm.load_params(write(tmp_path, {"model": {"seq_length": 8},
+                                        "train": {"beta_1": 0, "beta_2": 0.999999, "momentum": 0.0, "clip_norm": 0,
+                                                  "seed": 2 ** 32 - 1, "learning_rate": 1e-12}}))
+    assert p["train"]["beta_1"] == 0 and p["train"]["seed"] == 2 ** 32 - 1
 
 
 def test_float_accepts_integer_and_null_where_allowed(tmp_path):
