@@ -31,7 +31,7 @@ EXPECTED = {
         "outputs": ["receptive field: 16,438 bp", "'epochs': 2", "model_best.keras", "acc.tsv",
                     "(5, 128, 3) float16", "ctcf.bw"],
         "files": ["model/model_best.keras", "test/acc.tsv", "test/scatter_cpg.png", "preds.h5"]},
-    "03_variants.ipynb": {"outputs": ["vcf_ref_mismatch_skipped: 0", "vcf_scorable: 24,989", "pairs: 13,782",
+    "03_variants.ipynb": {"outputs": ["vcf_ref_mismatch_skipped: 0", "vcf_scorable: 24,989", "pairs: 14,010",
                                       "SED on tss", "top-quintile enrichment", "permuted p > 0.01"],
                           "files": ["sed/sed.h5", "sed/sed.tsv", "ref_vs_alt.png", "sim/seed0/enrichment.png"]},
     "04_sat_mut.ipynb": {"outputs": ["held-out peaks", "'scores': (1, 120, 4, 1)", "method: fast",
