@@ -12,7 +12,7 @@ refuse an input that changed between the interrupted run and the restart. A fing
 is a file's size, its modification time (ns) and the SHA-256 of its first and last MiB
 and of 16 evenly spaced 64 KiB blocks: cheap on a 100 GB BAM, and a change in place
 that keeps size and mtime and misses every sampled block is the only one it can miss.
-A folder's fingerprint is that of every file in it (sorted relative paths).
+A folder's fingerprint holds that of every file in it, so a refusal names the file.
 """
 
 from __future__ import annotations
@@ -192,41 +192,57 @@ def _file_print(path: str) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns, "sample_sha256": h.hexdigest()}
 
 
+def _folder_files(folder: str) -> list[str]:
+    """Every file below ``folder`` (sorted relative paths), lock files left out."""
+    found = []
+    for root, dirs, names in os.walk(folder):
+        dirs.sort()
+        found += [os.path.relpath(os.path.join(root, n), folder) for n in sorted(names)
+                  if n != LOCK_NAME and not (n.startswith(".") and n.endswith(".lock"))]
+    return found
+
+
 def fingerprint(path) -> dict:
-    """``{"path", "size", "mtime_ns", "sample_sha256"}`` of a file; of a folder, every file in it."""
+    """A file: ``{"path", "size", "mtime_ns", "sample_sha256"}``. A folder: ``{"path", "files":
+    {relative path: the file's fingerprint}}`` over every file in it (lock files left out)."""
     path = str(path)
     if not os.path.exists(path):
         raise InputError(f"{path}: no such file or folder")
     if not os.path.isdir(path):
         return {"path": os.path.abspath(path), **_file_print(path)}
-    h = hashlib.sha256()
-    size, newest = 0, 0
-    for root, dirs, names in os.walk(path):
-        dirs.sort()
-        for name in sorted(names):
-            if name == LOCK_NAME:
-                continue
-            full = os.path.join(root, name)
-            one = _file_print(full)
-            size += one["size"]
-            newest = max(newest, one["mtime_ns"])
-            h.update(f"{os.path.relpath(full, path)}\0{one['size']}\0{one['sample_sha256']}\n".encode())
-    return {"path": os.path.abspath(path), "size": size, "mtime_ns": newest, "sample_sha256": h.hexdigest()}
+    return {"path": os.path.abspath(path),
+            "files": {rel: _file_print(os.path.join(path, rel)) for rel in _folder_files(path)}}
+
+
+def _refuse(path, what: str, why: str):
+    raise InputError(f"{path}: this {what} {why}; --restart needs the same inputs (run without --restart to "
+                     "start again)")
 
 
 def check_unchanged(saved: dict, path, what: str = "input") -> None:
-    """Refuse ``path`` (an input of an interrupted run) when it no longer matches ``saved``."""
-    now = fingerprint(path)
-    if now["size"] != saved.get("size"):
-        why = f"{saved.get('size'):,} bytes before, {now['size']:,} now"
-    elif now["sample_sha256"] != saved.get("sample_sha256"):
-        why = "its content differs"
-    elif now["mtime_ns"] != saved.get("mtime_ns"):
-        why = "it was modified since"
-    else:
+    """Refuse ``path`` (an input of an interrupted run) when it no longer matches ``saved``.
+
+    For a folder the error names the file that was added, removed or changed."""
+    if "files" in saved:
+        present = set(_folder_files(str(path)))
+        for rel in sorted(set(saved["files"]) | present):
+            full = os.path.join(str(path), rel)
+            if rel not in present:
+                _refuse(full, what, "was removed since the interrupted run")
+            if rel not in saved["files"]:
+                _refuse(full, what, "was added since the interrupted run")
+            check_unchanged(saved["files"][rel], full, what)
         return
-    raise InputError(f"{path}: this {what} changed since the interrupted run ({why}); --restart needs the same "
-                     "inputs (run without --restart to start again)")
+    if not os.path.isfile(str(path)):
+        _refuse(path, what, "is gone since the interrupted run")
+    now = _file_print(str(path))
+    if now["size"] != saved.get("size"):
+        _refuse(path, what, f"changed since the interrupted run ({saved.get('size'):,} bytes before, "
+                            f"{now['size']:,} now)")
+    if now["sample_sha256"] != saved.get("sample_sha256"):
+        _refuse(path, what, "changed since the interrupted run (its content differs)")
+    if now["mtime_ns"] != saved.get("mtime_ns"):
+        _refuse(path, what, "changed since the interrupted run (it was modified since)")
 
 
 def refuse_overwrite(out, outputs=None, force: bool = False, restart_hint: bool = False) -> None:

@@ -189,22 +189,9 @@ def remove_stale_temporaries(out: str) -> None:
 
 
 # ----------------------------------------------------------------------------- inputs for --restart
-def _dataset_files(data_dir: str) -> list:
-    """Every file of a dataset folder (relative paths, sorted), lock files left out."""
-    found = []
-    for root, dirs, names in os.walk(data_dir):
-        dirs.sort()
-        found += [os.path.relpath(os.path.join(root, n), data_dir) for n in sorted(names)
-                  if n != files.LOCK_NAME and not (n.startswith(".") and n.endswith(".lock"))]
-    return found
-
-
 def input_prints(params_path, data_dirs) -> dict:
-    """What inputs.json holds: :func:`files.fingerprint` of the params file and of each dataset file."""
-    return {"params": files.fingerprint(params_path),
-            "data_dirs": [{"path": os.path.abspath(d),
-                           "files": {rel: files.fingerprint(os.path.join(d, rel)) for rel in _dataset_files(d)}}
-                          for d in data_dirs]}
+    """What inputs.json holds: :func:`files.fingerprint` of the params file and of each dataset folder."""
+    return {"params": files.fingerprint(params_path), "data_dirs": [files.fingerprint(d) for d in data_dirs]}
 
 
 def check_inputs(saved: dict, data_dirs, out: str, what: str = "dataset file") -> None:
@@ -214,16 +201,7 @@ def check_inputs(saved: dict, data_dirs, out: str, what: str = "dataset file") -
     if was != now:
         raise InputError(f"{out}: --restart with different data dirs: was {' '.join(was)}, now {' '.join(now)}")
     for d, entry in zip(data_dirs, saved["data_dirs"]):
-        present = set(_dataset_files(d))
-        for rel in sorted(set(entry["files"]) | present):
-            path = os.path.join(d, rel)
-            if rel not in present:
-                raise InputError(f"{path}: this {what} was removed since the interrupted run; --restart needs "
-                                 "the same inputs (run without --restart to start again)")
-            if rel not in entry["files"]:
-                raise InputError(f"{path}: this {what} was added since the interrupted run; --restart needs "
-                                 "the same inputs (run without --restart to start again)")
-            files.check_unchanged(entry["files"][rel], path, what)
+        files.check_unchanged(entry, d, what)
 
 
 def choose_strategy():

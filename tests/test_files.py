@@ -95,7 +95,15 @@ def test_fingerprint_of_a_folder(tmp_path):
         files.check_unchanged(saved, d)
     time.sleep(0.01)
     (d / "tfrecords" / "train-0.tfr").write_bytes(b"y" * 100)
-    with pytest.raises(InputError, match="content differs"):
+    with pytest.raises(InputError, match=r"train-0.tfr: this input changed .*content differs"):
+        files.check_unchanged(saved, d)
+    saved = files.fingerprint(d)
+    (d / "tfrecords" / "train-1.tfr").write_bytes(b"z")
+    with pytest.raises(InputError, match="train-1.tfr: this input was added"):
+        files.check_unchanged(saved, d)
+    (d / "tfrecords" / "train-1.tfr").unlink()
+    (d / "statistics.json").unlink()
+    with pytest.raises(InputError, match="statistics.json: this input was removed"):
         files.check_unchanged(saved, d)
 
 
