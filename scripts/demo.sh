@@ -7,6 +7,8 @@ cd "$(dirname "$0")/.."
 mkdir -p "$out"
 
 echo "== bam_cov.py: data/dropseq.bam (real Drop-seq reads) -> $out/dropseq.bw, multi-mappers by EM, GC bias removed"
+echo "   (Drop-seq is 3' RNA, so bam_cov warns that its learned shift means little: 4 bp, harmless at 128-bp bins;"
+echo "    the demo FASTA is the first 20 Mb of chr20, hence --gc_length_mismatch)"
 bam_cov.py --multi_em 20 --gc data/hg19_chr20_20Mb.fa.gz --gc_length_mismatch --force data/dropseq.bam "$out/dropseq.bw"
 
 # the demo targets: data/targets.txt plus the new track (paths absolute, so the table can live in $out)
