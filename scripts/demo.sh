@@ -42,7 +42,7 @@ test.py --force --peaks --baseline "$out/model" "$out/data" -o "$out/test"
 python - "$out" <<'PY'
 import csv, json, sys
 out = sys.argv[1]
-reads = json.load(open(f"{out}/dropseq.bw.json"))["reads_used"]
+reads = json.load(open(f"{out}/dropseq.json"))["reads_used"]
 rows = {r["identifier"]: r for r in csv.DictReader(open(f"{out}/test/acc.tsv"), delimiter="\t")}
 print(f"note: dropseq has r = {float(rows['dropseq']['pearsonr']):.3f} by design: its {reads:,} reads over 20 Mb "
       f"(one per {20_000_000 // max(reads, 1):,} bp) show the BAM -> coverage -> dataset chain, too few for any "
