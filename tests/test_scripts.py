@@ -159,3 +159,31 @@ def test_tensorflow_start_up_lines_stay_out_of_stderr(inputs, tmp_path):
     quiet = subprocess.run([sys.executable, "-c", code, "0"], capture_output=True, text=True)
     assert quiet.returncode == 0 and quiet.stdout.strip() == "3", quiet.stderr
     assert not [line for line in quiet.stderr.splitlines() if any(w in line for w in TF_NOISE)], quiet.stderr
+
+
+def test_two_real_runs_into_one_folder(inputs, tmp_path):
+    """The literal case: sed.py runs (slowed by --rc and 3 shifts) and a second sed.py starts into its folder."""
+    import subprocess
+    import time
+
+    from conftest import BIN_DIR
+
+    from basenji_tk import files
+
+    out = tmp_path / "sed"
+    first = subprocess.Popen([str(BIN_DIR / "sed.py"), "-q", *map(str, inputs["sed.py"](out)), "--rc",
+                              "--shifts=-1,0,1"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        lock = out / files.LOCK_NAME
+        for _ in range(600):  # until the first run holds the folder (its pid is in the lock file)
+            if first.poll() is not None or (lock.exists() and lock.read_text().strip()):
+                break
+            time.sleep(0.1)
+        assert first.poll() is None, first.stderr.read()
+        second = run_script("sed.py", *inputs["sed.py"](out))
+        still_running = first.poll() is None
+    finally:
+        first.kill()
+        first.wait()
+    assert still_running, "the first run ended before the second one started; slow it down"
+    assert_clean_failure(second, str(out), f"another run (process {first.pid})")
