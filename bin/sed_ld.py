@@ -101,20 +101,18 @@ def main(argv=None):
                          "--quantiles >= 4")
     options = Options(ld_window=args.ld_window, prune_r2=args.prune_r2, sig_p=args.sig_p, min_maf=args.min_maf,
                       stat=args.stat, target=args.target, tissue_target=args.tissue_target, samples=args.samples,
-                      tss_annot=args.tss_annot, r2_adjust=args.r2_adjust, se=args.se,
-                      sed_scale=args.sed_scale, gene_ld=not args.no_gene_ld, n_bins=args.quantiles,
-                      progress=cli.show_progress(args.quiet), force=args.force)
+                      tss_annot=args.tss_annot, r2_adjust=args.r2_adjust, se=args.se, sed_scale=args.sed_scale,
+                      gene_ld=not args.no_gene_ld, n_bins=args.quantiles, progress=cli.show_progress(args.quiet),
+                      force=args.force)
     summary = run_sed_ld(args.sed, args.vcf, args.eqtl, args.out, options)
     c = summary["counts"]
     for r in summary["regressions"]:
-        a = r["sed_ld_ld+sed"]
-        top = r["top_bin_relative"]["ld+sed vs ld"]
+        a, top = r["sed_ld_ld+sed"], r["top_bin_relative"]["ld+sed vs ld"]
         top = f"{top:.2f}x" if math.isfinite(top) else "n/a (no significant eQTL in the lowest quantiles)"
         print(f"{r['tissue']} / {r['target']}: n = {r['n']:,} pairs ({r['genes']} genes), |SED-LD| t = {a['t']:.2f}, "
               f"p = {a['p']:.3g} ({args.se} se); top quantile {top}")
     print(f"wrote {args.out}: {c['matched_pairs']:,} of {c['eqtl_rows']:,} eQTL rows matched to sed.h5, "
-          f"{c['pruned_variants']:,} variants after pruning, {c['missing_genotypes_imputed']:,} missing genotypes "
-          f"imputed")
+          f"{c['pruned_variants']:,} variants after pruning, {c['missing_genotypes_imputed']:,} genotypes imputed")
     return 0
 
 
