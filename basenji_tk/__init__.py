@@ -29,38 +29,46 @@ def _register_keras_objects() -> None:
         importlib.import_module(name)  # a module already being imported is returned as it is
 
 
-class _AfterKeras:
-    """A ``sys.meta_path`` finder that only watches for the top-level ``keras`` module.
+class _ImportHook:
+    """A ``sys.meta_path`` finder that wraps how one top-level module is loaded, once.
 
-    It finds ``keras``'s spec with the other finders, and wraps its loader's
-    ``exec_module`` so that :func:`_register_keras_objects` runs once Keras is loaded.
-    It removes itself at the first ``import keras``, so it runs once per process.
+    It finds the module's spec with the other finders and replaces that spec's own
+    loader's ``exec_module`` by ``wrap(exec_module)``; it removes itself at the first
+    import of the module, so it runs once per process.
     """
 
+    def __init__(self, name: str, wrap):
+        self.name, self.wrap = name, wrap
+
     def find_spec(self, fullname, path=None, target=None):
-        if fullname != "keras":
+        if fullname != self.name:
             return None
         import importlib.util
 
-        _remove_hook()
-        spec = importlib.util.find_spec("keras")
-        if spec is None or spec.loader is None or not hasattr(spec.loader, "exec_module"):
-            return spec
-        load = spec.loader.exec_module
-
-        def exec_module(module):
-            load(module)
-            _register_keras_objects()
-
-        spec.loader.exec_module = exec_module  # this spec's own loader instance only
+        sys.meta_path[:] = [f for f in sys.meta_path if f is not self]
+        spec = importlib.util.find_spec(fullname)
+        if spec is not None and spec.loader is not None and hasattr(spec.loader, "exec_module"):
+            spec.loader.exec_module = self.wrap(spec.loader.exec_module)  # this spec's loader instance only
         return spec
 
 
-def _remove_hook() -> None:
-    sys.meta_path[:] = [f for f in sys.meta_path if not isinstance(f, _AfterKeras)]
+def on_import(name: str, wrap) -> None:
+    """Load the top-level module ``name`` through ``wrap(exec_module)`` when it is first imported.
+
+    Nothing happens when ``name`` is already imported or already has a hook."""
+    if name not in sys.modules and not any(isinstance(f, _ImportHook) and f.name == name for f in sys.meta_path):
+        sys.meta_path.insert(0, _ImportHook(name, wrap))
+
+
+def _then_register(load):
+    def exec_module(module):
+        load(module)
+        _register_keras_objects()
+
+    return exec_module
 
 
 if "keras" in sys.modules:
     _register_keras_objects()
-elif not any(isinstance(f, _AfterKeras) for f in sys.meta_path):
-    sys.meta_path.insert(0, _AfterKeras())
+else:
+    on_import("keras", _then_register)

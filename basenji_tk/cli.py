@@ -1,13 +1,12 @@
 """What every script in ``bin/`` shares: logging set-up and the error boundary."""
 
 import argparse
-import importlib.abc
-import importlib.util
 import logging
 import os
 import sys
 from contextlib import contextmanager
 
+import basenji_tk
 from basenji_tk.errors import InputError
 
 log = logging.getLogger("basenji_tk")
@@ -34,30 +33,14 @@ def _stderr_muted():
         os.close(null)
 
 
-class _QuietTensorFlowImport(importlib.abc.MetaPathFinder):
-    """Imports ``tensorflow`` with stderr muted, whoever imports it first.
+def _muted_import(load):
+    """``exec_module`` of ``tensorflow`` with stderr muted (see :func:`setup_logging`)."""
 
-    TensorFlow 2.21's C++ start-up lines (oneDNN, cpu_feature_guard, absl's
-    "before InitializeLog") ignore ``TF_CPP_MIN_LOG_LEVEL``; they are written during the
-    import, so muting the import alone keeps every later warning and error visible.
-    A failed import still raises its Python exception.
-    """
+    def exec_module(module):
+        with _stderr_muted():
+            load(module)
 
-    def find_spec(self, name, path=None, target=None):
-        if name != "tensorflow":
-            return None
-        sys.meta_path.remove(self)
-        spec = importlib.util.find_spec(name)
-        if spec is None or spec.loader is None:
-            return spec
-        run = spec.loader.exec_module
-
-        def exec_module(module):
-            with _stderr_muted():
-                run(module)
-
-        spec.loader.exec_module = exec_module
-        return spec
+    return exec_module
 
 
 def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
@@ -67,8 +50,10 @@ def setup_logging(quiet: bool = False, verbose: bool = False) -> None:
     """
     if not verbose:
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-        if "tensorflow" not in sys.modules and not any(isinstance(f, _QuietTensorFlowImport) for f in sys.meta_path):
-            sys.meta_path.insert(0, _QuietTensorFlowImport())
+        # TensorFlow 2.21's C++ start-up lines (oneDNN, cpu_feature_guard, absl's "before
+        # InitializeLog") ignore TF_CPP_MIN_LOG_LEVEL and are written while it is imported, so
+        # muting the import alone keeps every later warning visible; a failed import still raises.
+        basenji_tk.on_import("tensorflow", _muted_import)
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("%(message)s"))
     log.handlers[:] = [handler]
