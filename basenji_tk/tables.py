@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from basenji_tk import __version__, dna, files
+from basenji_tk import dna, files
 from basenji_tk.errors import InputError, where
 
 log = logging.getLogger("basenji_tk")
@@ -625,8 +625,8 @@ def build_table_dataset(table_path, out_dir, options: TableOptions, fasta=None) 
                         values["weight"] = np.float32(rec.weight[i])
                     w.add(str(rec.split[i]), values, rec.bed[i])
                 info = {
-                    "created_by": f"basenji_tk {__version__}",
                     "description": o.description,
+                    "semi_synthetic": "SEMI-SYNTHETIC" in f"{os.path.basename(str(table_path))} {o.description}".upper(),
                     "settings": settings,
                     "files": {"table": {"path": os.path.abspath(str(table_path)),
                                         "sha256": file_sha256(table_path)}},

@@ -235,3 +235,111 @@ def test_other_lengths_refused_by_default(tmp_path):
     p = _bad_table(tmp_path, lambda r: r[2].__setitem__(3, "ACGT" * 4))
     proc = run_script("make_table.py", p, "-o", tmp_path / "out", "--activity", "a1")
     assert_clean_failure(proc, "bad.tsv:3", "16 bp", "--pad")
+
+
+# ----------------------------------------------------------------------------- the dataset, through the script
+def _bed_rows(data_dir):
+    return [line.rstrip("\n").split("\t") for line in open(data_dir / "sequences.bed")]
+
+
+@pytest.fixture(scope="module")
+def mpra_dataset(mpra, tmp_path_factory):
+    """The SEMI-SYNTHETIC MPRA dataset: 145 bp tiles in a 295 bp frame, 4 tasks (replicate means),
+    replicate-agreement weights, splits by region (for training params/mpra_cnn.json on it)."""
+    path, rows = mpra
+    out = tmp_path_factory.mktemp("mpra_ds") / "mpra_SEMI-SYNTHETIC"
+    run_script("make_table.py", "-q", path, "-o", out, *replicate_args(), "--frame", REGION, "--offset_column",
+               "pos", "--replicate_weight", "--group_column", "region", "--valid", 0.1, "--test", 0.1,
+               "--seqs_per_tfr", 400, "--description", "SEMI-SYNTHETIC MPRA-like table on chr20 CTCF peaks",
+               check=True)
+    return out, rows
+
+
+def test_dataset_records_match_a_recomputation(mpra_dataset):
+    records = pytest.importorskip("basenji_tk.records")
+    out, rows = mpra_dataset
+    by_name = {r["name"]: r for r in rows}
+    spec = records.load_spec(out)
+    assert spec.kind == "table" and spec.stats["semi_synthetic"] is True
+    assert spec.features["sequence"].shape == (REGION, 4)
+    assert spec.features["activity"].shape == (4,) and spec.features["activity"].names == TASKS
+    assert spec.features["weight"].kind == "weight"
+    bed = _bed_rows(out)
+    assert len(bed) == len(rows) == 40 * 31
+    # independent weights: Euclidean distance between the replicate vectors, min-max of -d
+    dist = {r["name"]: math.sqrt(sum((float(r[f"{t}_rep1"]) - float(r[f"{t}_rep2"])) ** 2 for t in TASKS))
+            for r in rows}
+    lo, hi = min(dist.values()), max(dist.values())
+    seen, region_split = 0, {}
+    for split in tables.SPLITS:
+        for ex in records.read_records(out, split):
+            name, start, end, bed_split = bed[ex["index"]]
+            row = by_name[name]
+            assert (bed_split, start, end) == (split, "0", str(TILE))
+            pos = row["pos"]
+            codes = ex["sequence"]
+            assert (codes[:pos] == 4).all() and (codes[pos + TILE:] == 4).all()
+            assert "".join("ACGT"[c] for c in codes[pos:pos + TILE]) == row["sequence"]  # chr20 has no N here
+            want = [(float(row[f"{t}_rep1"]) + float(row[f"{t}_rep2"])) / 2 for t in TASKS]
+            assert ex["activity"] == pytest.approx(want, abs=1e-6)
+            assert ex["weight"] == pytest.approx((hi - dist[name]) / (hi - lo), abs=1e-6)
+            assert region_split.setdefault(row["region"], split) == split  # regions never straddle splits
+            seen += 1
+    assert seen == len(rows)
+    assert sorted(spec.counts.values()) == [4 * 31, 4 * 31, 32 * 31]
+    for t in TASKS:  # M6: replicate agreement kept in the statistics, near the paper's 0.33-0.47
+        a = [float(r[f"{t}_rep1"]) for r in rows]
+        b = [float(r[f"{t}_rep2"]) for r in rows]
+        assert spec.stats["replicate_pearson"][t] == pytest.approx(np.corrcoef(a, b)[0, 1], abs=1e-9)
+        assert 0.3 < spec.stats["replicate_pearson"][t] < 0.5
+
+
+def test_dataset_reads_as_one_hot_batches(mpra_dataset):
+    records = pytest.importorskip("basenji_tk.records")
+    out, _ = mpra_dataset
+    batch = next(iter(records.dataset(out, "valid", batch_size=8)))
+    assert tuple(batch["sequence"].shape) == (8, REGION, 4)
+    assert tuple(batch["activity"].shape) == (8, 4) and tuple(batch["weight"].shape) == (8,)
+    s = batch["sequence"].numpy()
+    assert (s.sum(axis=-1) <= 1).all() and s.sum() == 8 * TILE  # padding is all-zero one-hot
+
+
+def test_genome_and_counts_routes_through_the_script(mpra, tmp_path):
+    """chrom/start/end from --fasta and activity from --counts: same records as the sequence and
+    activity columns; sequences.bed holds the genome coordinates and the row name."""
+    records = pytest.importorskip("basenji_tk.records")
+    path, rows = mpra
+    counts = [a for t in TASKS for a in ("--counts", f"{t}={t}_rna1:{t}_dna1,{t}_rna2:{t}_dna2")]
+    common = ["-q", "--frame", REGION, "--offset_column", "pos", "--split_column", "split"]
+    with_split = tmp_path / "mpra_SEMI-SYNTHETIC_split.tsv"
+    text = open(path).read().splitlines()
+    with_split.write_text("\n".join([text[0] + "\tsplit"] + [
+        line + "\t" + ("test" if i % 7 == 0 else "train") for i, line in enumerate(text[1:])]) + "\n")
+    a, b = tmp_path / "a", tmp_path / "b"
+    run_script("make_table.py", with_split, "-o", a, *replicate_args(), *common, check=True)
+    run_script("make_table.py", with_split, "-o", b, *counts, *common, "--fasta", FASTA, "--coords",
+               "chrom,start,end", check=True)
+    bed_b = _bed_rows(b)
+    row_b = next(r for r in bed_b if r[4] == rows[1]["name"])
+    assert row_b == ["20", str(rows[1]["start"]), str(rows[1]["end"]), "train", rows[1]["name"]]
+    for split in ("train", "test"):
+        ra, rb = list(records.read_records(a, split)), list(records.read_records(b, split))
+        assert len(ra) == len(rb) == sum((i % 7 == 0) == (split == "test") for i in range(len(rows)))
+        for x, y in zip(ra, rb):
+            assert (x["sequence"] == y["sequence"]).all()
+            assert np.abs(x["activity"] - y["activity"]).max() < 1e-5
+    stats = json.loads((b / "statistics.json").read_text())
+    assert "weight" not in stats["features"] and stats["table"]["from_genome"] is True
+    assert stats["features"]["activity"]["meta"]["counts_formula"].startswith("log2(((RNA+1)")
+
+
+def test_existing_output_needs_force(mpra_dataset, tmp_path):
+    out, _ = mpra_dataset
+    p = tmp_path / "t.tsv"
+    p.write_text("sequence\ty\nACGT\t1\nACGA\t2\n")
+    target = tmp_path / "ds"
+    run_script("make_table.py", "-q", p, "-o", target, "--activity", "y", "--valid", 0, "--test", 0, check=True)
+    proc = run_script("make_table.py", "-q", p, "-o", target, "--activity", "y", "--valid", 0, "--test", 0)
+    assert_clean_failure(proc, "already exists", "--force")
+    run_script("make_table.py", "-q", p, "-o", target, "--activity", "y", "--valid", 0, "--test", 0, "--force",
+               check=True)
