@@ -316,7 +316,7 @@ def test_genome_and_counts_routes_through_the_script(mpra, tmp_path):
     with_split.write_text("\n".join([text[0] + "\tsplit"] + [
         line + "\t" + ("test" if i % 7 == 0 else "train") for i, line in enumerate(text[1:])]) + "\n")
     a, b = tmp_path / "a", tmp_path / "b"
-    run_script("make_table.py", with_split, "-o", a, *replicate_args(), *common, check=True)
+    tables.build_table_dataset(with_split, a, options(group_column=None, split_column="split"))  # in-process
     run_script("make_table.py", with_split, "-o", b, *counts, *common, "--fasta", FASTA, "--coords",
                "chrom,start,end", check=True)
     bed_b = _bed_rows(b)
@@ -333,13 +333,16 @@ def test_genome_and_counts_routes_through_the_script(mpra, tmp_path):
     assert stats["features"]["activity"]["meta"]["counts_formula"].startswith("log2(((RNA+1)")
 
 
-def test_existing_output_needs_force(mpra_dataset, tmp_path):
-    out, _ = mpra_dataset
+def test_existing_output_needs_force(tmp_path):
     p = tmp_path / "t.tsv"
     p.write_text("sequence\ty\nACGT\t1\nACGA\t2\n")
     target = tmp_path / "ds"
-    run_script("make_table.py", "-q", p, "-o", target, "--activity", "y", "--valid", 0, "--test", 0, check=True)
+    o = tables.TableOptions(tasks=(tables.Task("y", ("y",)),), valid=0, test=0)
+    tables.build_table_dataset(p, target, o)
     proc = run_script("make_table.py", "-q", p, "-o", target, "--activity", "y", "--valid", 0, "--test", 0)
     assert_clean_failure(proc, "already exists", "--force")
-    run_script("make_table.py", "-q", p, "-o", target, "--activity", "y", "--valid", 0, "--test", 0, "--force",
-               check=True)
+    p.write_text("sequence\ty\nACGT\t1\nACGA\t3\n")
+    tables.build_table_dataset(p, target, tables.TableOptions(tasks=o.tasks, valid=0, test=0, force=True))
+    assert json.loads((target / "statistics.json").read_text())["counts"]["train"] == 2
+    assert [line.rstrip("\n").split("\t") for line in open(target / "sequences.bed")] == [["row2", "0", "4", "train"],
+                                                                                 ["row3", "0", "4", "train"]]
