@@ -1,39 +1,21 @@
 """Tables -> datasets: sequences given one per row (MPRA-style oligo tables).
 
-A table is a CSV/TSV file with a header, or a FASTA file (one record per entry). Each row
-gives one sequence (a sequence column, or chrom/start/end columns read from a genome FASTA),
-any number of tasks (each one channel of the ``activity`` label) and optionally a weight.
+A table is CSV/TSV with a header, or FASTA (one record per entry, ``KEY=VALUE`` header words as
+columns). A row gives one sequence (a sequence column, or chrom/start/end read from a genome),
+tasks (each one channel of the ``activity`` label: one column, the mean of replicate columns
+(MPRA M5), or the mean over replicates of ``log2(((RNA+1)/sum(RNA+1)) / ((DNA+1)/sum(DNA+1)))``
+from count columns (M3)) and optionally a ``weight`` (a column, or replicate agreement, M11:
+``d = sqrt(sum over replicated tasks of the mean over replicate pairs of (r_a - r_b)^2)``, the
+Euclidean distance of the replicate vectors for 2 replicates, and ``w = (max d - d) / (max d -
+min d)`` over all rows kept, so -d rescaled to [0, 1]).
 
-Tasks (:class:`Task`), in the order given:
-
-- ``activity``: one column, or several replicate columns; the label is the replicate mean
-  (the MPRA paper's label: the mean of its 2 replicates, CHECKLIST M5);
-- ``counts``: (RNA, DNA) count column pairs, one pair per replicate; each replicate's activity
-  is ``log2(((RNA+1)/sum(RNA+1)) / ((DNA+1)/sum(DNA+1)))`` with the sums over every row kept
-  (CHECKLIST M3), and the label is again the replicate mean.
-
-Weights: a weight column, or one computed from replicate agreement (CHECKLIST M11, the paper's
-"negative distance of the replicates scaled between 0 and 1"): the distance of row i is
-
-    d_i = sqrt( sum over tasks with >= 2 replicates of mean over replicate pairs (r_a - r_b)^2 )
-
-(for 2 replicates: the Euclidean distance between the replicate vectors of task values), and
-``w_i = (max d - d_i) / (max d - min d)`` over all rows kept (1 for every row when all d are
-equal): the least reproducible row gets 0, the most reproducible 1.
-
-Placement: a sequence of n bp goes into a record of length L (``frame``; else ``length``; else
-the longest sequence when padding is allowed, or the first sequence's length). With an offset
-column it starts at that 0-based offset inside the frame (the MPRA paper's 145 bp tiles in a
-295 bp frame at their position in the region, M7); otherwise ``pad`` puts it at the left, the
-right or the centre (the extra base of an odd difference on the right), or refuses n != L.
-Padding is the N code 4, read as an all-zero one-hot row. A sequence longer than L is refused.
-
-Splits: a split column (train/valid/test), or fractions dealt at random by ``seed``, per row or
-per group (a group column: all rows of one group, e.g. the tiles of one region, share a split).
-
-Every bad input is one :class:`InputError` naming ``FILE:LINE`` and the column. The pure
-functions here take and return numpy arrays; :func:`build_table_dataset` writes the folder
-through :class:`basenji_tk.records.DatasetWriter` (kind ``table``).
+A sequence goes into a record of fixed length (``frame``, ``length``, or the longest/first
+sequence): at its offset in a frame (an offset column: the MPRA paper's 145 bp tiles in a 295 bp
+frame, M7), or padded left/right/centre (the odd base on the right), or refused; padding is the N
+code 4, an all-zero one-hot row. Splits: a split column, or fractions dealt by ``seed`` per row or
+per group (the tiles of one region share a split). Every bad input is one :class:`InputError`
+naming ``FILE:LINE`` and the column. The functions take and return numpy arrays;
+:func:`build_table_dataset` writes the folder through :class:`basenji_tk.records.DatasetWriter`.
 """
 
 from __future__ import annotations
@@ -80,6 +62,10 @@ class Task:
 
     def column_names(self) -> list:
         return [c for col in self.columns for c in ((col,) if self.source == "activity" else col)]
+
+    def to_json(self) -> dict:
+        return {"name": self.name, "source": self.source,
+                "columns": [list(c) if self.source == "counts" else c for c in self.columns]}
 
 
 def parse_task(text: str, source: str, option: str) -> list:
@@ -570,9 +556,7 @@ def features(o: TableOptions, length: int, weighted: bool) -> list:
     """The dataset's features: ``sequence`` (length, 4), ``activity`` (T,) and maybe ``weight``."""
     from basenji_tk import records
 
-    tasks = [{"name": t.name, "source": t.source, "replicates": [list(c) if t.source == "counts" else c
-                                                                  for c in t.columns]} for t in o.tasks]
-    label_meta = {"label": "mean of the replicates of each task", "tasks": tasks}
+    label_meta = {"label": "mean of the replicates of each task", "tasks": [t.to_json() for t in o.tasks]}
     if any(t.source == "counts" for t in o.tasks):
         label_meta["counts_formula"] = COUNTS_FORMULA + " per replicate, sums over all rows kept"
     out = [records.Feature("sequence", "sequence", (length, 4), dtype="uint8", resolution=1,
@@ -607,9 +591,7 @@ def build_table_dataset(table_path, out_dir, options: TableOptions, fasta=None) 
             rec = table_records(table, o, genome)
             from basenji_tk import records  # TensorFlow only once the table looks right
             settings = {k: v for k, v in vars(o).items() if k not in ("force", "progress", "tasks")}
-            settings["tasks"] = [{"name": t.name, "source": t.source, "columns": [list(c) if t.source == "counts"
-                                                                                   else c for c in t.columns]}
-                                 for t in o.tasks]
+            settings["tasks"] = [t.to_json() for t in o.tasks]
             settings["length"] = int(rec.codes.shape[1])
             order = np.arange(len(rec.split))
             train = order[rec.split == "train"]
