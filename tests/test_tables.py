@@ -346,3 +346,41 @@ def test_existing_output_needs_force(tmp_path):
     assert json.loads((target / "statistics.json").read_text())["counts"]["train"] == 2
     assert [line.rstrip("\n").split("\t") for line in open(target / "sequences.bed")] == [["row2", "0", "4", "train"],
                                                                                  ["row3", "0", "4", "train"]]
+
+
+@pytest.mark.parametrize("text, kw, words", [
+    ("chrom\tstart\tend\ty\nchr7\t10\t20\t1\n", {"coords": ("chrom", "start", "end")}, ["t.tsv:2", "'chrom'", "'chr7'"]),
+    ("chrom\tstart\tend\ty\nchr20\t19999990\t20000010\t1\n", {}, ["t.tsv:2", "not inside 20"]),
+    ("chrom\tstart\tend\ty\n20\tten\t20\t1\n", {}, ["t.tsv:2", "expected integers"]),
+    ("sequence\ty\tsplit\nACGT\t1\ttrain\nACGT\t1\tvalidation\n", {"split_column": "split"},
+     ["t.tsv:3", "'split'", "'validation'"]),
+    ("sequence\ty\tw\nACGT\t1\t0.5\nACGT\t1\t-1\n", {"weight_column": "w"}, ["t.tsv:3", "'w'", "'-1'", ">= 0"]),
+    ("sequence\ty\nACGT\tinf\n", {}, ["t.tsv:2", "'y'", "finite"]),
+    ("sequence\ty\nACGT\t1\t3\n", {}, ["t.tsv:2", "3 fields", "header has 2"]),
+    ("sequence\ty\ty\nACGT\t1\t3\n", {}, ["t.tsv:1", "'y' appears twice"]),
+])
+def test_library_errors_name_the_line_and_column(tmp_path, text, kw, words):
+    from basenji_tk import genome as gn
+
+    p = tmp_path / "t.tsv"
+    p.write_text(text)
+    g = gn.Genome(FASTA)
+    try:
+        with pytest.raises(InputError) as err:
+            tables.table_records(tables.read_table(p), tables.TableOptions(
+                tasks=(tables.Task("y", ("y",)),), valid=0, test=0, **kw), genome=g)
+    finally:
+        g.close()
+    for w in words:
+        assert w in str(err.value), (w, str(err.value))
+
+
+def test_gzip_csv_with_crlf(tmp_path):
+    import gzip
+
+    p = tmp_path / "t.csv.gz"
+    with gzip.open(p, "wt", newline="") as fh:
+        fh.write('#name,seq,y\r\na,"ACGT",1\r\nb,ACGA,2\r\n')
+    rec = tables.table_records(tables.read_table(p), tables.TableOptions(tasks=(tables.Task("y", ("y",)),),
+                                                                         valid=0, test=0))
+    assert rec.codes.tolist() == [[0, 1, 2, 3], [0, 1, 2, 0]] and rec.bed == [("a", 0, 4), ("b", 0, 4)]
