@@ -427,10 +427,12 @@ def _sequences(table: Table, o: TableOptions, genome):
     from basenji_tk import genome as gn
 
     lookup = gn.chrom_lookup(genome.chroms)
-    seqs, bed = [], []
+    seqs, bed, renamed = [], [], {}
     for (lineno, fields), name in zip(table.rows, names):
         chrom_text, s_text, e_text = (fields[j] for j in cols)
         chrom = lookup(chrom_text)
+        if chrom is not None and chrom != chrom_text:
+            renamed.setdefault(f"{chrom_text}->{chrom}", lineno)
         if chrom is None:
             raise InputError(f"{where(table.path, lineno)}: column {coords[0]!r}: chromosome {chrom_text!r} is not "
                              f"in {genome.path} ({', '.join(genome.chroms[:5])})")
@@ -444,6 +446,8 @@ def _sequences(table: Table, o: TableOptions, genome):
                              f"not inside {chrom} (0-{genome.sizes[chrom]}); expected 0 <= start < end <= size")
         seqs.append(genome.fetch(chrom, start, end))
         bed.append((chrom, start, end, name))
+    if renamed:
+        log.warning(f"warning: {table.path}: chromosome names normalised to the FASTA's: {', '.join(renamed)}")
     return seqs, bed, True
 
 
