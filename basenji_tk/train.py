@@ -41,7 +41,7 @@ import os
 import shutil
 import signal
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -138,6 +138,7 @@ class Wiring:
     single_output: bool
     weight: str | None = None
     labels: dict = None  # head -> records.Feature of its label
+    reshape: dict = field(default_factory=dict)  # head -> output shape, where the label differs by 1-axes
 
 
 def wire(mp: dict, tp: dict, spec, params_path: str) -> Wiring:
@@ -207,7 +208,9 @@ def check_model_fits(model, wiring: Wiring, spec, params_path: str):
     first = next((n for n in wiring.inputs if inputs[n].positional), None)
     for head, label in wiring.labels.items():
         got, want = tuple(outs[head].shape[1:]), label.shape
-        if got != want:
+        if got != want and [n for n in got if n != 1] == [n for n in want if n != 1]:
+            wiring.reshape[head] = got  # e.g. a (1, 1) centre-bin label for a (1,) dense output
+        elif got != want:
             if wiring.single_output and len(want) == 2 and len(got) == 2:
                 raise InputError(f"{params_path}: the model outputs {' x '.join(map(str, got))} (bins x targets) "
                                  f"but {spec.path} has {want[0]} bins x {want[1]} targets; change pooling/cropping "
@@ -215,9 +218,9 @@ def check_model_fits(model, wiring: Wiring, spec, params_path: str):
             raise InputError(f"{params_path}: output '{head}' has shape {list(got)}, but its label "
                              f"'{label.name}' in {spec.path} is {list(want)}")
         if label.positional and len(got) >= 2 and first is not None:
-            field = models.receptive_field(model, None if wiring.single_output else head)
-            if field is not None and not field.whole:
-                res = field.step * inputs[first].resolution
+            rf = models.receptive_field(model, None if wiring.single_output else head)
+            if rf is not None and not rf.whole:
+                res = rf.step * inputs[first].resolution
                 if res != label.resolution:
                     raise InputError(f"{params_path}: output '{head}' has one position every {res} bp, but its "
                                      f"label '{label.name}' in {spec.path} is at {label.resolution} bp per position")
@@ -447,14 +450,16 @@ def keras_examples(wiring: Wiring | None):
 
     def split(ex):
         x = ex[wiring.inputs[0]] if wiring.single_input else {n: ex[n] for n in wiring.inputs}
-        y = ({h: ex[label] for h, label in wiring.heads.items()} if not wiring.single_output
-             else ex[wiring.heads["target"]])
-        if wiring.weight is None:
-            return x, y
         import tensorflow as tf
 
+        ys = {h: (tf.reshape(ex[label], wiring.reshape[h]) if h in wiring.reshape else ex[label])
+              for h, label in wiring.heads.items()}
+        y = ys["target"] if wiring.single_output else ys
+        if wiring.weight is None:
+            return x, y
         # a loss reduces the last axis: each example's loss has the label's shape less that axis
-        w = {h: tf.reshape(ex[wiring.weight], [1] * (len(f.shape) - 1)) for h, f in wiring.labels.items()}
+        w = {h: tf.reshape(ex[wiring.weight], [1] * (len(wiring.reshape.get(h, f.shape)) - 1))
+             for h, f in wiring.labels.items()}
         return x, y, (w["target"] if wiring.single_output else w)
 
     return split
