@@ -280,20 +280,26 @@ def n_runs(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return edges[0::2].astype(np.int64), edges[1::2].astype(np.int64)
 
 
-def window_counts(codes: np.ndarray, starts: np.ndarray, length: int) -> tuple[np.ndarray, np.ndarray]:
+def count_masks(codes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """G-or-C and N flags of codes ``(S,)`` as uint8 ``(S + 1,)`` (a trailing 0), for :func:`window_counts`."""
+    out = []
+    for mask in ((codes == 1) | (codes == 2), codes == dna.N_CODE):
+        padded = np.zeros(len(codes) + 1, dtype=np.uint8)
+        padded[:-1] = mask
+        out.append(padded)
+    return out[0], out[1]
+
+
+def window_counts(codes: np.ndarray, starts: np.ndarray, length: int, masks=None) -> tuple[np.ndarray, np.ndarray]:
     """G+C and N counts ``(n,)`` int32 of the windows ``[s, s + length)`` of codes ``(S,)``
-    (every window inside the array)."""
+    (every window inside the array); ``masks`` is :func:`count_masks` of ``codes`` when already made."""
     starts = np.asarray(starts, dtype=np.int64)
     if not len(starts):
         return np.zeros(0, np.int32), np.zeros(0, np.int32)
     idx = np.empty(2 * len(starts), dtype=np.int64)
     idx[0::2], idx[1::2] = starts, starts + length
-    out = []
-    for mask in ((codes == 1) | (codes == 2), codes == dna.N_CODE):
-        padded = np.zeros(len(codes) + 1, dtype=np.uint8)
-        padded[:-1] = mask
-        out.append(np.add.reduceat(padded, idx, dtype=np.int32)[0::2])
-    return out[0], out[1]
+    gc, n = masks if masks is not None else count_masks(codes)
+    return np.add.reduceat(gc, idx, dtype=np.int32)[0::2], np.add.reduceat(n, idx, dtype=np.int32)[0::2]
 
 
 def gc_fraction(gc_count, n_count, length: int) -> np.ndarray:
@@ -477,8 +483,9 @@ def plan_regions(genome, regions: Regions, o: Options) -> Plan:
         seq = dna.encode(genome.fetch(name, 0, size))
         ns, ne = n_runs(seq)
         contigs += _contigs(name, size, ns, ne, o.gap_min, blacklist)
+        masks = count_masks(seq)
         mine = np.flatnonzero(keep & (chrom == c))
-        gc_count[mine], n_count[mine] = window_counts(seq, start[mine], L)
+        gc_count[mine], n_count[mine] = window_counts(seq, start[mine], L, masks)
         if cache:
             for i in mine:
                 codes[i] = seq[start[i]:start[i] + L].copy()
@@ -491,10 +498,10 @@ def plan_regions(genome, regions: Regions, o: Options) -> Plan:
                 fe = np.concatenate([fe, blacklist[name].ends])
             lo, hi = allowed_starts(size, fs, fe, L)
             cs = candidate_starts(lo, hi, NEG_STEP, rng)
-            cg, cn = window_counts(seq, cs, L)
+            cg, cn = window_counts(seq, cs, L, masks)
             ok = cn <= o.max_n * L
             cands[c] = (cs[ok], cg[ok], cn[ok])
-        del seq
+        del seq, masks
 
     by_split = tg.assign_splits(contigs, valid, test, L, o.chunk_size, o.seed)
     idx = np.flatnonzero(keep)
@@ -649,7 +656,11 @@ def _make(genome, regions, fplan, out_dir, o: Options, targets, plan_path) -> di
         features.append(records.Feature(o.label, "label", (1,), "float32", label_type="binary",
                                         meta={"positive": "window centred on a region", "negative": "sampled"}))
     windows = [(chroms[c], s, s + L) for c, s in zip(plan.chrom.tolist(), plan.start.tolist())]
-    normalised = fplan.quantile_pass(windows, progress=o.progress)
+    in_order = np.lexsort((plan.start, plan.chrom))  # genome order: each track block is read once
+    normalised = fplan.quantile_pass([windows[i] for i in in_order], progress=o.progress)
+    back = np.empty_like(in_order)
+    back[in_order] = np.arange(len(in_order))
+    normalised = {name: x[back] for name, x in normalised.items()}  # (ranks do not depend on the order)
     rest = [g.name for g in fplan.groups if g.name not in normalised]
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(o).items()
                 if k not in ("force", "progress", "cache_mb")}
@@ -671,8 +682,16 @@ def _make(genome, regions, fplan, out_dir, o: Options, targets, plan_path) -> di
         seqs = background(_sequences(genome.path, chroms, plan, L))
         one = np.ones(1, np.float32)
         zero = np.zeros(1, np.float32)
+        per_record = sum(4 * int(np.prod(f.shape)) for f in features if f.name in rest)
+        ahead = per_record * len(windows) <= o.cache_mb * (1 << 20)
+        if ahead:  # tracks read in genome order (random reads of a BigWig cost a block each), kept for writing
+            early = [None] * len(windows)
+            for k in tqdm(in_order, desc="labels", unit="rec", disable=not o.progress):
+                early[k] = fplan.values(*windows[k], rest)
         for k, (chrom, start, end) in enumerate(tqdm(windows, desc="records", unit="rec", disable=not o.progress)):
-            values = fplan.values(chrom, start, end, rest)
+            values = early[k] if ahead else fplan.values(chrom, start, end, rest)
+            if ahead:
+                early[k] = None
             for name, stacked in normalised.items():
                 values[name] = stacked[k]
             values["sequence"] = next(seqs)
