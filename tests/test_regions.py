@@ -8,7 +8,6 @@ turned into a BigWig by bam_cov.py, the GENCODE TSS windows and the CpG islands.
 """
 
 import json
-import math
 
 import numpy as np
 import pytest
@@ -352,3 +351,11 @@ def test_script_errors(tmp_path, narrowpeak):
     proc = run_script("make_regions.py", FASTA, other, DATA / "targets.txt", "-o", tmp_path / "o3")
     assert_clean_failure(proc, f"{other}:2", "'21' is not in the FASTA")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+
+
+def test_finished_dataset_is_kept_unless_forced(built):
+    work, out = built
+    before = (out / "sequences.bed").read_text()
+    proc = run_script("make_regions.py", FASTA, CTCF, DATA / "targets.txt", "-o", out)
+    assert_clean_failure(proc, str(out), "--force")
+    assert (out / "sequences.bed").read_text() == before
