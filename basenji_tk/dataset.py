@@ -443,7 +443,8 @@ def _make_tiling(genome, has_fasta, plan, out_dir, o: Options) -> dict:
     settings["stride"] = o.stride or o.seq_length
     settings["regions"] = [os.path.abspath(r) for r in o.regions]
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
-    fingerprint = hashlib.sha256(json.dumps([FORMAT_2, settings, plan_text, hashes], sort_keys=True,
+    tables = {g.tracks_file: open(g.tracks_file).read() for g in plan.groups}  # clip, scale, sum_stat
+    fingerprint = hashlib.sha256(json.dumps([FORMAT_2, settings, plan_text, tables, hashes], sort_keys=True,
                                             default=str).encode()).hexdigest()
     _check_destination(out_dir, fingerprint, o.force)
 

@@ -20,7 +20,7 @@ tracks (:func:`basenji_tk.targets.target_matrix`); each is then, in this order:
    does the filter see zeros;
 2. **cropped** to the central ``crop`` bp (default: the whole window);
 3. **summed** over that span (``total: true``: shape ``(targets,)``, no resolution; binned at
-   ``resolution``, default 1 bp, before summing);
+   ``resolution``, default 1 bp, before summing; the table's clip and scale act per bin);
 4. **binarised** (``binarize: t``: 1 where value > t);
 5. **log** transformed (labels: ``log: true`` is ``log(x + 1)``, a number is the pseudocount;
    inputs: ``transform: "log1p"``), then multiplied by ``scale`` (default 1);
