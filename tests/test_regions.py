@@ -359,3 +359,20 @@ def test_finished_dataset_is_kept_unless_forced(built):
     proc = run_script("make_regions.py", FASTA, CTCF, DATA / "targets.txt", "-o", out)
     assert_clean_failure(proc, str(out), "--force")
     assert (out / "sequences.bed").read_text() == before
+
+
+def test_trains_two_heads_through_train_py(built, tmp_path):
+    """A regions dataset feeds train.py: a binary head on is_peak and a regression head on total."""
+    _, out = built
+    params = {"train": {"batch_size": 16, "epochs": 1, "steps_per_epoch": 4, "seed": 0, "monitor": "val_loss"},
+              "model": {"inputs": {"sequence": {"kind": "sequence", "shape": [L, 4]}},
+                        "trunk": [{"name": "conv_block", "filters": 8, "kernel_size": 9, "pool_size": 10}],
+                        "heads": {"is_peak": {"loss": "bce", "blocks": [
+                                      {"name": "final", "units": 1, "activation": "sigmoid", "flatten": True}]},
+                                  "total": {"loss": "mse", "weight": 0.5, "blocks": [
+                                      {"name": "final", "units": 2, "activation": "linear", "flatten": True}]}}}}
+    (tmp_path / "params.json").write_text(json.dumps(params))
+    run_script("train.py", "-q", tmp_path / "params.json", out, "-o", tmp_path / "model", check=True)
+    head, row = (tmp_path / "model" / "history.tsv").read_text().splitlines()[:2]
+    got = dict(zip(head.split("\t"), row.split("\t")))
+    assert np.isfinite(float(got["val_is_peak_auroc"])) and np.isfinite(float(got["val_total_loss"]))
