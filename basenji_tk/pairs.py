@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from basenji_tk import __version__, dna
+from basenji_tk import dna
 from basenji_tk import genome as gn
 from basenji_tk import targets as tg
 from basenji_tk.errors import InputError, where
@@ -399,6 +399,8 @@ def make_pairs(fasta, contexts_file, table_file, out_dir, options: Options | Non
         from basenji_tk import files
 
         with files.claim(out_dir, folder=False):
+            if os.path.isdir(out_dir) and os.listdir(out_dir):
+                files.refuse_overwrite(out_dir, os.listdir(out_dir), o.force)
             return _make(genome, contexts, peaks, features, table, folds, out_dir, o,
                          {"contexts": contexts_file, "table": table_file, "fasta": fasta})
     finally:
@@ -454,7 +456,7 @@ def _make(genome, contexts, peaks, features, table, folds, out_dir, o, paths) ->
                 for j, n in enumerate(names):
                     positives[n][split] += int(labels[:, j].sum())
         bar.close()
-        np.save(os.path.join(_writer_folder(w), TABLE_FILE), table)
+        np.save(w.path(TABLE_FILE), table)
         info = {
             "pairs": {
                 "contexts": names,
@@ -477,19 +479,10 @@ def _make(genome, contexts, peaks, features, table, folds, out_dir, o, paths) ->
             "files": {k: {"path": os.path.abspath(v), "sha256": _sha256(v)} for k, v in paths.items()}
                      | {f"peaks:{c.name}": {"path": os.path.abspath(c.peaks), "sha256": _sha256(c.peaks)}
                         for c in contexts},
-            "created_by": f"basenji_tk {__version__}",
         }
         stats = w.finish(info)
     log.info(f"wrote {out_dir}: {total:,} regions x {len(names)} contexts")
     return stats
-
-
-def _writer_folder(w) -> str:
-    """The folder a :class:`records.DatasetWriter` is writing into (before its rename)."""
-    for attr in ("tmp", "tmp_dir", "folder", "path"):
-        if isinstance(getattr(w, attr, None), str):
-            return getattr(w, attr)
-    raise RuntimeError("records.DatasetWriter exposes no folder to save the context table into")
 
 
 def _sha256(path, block=1 << 20) -> str:
@@ -501,25 +494,18 @@ def _sha256(path, block=1 << 20) -> str:
 
 
 # ----------------------------------------------------------------------------- pipeline
-def _spec_folder(spec) -> str:
-    for attr in ("data_dir", "path", "folder", "dir"):
-        if isinstance(getattr(spec, attr, None), (str, os.PathLike)):
-            return str(getattr(spec, attr))
-    raise RuntimeError("records.DatasetSpec exposes no folder to read the context table from")
-
-
 def pairs_info(spec) -> dict:
     """The ``pairs`` section of a dataset's statistics (an InputError when it has none)."""
     info = spec.stats.get("pairs")
     if info is None:
-        raise InputError(f"{_spec_folder(spec)}: not a pairs dataset (statistics.json has no 'pairs' section)")
+        raise InputError(f"{spec.path}: not a pairs dataset (statistics.json has no 'pairs' section)")
     return info
 
 
 def context_table(spec) -> np.ndarray:
     """The dataset's ``(C, F)`` float32 context table, rows in ``pairs.contexts`` order."""
     info = pairs_info(spec)
-    path = os.path.join(_spec_folder(spec), info["context_table"])
+    path = os.path.join(spec.path, info["context_table"])
     if not os.path.exists(path):
         raise InputError(f"{path}: the context table of this pairs dataset is missing")
     table = np.load(path).astype(np.float32)
@@ -585,8 +571,11 @@ def _pairify(ds, allowed, train_index, shuffle, seed, region_buffer):
         codes = _codes(rec["sequence"])
         labels = tf.cast(rec[LABEL], tf.float32)
         mean = tf.reduce_mean(tf.gather(labels, train_t))
-        return {"codes": tf.tile(codes[None], [k, 1]), "context": allowed_t,
-                "accessible": tf.gather(labels, allowed_t), "mean": tf.fill([k], mean)}
+        out = {"codes": tf.tile(codes[None], [k, 1]), "context": allowed_t,
+               "accessible": tf.gather(labels, allowed_t), "mean": tf.fill([k], mean)}
+        if "index" in rec:
+            out["index"] = tf.fill([k], tf.cast(rec["index"], tf.int64))
+        return out
 
     return ds.map(pair, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
 
@@ -605,80 +594,107 @@ def _finish(table, mean, with_context):
         out["accessible"] = p["accessible"][..., None]
         if with_context:
             out["context"] = p["context"]
+            if "index" in p:
+                out["index"] = p["index"]
         return out
 
     return finish
 
 
-def balance(ds, batch_size, positive_fraction=0.25, label="accessible", seed=0):
-    """Class-balanced batches: each batch holds ``round(positive_fraction * batch_size)`` positives
-    (``label`` > 0.5, drawn again and again: upsampled) and the rest negatives (each once per
-    pass). ``ds``: unbatched examples; the result ends when the negatives run out. ``seed``
-    shuffles the order within each batch."""
+def balance(ds, positive_fraction=0.25, label="accessible", seed=0, repeat_negatives=False):
+    """Class-balanced stream: unbatched examples reordered so that every run of ``b`` examples
+    holds exactly ``a`` positives (``label`` > 0.5), ``a / b = positive_fraction`` (as a fraction
+    with ``b <= 64``: 0.25 is 1 in 4), so any batch of a multiple of ``b`` examples is exactly
+    balanced (ChromDragoNN: 1 positive to 3 negatives). Positives are drawn again and again
+    (upsampled); negatives once each, and the stream ends when they run out (unless
+    ``repeat_negatives``). ``seed`` places the positives inside each run."""
+    from fractions import Fraction
+
     import tensorflow as tf
 
-    n_pos = int(round(positive_fraction * batch_size))
-    if not 0 < n_pos < batch_size:
-        raise InputError(f"positive_fraction {positive_fraction} of batch_size {batch_size} leaves "
-                         f"{n_pos} positives; expected between 1 and {batch_size - 1}")
+    frac = Fraction(positive_fraction).limit_denominator(64)
+    a, b = frac.numerator, frac.denominator
+    if not 0 < a < b:
+        raise InputError(f"positive_fraction must be in (0, 1), got {positive_fraction}")
+    slots = np.ones(b, np.int64)  # 1: a negative
+    slots[np.random.default_rng(seed).choice(b, a, replace=False)] = 0  # 0: a positive
 
     def positive(x):
         return tf.reshape(x[label], [-1])[0] > 0.5
 
     pos = ds.filter(positive).repeat()
     neg = ds.filter(lambda x: tf.logical_not(positive(x)))
-    both = tf.data.Dataset.zip(pos.batch(n_pos, drop_remainder=True),
-                               neg.batch(batch_size - n_pos, drop_remainder=True))
-    both = both.enumerate()
-
-    def join(i, pn):
-        p, n = pn
-        order = tf.random.experimental.stateless_shuffle(tf.range(batch_size), seed=tf.stack([seed, i]))
-        return tf.nest.map_structure(lambda a, b: tf.gather(tf.concat([a, b], 0), order), p, n)
-
-    return both.map(join, num_parallel_calls=tf.data.AUTOTUNE)
+    if repeat_negatives:
+        neg = neg.repeat()
+    choice = tf.data.Dataset.from_tensor_slices(tf.constant(slots)).repeat()
+    return tf.data.Dataset.choose_from_datasets([pos, neg], choice, stop_on_empty_dataset=True)
 
 
-def expand(region_ds, spec, split, shuffle=False, seed=0, fold=0, batch_size=None, positive_fraction=None,
-           mean=True, buffer=16384, region_buffer=1024, with_context=False):
-    """(region, context) examples of ``split`` from region records.
+def _region_records(spec, split, repeat=False):
+    """Region records of one split as ``{sequence: (L,) uint8 codes, labels: (C,), index}``, or None
+    when the split has no records."""
+    import tensorflow as tf
 
-    ``region_ds``: ``{region split: tf.data.Dataset}`` of unbatched region records (dicts with
-    ``sequence``, codes ``(L,)`` or one-hot ``(L, 4)``, and ``labels`` ``(C,)``) for the splits
-    :func:`region_splits` names; a single Dataset is taken as region split ``split``'s (then the
-    pairs of earlier regions with ``split``'s contexts are left out). A pair's split is the
-    later of its region's and its context's in fold ``fold``. Yields dicts: ``sequence`` (L, 4)
-    float32, ``expression`` (F,), ``mean_accessibility`` (1,) (with ``mean``: the fraction of
-    the fold's TRAINING contexts where the region is accessible), ``accessible`` (1,) and, with
-    ``with_context``, ``context`` (the index into ``pairs.contexts``); batched when
-    ``batch_size``. ``positive_fraction`` (needs ``batch_size``): class-balanced batches
-    (:func:`balance`; ChromDragoNN: 0.25). ``shuffle``: regions and then pairs are shuffled
-    (buffers ``region_buffer`` and ``buffer``) with ``seed``; the same seed gives the same order.
+    from basenji_tk import records
+
+    files = records.split_files(spec.path, split)
+    if not files:
+        return None
+    n = len(pairs_info(spec)["contexts"])
+    keys = {"sequence": tf.io.FixedLenFeature([], tf.string), LABEL: tf.io.FixedLenFeature([], tf.string),
+            "index": tf.io.FixedLenFeature([], tf.int64)}
+
+    def parse(raw):
+        ex = tf.io.parse_single_example(raw, keys)
+        return {"sequence": tf.io.decode_raw(ex["sequence"], tf.uint8),
+                LABEL: tf.ensure_shape(tf.io.decode_raw(ex[LABEL], tf.uint8), [n]), "index": ex["index"]}
+
+    ds = tf.data.TFRecordDataset(files, compression_type=records.COMPRESSION)
+    if repeat:
+        ds = ds.repeat()
+    return ds.map(parse, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+def expand(spec, split, shuffle=False, shuffle_buffer=1024, seed=0, repeat=False, with_index=False, fold=None,
+           mean=True, positive_fraction=None, pair_buffer=None, region_ds=None):
+    """Unbatched (region, context) examples of ``split`` from a pairs dataset's region records.
+
+    A pair's split is the later of its region's and its context's in fold ``fold`` (default 0),
+    so the regions of every split not later than ``split`` are read (:func:`region_splits`).
+    Yields dicts: ``sequence`` (L, 4) float32 one-hot (N all zero), ``expression`` (F,) (the
+    context's row of the context table), ``mean_accessibility`` (1,) (with ``mean``: the fraction
+    of the fold's TRAINING contexts where the region is accessible; leak-free), ``accessible``
+    (1,) and, ``with_index``, ``index`` (the region's row in ``sequences.bed``) and ``context``
+    (its index into ``pairs.contexts``). ``shuffle``: regions (buffer ``shuffle_buffer``) and then
+    pairs (``pair_buffer``, default 8 x that) shuffled with ``seed``; the same seed gives the same
+    order. ``repeat``: endless. ``positive_fraction``: class-balanced (:func:`balance`; 0.25 is
+    ChromDragoNN's 1:3), for batches of a multiple of 4. ``region_ds``: ``{region split:
+    tf.data.Dataset}`` to use instead of reading ``spec.path`` (records with ``sequence`` as
+    codes or one-hot and ``labels``).
     """
     import tensorflow as tf
 
     if split not in RANK:
         raise InputError(f"split {split!r}: expected one of {', '.join(SPLITS)}")
+    fold = 0 if fold is None else int(fold)
     info = pairs_info(spec)
     names = info["contexts"]
     splits = fold_splits(spec, fold)
     train_index = np.array([i for i, n in enumerate(names) if splits[n] == "train"], np.int32)
     table = context_table(spec)
-    if not isinstance(region_ds, dict):
-        region_ds = {split: region_ds}
     counts = getattr(spec, "counts", {}) or {}
     parts, weights = [], []
-    for r_split in SPLITS:
-        if r_split not in region_ds:
-            continue
+    for r_split in region_splits(split):
         allowed = pair_contexts(r_split, splits, split, names)
         if not len(allowed):
             continue
-        parts.append(_pairify(region_ds[r_split], allowed, train_index, shuffle, seed + RANK[r_split],
-                              region_buffer))
+        ds = region_ds.get(r_split) if region_ds is not None else _region_records(spec, r_split, repeat)
+        if ds is None:
+            continue
+        parts.append(_pairify(ds, allowed, train_index, shuffle, seed + RANK[r_split], shuffle_buffer))
         weights.append(max(1, counts.get(r_split, 1)) * len(allowed))
     if not parts:
-        raise InputError(f"{_spec_folder(spec)}: no {split} pairs in fold {fold} (no {split} regions or contexts)")
+        raise InputError(f"{spec.path}: no {split} pairs in fold {fold} (no {split} regions or contexts)")
     if shuffle and len(parts) > 1:
         ds = tf.data.Dataset.sample_from_datasets(parts, [w / sum(weights) for w in weights], seed=seed)
     else:
@@ -686,11 +702,7 @@ def expand(region_ds, spec, split, shuffle=False, seed=0, fold=0, batch_size=Non
         for p in parts[1:]:
             ds = ds.concatenate(p)
     if shuffle:
-        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        ds = ds.shuffle(pair_buffer or 8 * shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
     if positive_fraction:
-        if not batch_size:
-            raise InputError("class-balanced batches (positive_fraction) need a batch_size")
-        ds = balance(ds, batch_size, positive_fraction, "accessible", seed)
-    elif batch_size:
-        ds = ds.batch(batch_size)
-    return ds.map(_finish(table, mean, with_context), num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+        ds = balance(ds, positive_fraction, "accessible", seed, repeat_negatives=repeat)
+    return ds.map(_finish(table, mean, with_index), num_parallel_calls=tf.data.AUTOTUNE)
