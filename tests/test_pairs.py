@@ -208,7 +208,9 @@ def test_pairs_follow_the_split_rule_and_the_training_mean(built):
         want = {(i, j) for i in range(len(bins)) for j, n in enumerate(info["contexts"])
                 if max(rank[rsplit[i]], rank[ctx_split[n]]) == rank[split]}
         got = set()
-        for ex in pairs.expand(spec, split, with_index=True).batch(512).as_numpy_iterator():
+        stream = (pairs.expand(spec, split, with_index=True).batch(512) if split != "test" else
+                  pairs.expand(spec, split, with_index=True, batch_size=512))  # the batched fast path
+        for ex in stream.as_numpy_iterator():
             for k in range(len(ex["index"])):
                 i, j = int(ex["index"][k]), int(ex["context"][k])
                 assert (i, j) not in got
@@ -242,6 +244,20 @@ def test_balanced_batches_and_seeds(built):
     assert all((a["sequence"] == b["sequence"]).all() for a, b in zip(batches, again))
     other = next(pairs.expand(spec, "train", shuffle=True, seed=5).batch(64).as_numpy_iterator())
     assert not (other["sequence"] == batches[0]["sequence"]).all()
+    # the batched fast path: exactly 16 of 64, the same batches for the same seed, rc as a flip
+    fast = pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
+                        with_index=True)
+    got = list(fast.take(30).as_numpy_iterator())
+    assert all(b["accessible"].sum() == 16 and b["sequence"].shape == (64, 1000, 4) for b in got)
+    again = next(pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
+                              with_index=True).as_numpy_iterator())
+    assert (again["index"] == got[0]["index"]).all() and (again["context"] == got[0]["context"]).all()
+    flipped = next(pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
+                                with_index=True, rc=True).as_numpy_iterator())
+    assert (flipped["index"] == got[0]["index"]).all()
+    same = [(flipped["sequence"][k] == got[0]["sequence"][k]).all() for k in range(64)]
+    rced = [(flipped["sequence"][k] == got[0]["sequence"][k][::-1, ::-1]).all() for k in range(64)]
+    assert all(a or b for a, b in zip(same, rced)) and 10 < sum(rced) < 54
     # records.dataset goes through the same pipeline
     first = next(records.dataset(out, "valid", batch_size=8).as_numpy_iterator())
     assert first["sequence"].shape == (8, 1000, 4) and first["mean_accessibility"].shape == (8, 1)
