@@ -21,9 +21,7 @@ everything with a test region or a test context.
 """
 
 import hashlib
-import json
 import logging
-import math
 import os
 from dataclasses import dataclass
 

@@ -265,7 +265,7 @@ def test_balanced_batches_and_seeds(built):
 
 # ----------------------------------------------------------------------------- errors through the script
 def test_script_errors(built, tmp_path):
-    work, _ = built
+    work, out = built
     contexts, table, regions = work / "contexts.tsv", work / "expression_SEMI-SYNTHETIC.tsv", work / "regions.bed"
     short = tmp_path / "short.tsv"
     short.write_text("".join(line + "\n" for line in table.read_text().splitlines() if not line.startswith("ctcf")))
@@ -281,3 +281,5 @@ def test_script_errors(built, tmp_path):
     proc = run_script("make_pairs.py", FASTA, contexts, table, "--test_contexts", "ctx1,liver", "-o", tmp_path / "o3")
     assert_clean_failure(proc, "--test_contexts", "liver")
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
+    proc = run_script("make_pairs.py", FASTA, contexts, table, "--regions", regions, *ARGS, "-o", out)
+    assert_clean_failure(proc, str(out), "--force")  # a finished dataset is kept
