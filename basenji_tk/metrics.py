@@ -481,3 +481,24 @@ class RSquared(_SumsMetric):
         s = self.sums
         ss_tot = ops.maximum(self._centred(s["sum_y"], s["sum_yy"]), keras.config.epsilon())
         return self._finish(1.0 - s["sum_res"] / ss_tot)
+
+
+# ----------------------------------------------------------------------------- training metrics by label type
+LOWER_IS_BETTER = ("loss", "rmse", "mse", "jsd")
+
+
+def for_label(label_type: str, num_targets: int) -> list:
+    """Training metrics for a label of ``label_type`` with ``num_targets`` channels."""
+    if label_type == "binary":
+        return [keras.metrics.AUC(curve="PR", name="auprc"), keras.metrics.AUC(name="auroc")]
+    return [PearsonR(num_targets), RSquared(num_targets)]
+
+
+def get_metric(name: str, num_targets: int):
+    """The training metric called ``name``."""
+    known = {"auprc": lambda: keras.metrics.AUC(curve="PR", name="auprc"),
+             "auroc": lambda: keras.metrics.AUC(name="auroc"),
+             "pearsonr": lambda: PearsonR(num_targets), "r2": lambda: RSquared(num_targets)}
+    if name not in known:
+        raise InputError(f"unknown metric '{name}'; allowed: {', '.join(known)}")
+    return known[name]()
