@@ -442,23 +442,25 @@ MIX_STREAM = 1_000_000
 SEED_GENERATOR_STREAM = 2_000_000
 
 
-def keras_examples(wiring: Wiring | None):
-    """A map from example dicts to what ``model.fit`` takes: ``(x, y)`` or ``(x, y, sample_weight)``,
-    bare tensors for a one-input/one-output model, dicts by input and head name otherwise."""
+def keras_examples(wiring: Wiring | None, batched: bool = False):
+    """A map from example dicts (or batches of them) to what ``model.fit`` takes: ``(x, y)`` or
+    ``(x, y, sample_weight)``, bare tensors for a one-input/one-output model, dicts by input and
+    head name otherwise."""
     if wiring is None:  # a sequence-only one-output model on a tiling dataset
         return lambda ex: (ex["sequence"], ex["target"])
+    lead = [-1] if batched else []
 
     def split(ex):
         x = ex[wiring.inputs[0]] if wiring.single_input else {n: ex[n] for n in wiring.inputs}
         import tensorflow as tf
 
-        ys = {h: (tf.reshape(ex[label], wiring.reshape[h]) if h in wiring.reshape else ex[label])
+        ys = {h: (tf.reshape(ex[label], lead + list(wiring.reshape[h])) if h in wiring.reshape else ex[label])
               for h, label in wiring.heads.items()}
         y = ys["target"] if wiring.single_output else ys
         if wiring.weight is None:
             return x, y
         # a loss reduces the last axis: each example's loss has the label's shape less that axis
-        w = {h: tf.reshape(ex[wiring.weight], [1] * (len(wiring.reshape.get(h, f.shape)) - 1))
+        w = {h: tf.reshape(ex[wiring.weight], lead + [1] * (len(wiring.reshape.get(h, f.shape)) - 1))
              for h, f in wiring.labels.items()}
         return x, y, (w["target"] if wiring.single_output else w)
 
@@ -490,6 +492,11 @@ def train_dataset(data_dirs, tp: dict, epoch: int, wiring: Wiring | None = None)
 
     from basenji_tk import records
 
+    if (fast := _pairs_batches(data_dirs, tp, "train", epoch_seed(tp["seed"], epoch, 0), wiring)) is not None:
+        ds = fast
+        if tp["steps_per_epoch"]:
+            ds = ds.take(tp["steps_per_epoch"])
+        return ds.prefetch(tf.data.AUTOTUNE)
     parts = [records.dataset(d, "train", shuffle=True, shuffle_buffer=tp["shuffle_buffer"], rc=tp["rc"],
                              shift=tp["shift"], seed=epoch_seed(tp["seed"], epoch, k), fold=tp.get("fold"))
              for k, d in enumerate(data_dirs)]
@@ -507,6 +514,26 @@ def train_dataset(data_dirs, tp: dict, epoch: int, wiring: Wiring | None = None)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
+def _pairs_batches(data_dirs, tp: dict, split: str, seed: int, wiring: Wiring):
+    """Batches of one pairs dataset made whole by :func:`basenji_tk.pairs.expand` (about 7x the
+    examples/s of batching single pairs; exact 1:3 balance of its ``accessible`` label), or None
+    where that path does not apply (several datasets, shift, another balance label)."""
+    from basenji_tk import pairs, records
+
+    if len(data_dirs) != 1 or (split == "train" and tp["shift"]):
+        return None
+    spec = records.load_spec(data_dirs[0])
+    balance = tp.get("balance") if split == "train" else None
+    if spec.kind != "pairs" or (balance and balance["label"] != "accessible"):
+        return None
+    train = split == "train"
+    ds = pairs.expand(spec, split, shuffle=train, shuffle_buffer=tp["shuffle_buffer"], seed=seed,
+                      repeat=train and bool(tp["steps_per_epoch"]), fold=tp.get("fold"),
+                      positive_fraction=balance["positive_fraction"] if balance else None,
+                      batch_size=tp["batch_size"], rc=train and tp["rc"])
+    return ds.map(keras_examples(wiring, batched=True))
+
+
 def _batches(data_dirs, split: str, batch_size: int) -> int | None:
     """Batches in ``split`` of all ``data_dirs``; None when the count is not the records' (pairs)."""
     from basenji_tk.records import load_spec
@@ -522,6 +549,11 @@ def valid_dataset(data_dirs, batch_size: int, wiring: Wiring | None = None, fold
 
     from basenji_tk import records
 
+    if wiring is not None and (fast := _pairs_batches(data_dirs, {"batch_size": batch_size, "fold": fold,
+                                                                  "shuffle_buffer": 1, "shift": 0, "rc": False,
+                                                                  "steps_per_epoch": None},
+                                                      "valid", 0, wiring)) is not None:
+        return fast
     parts = [records.dataset(d, "valid", fold=fold) for d in data_dirs if records.split_files(d, "valid")]
     ds = parts[0]
     for more in parts[1:]:
