@@ -749,3 +749,48 @@ def expand(spec, split, shuffle=False, shuffle_buffer=1024, seed=0, repeat=False
     else:
         ds = stream().batch(batch_size)
     return ds.enumerate().map(finish, num_parallel_calls=tf.data.AUTOTUNE)
+
+
+# ----------------------------------------------------------------------------- the regions view (stage 1)
+REGION_LABELS = "training_contexts"
+
+
+def region_features(spec, fold=None) -> list:
+    """The features of the regions view of a pairs dataset: ``sequence`` and ``training_contexts``,
+    the region's 0/1 labels in the fold's TRAINING contexts only (``(C_train,)``), for ChromDragoNN's
+    stage 1 (a multitask sequence model over the training contexts, with no test context in sight)."""
+    from basenji_tk import records
+
+    info = pairs_info(spec)
+    splits = fold_splits(spec, 0 if fold is None else int(fold))
+    names = tuple(n for n in info["contexts"] if splits[n] == "train")
+    return [records.Feature("sequence", "sequence", (info["seq_length"], 4), "uint8", resolution=1),
+            records.Feature(REGION_LABELS, "label", (len(names),), "float32", names=names, label_type="binary",
+                            meta={"threshold": info["threshold"], "bin_length": info["bin_length"]})]
+
+
+def regions_view(spec, split, shuffle=False, shuffle_buffer=1024, seed=0, repeat=False, with_index=False,
+                 fold=None):
+    """Unbatched region examples of the genome split ``split``: ``{sequence (L, 4) one-hot,
+    training_contexts (C_train,)}`` (:func:`region_features`)."""
+    import tensorflow as tf
+
+    info = pairs_info(spec)
+    splits = fold_splits(spec, 0 if fold is None else int(fold))
+    keep = tf.constant([i for i, n in enumerate(info["contexts"]) if splits[n] == "train"], tf.int32)
+    ds = _region_records(spec, split, repeat=False)
+    if ds is None:
+        raise InputError(f"{spec.path}: no region records in the {split} split")
+    if shuffle:
+        ds = ds.shuffle(shuffle_buffer, seed=seed, reshuffle_each_iteration=True)
+    if repeat:
+        ds = ds.repeat()
+
+    def one(rec):
+        out = {"sequence": tf.one_hot(tf.cast(rec["sequence"], tf.int32), 4, dtype=tf.float32),
+               REGION_LABELS: tf.cast(tf.gather(rec[LABEL], keep), tf.float32)}
+        if with_index:
+            out["index"] = rec["index"]
+        return out
+
+    return ds.map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)

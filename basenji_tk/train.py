@@ -118,7 +118,7 @@ def check_datasets(data_dirs):
                                  f"there is no tfrecords/{split}-*.tfr file; make the dataset again")
     if not sum(s.counts["train"] for s in specs):
         raise InputError(f"{data_dirs[0]}: no training sequences (statistics.json train_seqs is 0 or missing)")
-    if not sum(s.counts["valid"] for s in specs):
+    if not sum(s.counts["valid"] for s in specs) and not any(s.kind == "pairs" for s in specs):
         raise InputError(f"{data_dirs[0]}: no validation sequences; early stopping needs some "
                          "(make_targets.py --valid)")
     return first
@@ -139,6 +139,7 @@ class Wiring:
     weight: str | None = None
     labels: dict = None  # head -> records.Feature of its label
     reshape: dict = field(default_factory=dict)  # head -> output shape, where the label differs by 1-axes
+    view: str = "pairs"  # of a pairs dataset: (region, context) pairs, or regions (ChromDragoNN's stage 1)
 
 
 def wire(mp: dict, tp: dict, spec, params_path: str) -> Wiring:
@@ -146,6 +147,14 @@ def wire(mp: dict, tp: dict, spec, params_path: str) -> Wiring:
     from basenji_tk import models
 
     data = spec.path
+    if spec.kind == "pairs":  # a model predicting the training contexts' labels reads regions, not pairs
+        from basenji_tk.pairs import REGION_LABELS
+
+        labels = {hp["label"] for hp in mp.get("heads", {}).values()}
+        spec.view = "regions" if REGION_LABELS in labels else "pairs"
+        if spec.view == "regions" and not spec.counts["valid"]:
+            raise InputError(f"{params_path}: a model of the training contexts' labels validates on the valid "
+                             f"regions of {data}, and it has none; make it with make_pairs.py --valid")
     have = spec.example_features
     inputs = models.input_specs(mp)
     legacy = not any(isinstance(v, dict) for v in mp.get("inputs", {}).values())
@@ -196,7 +205,8 @@ def wire(mp: dict, tp: dict, spec, params_path: str) -> Wiring:
         if f is None or f.kind != "label" or f.label_type != "binary":
             raise InputError(f"{params_path}: train.balance.label names '{balance['label']}', but {data} has no "
                              "binary label of that name")
-    return Wiring(list(inputs), heads, list(inputs) == [models.SEQUENCE], not mp.get("heads"), weight, labels)
+    return Wiring(list(inputs), heads, list(inputs) == [models.SEQUENCE], not mp.get("heads"), weight, labels,
+                  view=spec.view)
 
 
 def check_model_fits(model, wiring: Wiring, spec, params_path: str):
@@ -497,8 +507,9 @@ def train_dataset(data_dirs, tp: dict, epoch: int, wiring: Wiring | None = None)
         if tp["steps_per_epoch"]:
             ds = ds.take(tp["steps_per_epoch"])
         return ds.prefetch(tf.data.AUTOTUNE)
+    view = wiring.view if wiring else "pairs"
     parts = [records.dataset(d, "train", shuffle=True, shuffle_buffer=tp["shuffle_buffer"], rc=tp["rc"],
-                             shift=tp["shift"], seed=epoch_seed(tp["seed"], epoch, k), fold=tp.get("fold"))
+                             shift=tp["shift"], seed=epoch_seed(tp["seed"], epoch, k), fold=tp.get("fold"), view=view)
              for k, d in enumerate(data_dirs)]
     ds = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
         parts, seed=epoch_seed(tp["seed"], epoch, MIX_STREAM))
@@ -508,7 +519,7 @@ def train_dataset(data_dirs, tp: dict, epoch: int, wiring: Wiring | None = None)
     ds = ds.batch(tp["batch_size"])
     if tp["steps_per_epoch"]:
         ds = ds.repeat().take(tp["steps_per_epoch"])
-    elif (n := _batches(data_dirs, "train", tp["batch_size"])) is not None:
+    elif (n := _batches(data_dirs, "train", tp["batch_size"], view)) is not None:
         # a known length gives Keras a progress bar with a total and no end-of-data warning
         ds = ds.apply(tf.data.experimental.assert_cardinality(n))
     return ds.prefetch(tf.data.AUTOTUNE)
@@ -524,7 +535,7 @@ def _pairs_batches(data_dirs, tp: dict, split: str, seed: int, wiring: Wiring):
         return None
     spec = records.load_spec(data_dirs[0])
     balance = tp.get("balance") if split == "train" else None
-    if spec.kind != "pairs" or (balance and balance["label"] != "accessible"):
+    if spec.kind != "pairs" or wiring.view != "pairs" or (balance and balance["label"] != "accessible"):
         return None
     train = split == "train"
     ds = pairs.expand(spec, split, shuffle=train, shuffle_buffer=tp["shuffle_buffer"], seed=seed,
@@ -534,12 +545,12 @@ def _pairs_batches(data_dirs, tp: dict, split: str, seed: int, wiring: Wiring):
     return ds.map(keras_examples(wiring, batched=True))
 
 
-def _batches(data_dirs, split: str, batch_size: int) -> int | None:
+def _batches(data_dirs, split: str, batch_size: int, view: str = "pairs") -> int | None:
     """Batches in ``split`` of all ``data_dirs``; None when the count is not the records' (pairs)."""
     from basenji_tk.records import load_spec
 
     specs = [load_spec(d) for d in data_dirs]
-    if any(s.kind == "pairs" for s in specs):
+    if any(s.kind == "pairs" for s in specs) and view == "pairs":
         return None
     return -(-sum(s.counts[split] for s in specs) // batch_size)
 
@@ -554,12 +565,13 @@ def valid_dataset(data_dirs, batch_size: int, wiring: Wiring | None = None, fold
                                                                   "steps_per_epoch": None},
                                                       "valid", 0, wiring)) is not None:
         return fast
-    parts = [records.dataset(d, "valid", fold=fold) for d in data_dirs if records.split_files(d, "valid")]
+    view = wiring.view if wiring else "pairs"
+    parts = [records.dataset(d, "valid", fold=fold, view=view) for d in data_dirs if records.split_files(d, "valid")]
     ds = parts[0]
     for more in parts[1:]:
         ds = ds.concatenate(more)
     ds = ds.map(keras_examples(wiring), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
-    n = _batches(data_dirs, "valid", batch_size)
+    n = _batches(data_dirs, "valid", batch_size, view)
     return ds if n is None else ds.apply(tf.data.experimental.assert_cardinality(n))
 
 
