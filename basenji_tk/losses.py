@@ -147,7 +147,7 @@ def jensen_shannon(y, n, p):
         return ops.sum(ops.where(a > 0, a * (ops.log(ops.maximum(a, FLOOR)) - ops.log(ops.maximum(m, FLOOR))), 0.0),
                        axis=1)
 
-    js = 0.5 * (kl(p) + kl(q)) / ops.log(2.0)
+    js = 0.5 * (kl(p) + kl(q)) / ops.log(ops.cast(2.0, p.dtype))
     return ops.where(n > 0, ops.maximum(js, 0.0), 0.0)
 
 
