@@ -326,6 +326,16 @@ def cropping(x, crop: int = REQUIRED):
 
 
 @block()
+def reshape(x, shape: list = REQUIRED):
+    """Reshape each example to ``shape`` (one entry may be -1), e.g. ``[1, -1]`` turns ``(batch, n)``
+    into one bin ``(batch, 1, n)`` to match a centre-bin label."""
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and (d >= 1 or d == -1) for d in shape) \
+            or shape.count(-1) > 1:
+        raise InputError(f"shape must be a list of positive integers with at most one -1, got {json.dumps(shape)}")
+    return keras.layers.Reshape(tuple(shape))(x)
+
+
+@block()
 def dense_block(x, units: int = REQUIRED, activation="relu", dropout=0.0, batch_norm=False, bn_momentum=0.9,
                 l2_scale=0.0, flatten=False, kernel_initializer=GLOROT):
     """A dense layer: per position on ``(batch, length, channels)``, or on everything with ``flatten``."""

@@ -46,7 +46,7 @@ __all__ = [
     "pearson_r", "r_squared", "spearman_r", "auroc", "auprc",
     "PerTargetAccumulator", "benjamini_hochberg", "call_peaks",
     "PearsonR", "RSquared", "AUPRC", "AUROC", "SpearmanR", "ProfileJSD", "ProfilePearsonR", "CountPearsonR",
-    "for_label", "lower_is_better", "LOWER_IS_BETTER", "LABEL_METRICS",
+    "for_label", "get_metric", "lower_is_better", "LOWER_IS_BETTER", "LABEL_METRICS", "METRIC_NAMES",
 ]
 
 
@@ -716,14 +716,25 @@ def lower_is_better(monitor: str) -> bool:
     return any(monitor == m or monitor.endswith("_" + m) for m in LOWER_IS_BETTER)
 
 
-def for_label(label_type: str, num_targets: int) -> list:
-    """Fresh streaming Keras metrics for a head predicting a label of ``label_type`` with
-    ``num_targets`` channels (the label's last axis); names as in :data:`LABEL_METRICS`."""
+METRIC_NAMES = ("auprc", "auroc", "pearsonr", "r2", "rmse", "spearmanr", "jsd", "profile_pearsonr", "count_pearsonr")
+
+
+def get_metric(name: str, num_targets: int) -> keras.metrics.Metric:
+    """A fresh streaming Keras metric called ``name`` (one of :data:`METRIC_NAMES`) for
+    labels with ``num_targets`` channels (the last axis)."""
     n = int(num_targets)
     make = {"auprc": lambda: AUPRC(n), "auroc": lambda: AUROC(n), "pearsonr": lambda: PearsonR(n),
             "r2": lambda: RSquared(n), "rmse": lambda: keras.metrics.RootMeanSquaredError(name="rmse"),
             "spearmanr": lambda: SpearmanR(n), "jsd": ProfileJSD, "profile_pearsonr": ProfilePearsonR,
             "count_pearsonr": lambda: CountPearsonR(n)}
+    if name not in make:
+        raise InputError(f"unknown metric '{name}'; allowed: {', '.join(METRIC_NAMES)}")
+    return make[name]()
+
+
+def for_label(label_type: str, num_targets: int) -> list:
+    """Fresh streaming Keras metrics for a head predicting a label of ``label_type`` with
+    ``num_targets`` channels (the label's last axis); names as in :data:`LABEL_METRICS`."""
     if label_type not in LABEL_METRICS:
         raise InputError(f"unknown label_type '{label_type}'; allowed: {', '.join(LABEL_METRICS)}")
-    return [make[name]() for name in LABEL_METRICS[label_type]]
+    return [get_metric(name, num_targets) for name in LABEL_METRICS[label_type]]

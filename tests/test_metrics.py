@@ -386,3 +386,9 @@ def test_lower_is_better():
     assert all(bm.lower_is_better(m) for m in ("val_loss", "val_rmse", "val_profile_jsd", "val_total_loss"))
     assert not any(bm.lower_is_better(m) for m in ("val_pearsonr", "val_auprc", "val_profile_count_pearsonr",
                                                      "val_r2", "val_spearmanr"))
+
+
+def test_get_metric_by_name():
+    assert [bm.get_metric(n, 2).name for n in bm.METRIC_NAMES] == list(bm.METRIC_NAMES)
+    with pytest.raises(InputError, match="unknown metric 'auc'; allowed: auprc, auroc"):
+        bm.get_metric("auc", 2)
