@@ -49,6 +49,11 @@ class Options:
     target_dtype: str = "float16"
     force: bool = False
     progress: bool = False
+    sizes: str | None = None  # chromosome sizes (signal-only datasets without a FASTA)
+    regions: tuple = ()  # BED files: tile only inside these intervals
+
+
+NEW_OPTIONS = {"sizes": None, "regions": ()}  # left out of an old call's settings while unset
 
 
 def file_sha256(path, block=1 << 20) -> str:
@@ -59,11 +64,11 @@ def file_sha256(path, block=1 << 20) -> str:
     return h.hexdigest()
 
 
-def _check_options(o: Options):
+def _check_options(o: Options, pool=True):
     for name in ("seq_length", "pool_width", "gap_min", "chunk_size", "seqs_per_tfr"):
         if getattr(o, name) <= 0:
             raise InputError(f"--{name} must be a positive integer, got {getattr(o, name)}")
-    if o.seq_length % o.pool_width:
+    if pool and o.seq_length % o.pool_width:
         raise InputError(
             f"--seq_length {o.seq_length} is not a multiple of --pool_width {o.pool_width} "
             f"(nearest: {o.seq_length // o.pool_width * o.pool_width} or "
@@ -113,6 +118,27 @@ def _replace_dir(tmp, out_dir):
         os.rename(tmp, out_dir)
 
 
+def _settings(o: Options) -> dict:
+    """The options recorded in statistics.json (the new ones only when set, so that an old call's
+    output stays as it was)."""
+    return {k: v for k, v in vars(o).items()
+            if k not in ("force", "progress") and not (k in NEW_OPTIONS and v == NEW_OPTIONS[k])}
+
+
+def inside(contigs, regions: dict) -> list:
+    """The parts of ``contigs`` inside ``regions`` ``{chrom: IntervalSet}``, in contig order."""
+    out = []
+    for c in contigs:
+        r = regions.get(c.chrom)
+        if r is None:
+            continue
+        i = np.searchsorted(r.ends, c.start, side="right")
+        j = np.searchsorted(r.starts, c.end, side="left")
+        for s, e in zip(r.starts[i:j], r.ends[i:j]):
+            out.append(gn.Interval(c.chrom, max(int(s), c.start), min(int(e), c.end)))
+    return out
+
+
 def plan_sequences(genome, o: Options):
     """Contigs, splits and tiling: ``(rows, counts)`` where each row is ``(Interval, split)``.
 
@@ -126,6 +152,8 @@ def plan_sequences(genome, o: Options):
     unmap = gn.read_bed_sets(o.unmap, chroms)
     blacklist = gn.read_bed_sets(o.blacklist, chroms)
     contigs, masked = gn.find_contigs(genome, o.gap_min, unmap, blacklist, chroms)
+    if o.regions:
+        contigs = inside(contigs, gn.read_bed_sets(o.regions, chroms))
     valid, test = tg.parse_split(o.valid, "--valid"), tg.parse_split(o.test, "--test")
     for opt, spec in (("--valid", valid), ("--test", test)):
         if isinstance(spec, list):
@@ -183,7 +211,7 @@ def _make(genome, targets, out_dir, o: Options) -> dict:
     """The work of :func:`make_targets`, inside its claim on ``out_dir``."""
     hashes = {"genome": file_sha256(genome.path)}
     hashes.update({t.identifier: file_sha256(t.file) for t in targets})
-    settings = {k: v for k, v in vars(o).items() if k not in ("force", "progress")}
+    settings = _settings(o)
     settings["stride"] = o.stride or o.seq_length
     settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
     table = [{k: v for k, v in vars(t).items() if k != "row"} for t in targets]
@@ -316,3 +344,154 @@ def _write_table(targets, path):
             values = [t.identifier, os.path.abspath(t.file), t.sum_stat, f"{t.clip:g}", f"{t.clip_soft:g}",
                       f"{t.scale:g}", str(t.score_column or ""), t.description]
             fh.write("\t".join(values) + "\n")
+
+
+# ----------------------------------------------------------------------------- feature plans
+FORMAT_2 = "basenji_tk.dataset/2"
+
+
+class ChromSizes:
+    """A genome without sequence (signal-only datasets): chromosome sizes, no N runs."""
+
+    def __init__(self, sizes: dict, path: str):
+        self.sizes, self.path = dict(sizes), path
+
+    @property
+    def chroms(self):
+        return list(self.sizes)
+
+    def n_runs(self, chrom):
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+
+    def close(self):
+        pass
+
+
+def read_sizes(path) -> dict:
+    """A chromosome sizes file (``chrom<TAB>size`` per line, UCSC chrom.sizes) -> ``{chrom: size}``."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise InputError(f"{path}: chromosome sizes file not found")
+    sizes = {}
+    for n, line in enumerate(open(path), 1):
+        if not line.strip() or line.startswith("#"):
+            continue
+        f = line.split()
+        if len(f) < 2 or not f[1].isdigit() or int(f[1]) <= 0:
+            raise InputError(f"{path}:{n}: expected 'chrom<TAB>size' with a positive size, got {line.strip()!r}")
+        if f[0] in sizes:
+            raise InputError(f"{path}:{n}: chromosome {f[0]} listed twice")
+        sizes[f[0]] = int(f[1])
+    if not sizes:
+        raise InputError(f"{path}: no chromosome sizes in the file")
+    return sizes
+
+
+def sizes_from_tracks(plan) -> ChromSizes:
+    """Chromosome sizes from the header of the plan's first BigWig track."""
+    import pyBigWig
+
+    for g in plan.groups:
+        for t in g.targets:
+            with open(t.file, "rb") as fh:
+                if fh.read(4) != tg.BIGWIG_MAGIC:
+                    continue
+            bw = pyBigWig.open(t.file)
+            sizes = dict(bw.chroms())
+            bw.close()
+            return ChromSizes(sizes, f"{t.file} (BigWig header)")
+    raise InputError(f"{plan.path}: no FASTA and no BigWig track to take chromosome sizes from; give --sizes")
+
+
+def make_tiling(fasta, plan_path, out_dir, options: Options | None = None) -> dict:
+    """Tile a genome into windows of ``seq_length`` and write the features of the plan
+    (:mod:`basenji_tk.features`) through :class:`basenji_tk.records.DatasetWriter`.
+
+    ``fasta`` may be None for a plan without ``sequence``: chromosome sizes then come from
+    ``options.sizes`` or the first BigWig track's header, and contigs are whole chromosomes
+    (no N masking; ``--unmap``/``--blacklist`` still apply). Returns the statistics."""
+    from basenji_tk import features as ft
+
+    o = options or Options()
+    _check_options(o, pool=False)  # each feature has its own resolution
+    out_dir = os.path.abspath(str(out_dir))
+    plan = ft.load_plan(plan_path).check_window(o.seq_length)
+    if plan.sequence and fasta is None:
+        raise InputError(f"{plan_path}: the plan asks for the sequence ('sequence': true) but no FASTA was given")
+    if fasta is not None:
+        genome = gn.Genome(fasta)
+    elif o.sizes:
+        genome = ChromSizes(read_sizes(o.sizes), str(o.sizes))
+    else:
+        genome = sizes_from_tracks(plan)
+    try:
+        with files.claim(out_dir, folder=False):
+            return _make_tiling(genome, fasta is not None, plan, out_dir, o)
+    finally:
+        genome.close()
+        plan.close()
+
+
+def _make_tiling(genome, has_fasta, plan, out_dir, o: Options) -> dict:
+    from basenji_tk import records
+
+    with open(plan.path, "rb") as fh:
+        plan_text = fh.read().decode()
+    hashes = {"genome": file_sha256(genome.path)} if has_fasta else {}
+    hashes.update({t.file: file_sha256(t.file) for g in plan.groups for t in g.targets})
+    settings = {k: v for k, v in _settings(o).items() if k not in ("pool_width", "target_dtype")}
+    settings["stride"] = o.stride or o.seq_length
+    settings["regions"] = [os.path.abspath(r) for r in o.regions]
+    settings = {k: list(v) if isinstance(v, tuple) else v for k, v in settings.items()}
+    tables = {g.tracks_file: open(g.tracks_file).read() for g in plan.groups}  # clip, scale, sum_stat
+    fingerprint = hashlib.sha256(json.dumps([FORMAT_2, settings, plan_text, tables, hashes], sort_keys=True,
+                                            default=str).encode()).hexdigest()
+    _check_destination(out_dir, fingerprint, o.force)
+
+    rows, counts = plan_sequences(genome, o)
+    needed = sorted({iv.chrom for iv, _ in rows}, key=genome.chroms.index)
+    plan.open(genome.sizes, needed)
+    features = plan.features()
+    from tqdm import tqdm
+
+    normalised = plan.quantile_pass([(iv.chrom, iv.start, iv.end) for iv, _ in rows], progress=o.progress)
+    rest = [g.name for g in plan.groups if g.name not in normalised]
+    info = {
+        "seq_length": o.seq_length,
+        "settings": settings,
+        "plan": {"path": os.path.abspath(plan.path), "text": plan_text},
+        "genome": {"path": os.path.abspath(genome.path), "sha256": hashes.get("genome"), "has_sequence": has_fasta,
+                   "chrom_sizes": {c: genome.sizes[c] for c in needed}},
+        "files": {f: {"sha256": h} for f, h in hashes.items() if f != "genome"},
+        "fingerprint": fingerprint,
+    }
+    with records.DatasetWriter(out_dir, features, kind="tiling", records_per_file=o.seqs_per_tfr) as writer:
+        sequences = background(_read_sequences(genome.path, rows)) if plan.sequence else None
+        for index, (iv, split) in enumerate(tqdm(rows, desc="sequences", unit="seq", disable=not o.progress)):
+            values = plan.values(iv.chrom, iv.start, iv.end, rest)
+            for name, stacked in normalised.items():
+                values[name] = stacked[index]
+            if sequences is not None:
+                values["sequence"] = next(sequences)
+            writer.add(split, values, (iv.chrom, iv.start, iv.end))
+        info["nonfinite_values"] = plan.track_counts()
+        stats = writer.finish(info)
+    log.info(f"wrote {out_dir}")
+    return stats
+
+
+def build(fasta, targets_file, plan_path, out_dir, options: Options) -> dict:
+    """What ``make_targets.py`` does with its arguments: ``FASTA TARGETS`` (the old dataset, unchanged),
+    or ``[FASTA] --features PLAN``."""
+    if plan_path is None:
+        if fasta is None or targets_file is None:
+            raise InputError("give FASTA and TARGETS, or --features PLAN.json (with a FASTA unless the plan "
+                             "has no sequence)")
+        if options.sizes:
+            raise InputError("--sizes is for --features plans without a FASTA")
+        return make_targets(fasta, targets_file, out_dir, options)
+    if targets_file is not None:
+        raise InputError(f"--features {plan_path} replaces TARGETS ({targets_file}): give one of them")
+    if fasta is not None and options.sizes:
+        raise InputError("--sizes is for plans without a FASTA; the FASTA gives the chromosome sizes")
+    return make_tiling(fasta, plan_path, out_dir, options)

@@ -1,15 +1,21 @@
 """``params["model"]`` -> ``keras.Model``; receptive field; save, load and ensembles.
 
-The sequence input is named ``sequence`` and has shape ``(batch, seq_length,
-seq_depth)``; each entry of ``model.inputs`` adds a vector input ``(batch, length)``
-of that name. A model with extra inputs takes a dict ``{name: array}``; a
-sequence-only model takes the array itself.
+A model's inputs are named after the dataset features they take (``model.inputs``:
+``sequence`` ``(batch, L, 4)``, a signal ``(batch, bins, channels)``, a vector
+``(batch, n)``); without a sequence or signal entry the model takes ``sequence`` of
+``(seq_length, seq_depth)``. The trunk reads the first sequence or signal input; other
+inputs reach the blocks that ask for them by name. A model with one input named
+``sequence`` takes the array itself, others a dict ``{name: array}``. ``model.head``
+gives one output (label ``target``); ``model.heads`` gives a dict of named outputs, each
+its own blocks on the trunk's output.
 
 ``model.keras`` files hold only standard Keras layers and the registered layers of
 :mod:`basenji_tk.layers`, so :func:`load_model` (or ``keras.saving.load_model`` after
 ``import basenji_tk``) reloads them with ``safe_mode=True``.
 """
 
+import collections
+import contextlib
 import os
 from dataclasses import dataclass
 
@@ -21,38 +27,100 @@ from basenji_tk import metrics as _metrics  # noqa: F401  (registers custom metr
 from basenji_tk.errors import InputError
 
 SEQUENCE = "sequence"
+POSITIONAL = ("sequence", "signal")
 
 
-def build_model(model_params: dict, num_targets: int | None = None, where: str = "params") -> keras.Model:
+def input_specs(model_params: dict) -> dict:
+    """``{name: {"kind", "shape", "resolution"}}`` of the model's inputs, in order.
+
+    A bare length in ``model.inputs`` is a vector; without a sequence or signal entry the
+    model also takes ``sequence`` of ``(seq_length, seq_depth)``, first."""
+    mp = model_params
+    specs = {}
+    for name, spec in mp.get("inputs", {}).items():
+        if isinstance(spec, int):
+            specs[name] = {"kind": "vector", "shape": [spec]}
+        else:
+            specs[name] = {**spec, "resolution": spec.get("resolution") or (1 if spec["kind"] != "vector" else None)}
+    if not any(s["kind"] in POSITIONAL for s in specs.values()):
+        specs = {SEQUENCE: {"kind": "sequence", "shape": [mp["seq_length"], mp.get("seq_depth", 4)],
+                            "resolution": 1}, **specs}
+    return specs
+
+
+def trunk_input(model_params: dict) -> str:
+    """The input the trunk reads: the first sequence or signal input."""
+    return next(n for n, s in input_specs(model_params).items() if s["kind"] in POSITIONAL)
+
+
+@contextlib.contextmanager
+def _own_layer_names():
+    """Name layers from a fresh counter (conv1d, conv1d_1, ...), as in a new process, so the
+    same params give the same layer names and ``train.init_from`` can match layers by name."""
+    from keras.src.backend.common import global_state
+
+    key = "object_name_uids"
+    saved = global_state.get_global_attribute(key)
+    global_state.set_global_attribute(key, collections.defaultdict(int))
+    try:
+        yield
+    finally:
+        global_state.set_global_attribute(key, saved)
+
+
+def build_model(model_params: dict, num_targets=None, where: str = "params") -> keras.Model:
     """Build the model a resolved ``params["model"]`` section describes.
 
-    ``num_targets`` (from the data) is what ``final`` blocks without ``units`` use;
-    it defaults to ``model.num_targets``. ``where`` prefixes error messages (the
-    params file's path)."""
+    ``num_targets`` (from the data) is what ``final`` blocks without ``units`` use: an int
+    for ``model.head``, ``{head: n}`` for ``model.heads``; it defaults to
+    ``model.num_targets``. ``where`` prefixes error messages (the params file's path).
+    A model whose only input is ``sequence`` takes the array itself, others a dict
+    ``{name: array}``; ``model.head`` gives one output, ``model.heads`` a dict of named ones."""
     mp = model_params
-    num_targets = num_targets or mp.get("num_targets")
-    seq = keras.Input((mp["seq_length"], mp["seq_depth"]), name=SEQUENCE)
-    extra = {name: keras.Input((length,), name=name) for name, length in mp.get("inputs", {}).items()}
-    ctx = blocks.Context(inputs=extra, num_targets=num_targets)
+    specs = input_specs(mp)
+    first = trunk_input(mp)
+    with _own_layer_names():
+        tensors = {name: keras.Input(tuple(s["shape"]), name=name) for name, s in specs.items()}
+        others = {name: t for name, t in tensors.items() if name != first}
+        per_head = num_targets if isinstance(num_targets, dict) else {}
+        ctx = blocks.Context(inputs=others, num_targets=None if per_head else (num_targets or mp.get("num_targets")))
 
-    x = seq
-    if mp.get("augment_shift"):
-        x = layers.StochasticShift(mp["augment_shift"])(x)
-    flip = None
-    if mp.get("augment_rc"):
-        x, flip = layers.StochasticReverseComplement()(x)
-    for part in ("trunk", "head"):
-        for i, spec in enumerate(mp.get(part, [])):
-            x = blocks.apply_block(x, spec, ctx, f"{where}: model.{part}[{i}]")
-    if flip is not None:
-        x = layers.SwitchReverse()([x, flip])
+        x = tensors[first]
+        flip = None
+        if specs[first]["kind"] == "sequence":
+            if mp.get("augment_shift"):
+                x = layers.StochasticShift(mp["augment_shift"])(x)
+            if mp.get("augment_rc"):
+                x, flip = layers.StochasticReverseComplement()(x)
+        for i, spec in enumerate(mp.get("trunk", [])):
+            x = blocks.apply_block(x, spec, ctx, f"{where}: model.trunk[{i}]")
+        if mp.get("heads"):
+            out = {}
+            for head, hp in mp["heads"].items():
+                ctx.num_targets = per_head.get(head) or mp.get("num_targets")
+                y = x
+                for i, spec in enumerate(hp["blocks"]):
+                    y = blocks.apply_block(y, spec, ctx, f"{where}: model.heads.{head}.blocks[{i}]")
+                if flip is not None:
+                    y = layers.SwitchReverse()([y, flip])
+                out[head] = keras.layers.Identity(name=head)(y)
+        else:
+            for i, spec in enumerate(mp.get("head", [])):
+                x = blocks.apply_block(x, spec, ctx, f"{where}: model.head[{i}]")
+            out = layers.SwitchReverse()([x, flip]) if flip is not None else x
 
-    unused = [name for name in extra if name not in ctx.used_inputs]
-    if unused:
-        raise InputError(f"{where}: model.inputs declares '{unused[0]}' but no block uses it "
-                         "(expression_fusion takes it with input=...)")
-    inputs = {SEQUENCE: seq, **extra} if extra else seq
-    return keras.Model(inputs, x, name=mp.get("name") or "basenji_tk")
+        unused = [name for name in others if name not in ctx.used_inputs]
+        if unused:
+            raise InputError(f"{where}: model.inputs declares '{unused[0]}' but no block uses it "
+                             "(expression_fusion takes it with input=...)")
+        inputs = tensors[SEQUENCE] if list(tensors) == [SEQUENCE] else tensors
+        return keras.Model(inputs, out, name=mp.get("name") or "basenji_tk")
+
+
+def output_tensors(model: keras.Model) -> dict:
+    """``{name: output tensor}``; a one-output model's output is named ``target``."""
+    out = model.output
+    return dict(out) if isinstance(out, dict) else {"target": out}
 
 
 # ----------------------------------------------------------------------------- receptive field
@@ -81,14 +149,15 @@ def _combine(fields):
     return ReceptiveField(max(f.size for f in fields), fields[0].step)
 
 
-def receptive_field(model: keras.Model) -> ReceptiveField:
-    """The receptive field of the model's output positions on the ``sequence`` input.
+def receptive_field(model: keras.Model, output: str | None = None) -> ReceptiveField:
+    """The receptive field of the model's output positions on its positional input, in
+    input positions (bp for a DNA sequence); ``output`` names a head (default: the first).
 
     Walks the layer graph: a convolution with kernel ``k``, dilation ``d`` and stride
     ``s`` widens the field by ``(k-1)*d*step`` and multiplies the step by ``s``;
     pooling by ``p`` widens it by ``(p-1)*step``; merges take the widest path;
     flattening sees the whole input."""
-    seq_length = _input_shapes(model)[SEQUENCE][0]
+    seq_length = next(v[0] for v in _input_shapes(model).values() if len(v) == 2)
     memo = {}
 
     def field_of(tensor):
@@ -98,7 +167,7 @@ def receptive_field(model: keras.Model) -> ReceptiveField:
         op, node_index, _ = tensor._keras_history
         parents = op._inbound_nodes[node_index].input_tensors
         if not parents:
-            out = ReceptiveField(1, 1) if op.name == SEQUENCE else None
+            out = ReceptiveField(1, 1) if len(tensor.shape) == 3 else None
         else:
             f = _combine([field_of(t) for t in parents])
             if f is None or f.whole:
@@ -115,20 +184,23 @@ def receptive_field(model: keras.Model) -> ReceptiveField:
         memo[key] = out
         return out
 
-    return field_of(model.outputs[0])
+    return field_of(output_tensors(model)[output] if output else model.outputs[0])
 
 
 def describe(model: keras.Model) -> str:
     """A few lines: inputs, output shape, parameters, receptive field and bin width."""
     f = receptive_field(model)
     inputs = ", ".join(f"{k} {v}" for k, v in _input_shapes(model).items())
-    out = tuple(model.output_shape[1:])
+    outs = output_tensors(model)
+    out = (tuple(model.output_shape[1:]) if not isinstance(model.output, dict)
+           else "{" + ", ".join(f"{k} {tuple(t.shape[1:])}" for k, t in outs.items()) + "}")
     if f is None:
         rf = "receptive field: n/a"
     elif f.whole:
         rf = "receptive field: the whole input (flattened)"
     else:
-        rf = f"receptive field: {f.size:,} bp per output position; output bins every {f.step:,} bp"
+        unit = "bp" if SEQUENCE in _input_shapes(model) else "input bins"
+        rf = f"receptive field: {f.size:,} {unit} per output position; output bins every {f.step:,} {unit}"
     return (f"model '{model.name}': inputs {inputs} -> output {out}; "
             f"{model.count_params():,} parameters\n{rf}")
 

@@ -11,19 +11,16 @@ Files are ``tfrecords/{split}-{k}.tfr``, ZLIB-compressed. The readers yield
 ``(one_hot (L, 4) float32, targets (T, n_targets) float32)``.
 """
 
-import json
 import os
 import queue
-import re
 import threading
 
 import numpy as np
 import tensorflow as tf
 
 from basenji_tk.errors import InputError
+from basenji_tk.records import COMPRESSION, STATISTICS, load_statistics, split_files  # noqa: F401
 
-STATISTICS = "statistics.json"
-COMPRESSION = "ZLIB"
 
 
 # ----------------------------------------------------------------------------- writing
@@ -112,31 +109,7 @@ class BackgroundWriter:
 
 
 # ----------------------------------------------------------------------------- reading
-def load_statistics(data_dir) -> dict:
-    """The dataset's ``statistics.json``; an :class:`InputError` if it is missing or broken."""
-    path = os.path.join(str(data_dir), STATISTICS)
-    if not os.path.exists(path):
-        raise InputError(f"{data_dir}: not a dataset folder (no {STATISTICS}); make one with make_targets.py")
-    try:
-        with open(path) as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON ({err.msg} at line {err.lineno})") from None
-
-
-def split_files(data_dir, split) -> list[str]:
-    """The split's record files in write order (``train-2`` before ``train-10``)."""
-    folder = os.path.join(str(data_dir), "tfrecords")
-    pattern = re.compile(rf"^{re.escape(split)}-(\d+)\.tfr$")
-    found = []
-    if os.path.isdir(folder):
-        for name in os.listdir(folder):
-            m = pattern.match(name)
-            if m:
-                found.append((int(m.group(1)), os.path.join(folder, name)))
-    return [p for _, p in sorted(found)]
-
-
+# (the folder's contract lives in basenji_tk.records, which needs no TensorFlow)
 def _parser(stats, with_index=False):
     seq_length = int(stats["seq_length"])
     shape = (int(stats["target_length"]), int(stats["num_targets"]))

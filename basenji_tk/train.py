@@ -89,46 +89,138 @@ def write_json(path, obj):
     os.replace(tmp, path)
 
 
-def check_datasets(data_dirs) -> dict:
-    """Load each dataset's statistics; all must share sequence length, bins and targets, and
-    every split statistics.json counts must have its record files."""
-    from basenji_tk.tfrecords import load_statistics, split_files
+LAYOUT_KEYS = ("seq_length", "target_length", "num_targets", "target_ids")
 
-    first = None
-    for d in data_dirs:
-        stats = load_statistics(d)
-        if first is None:
-            first = stats
-        for key in ("seq_length", "target_length", "num_targets", "target_ids"):
-            if stats.get(key) != first.get(key):
-                raise InputError(f"{d}: {key} {stats.get(key)} differs from {data_dirs[0]}'s "
-                                 f"{first.get(key)}; datasets trained together must match")
+
+def check_datasets(data_dirs):
+    """Load each dataset's contract (:func:`basenji_tk.records.load_spec`); all must yield the same
+    features, and every split statistics.json counts must have its record files. Returns the first's."""
+    from basenji_tk.records import load_spec, split_files
+
+    specs = [load_spec(d) for d in data_dirs]
+    first = specs[0]
+    for d, spec in zip(data_dirs[1:], specs[1:]):
+        for key in LAYOUT_KEYS:
+            if spec.stats.get(key) != first.stats.get(key):
+                raise InputError(f"{d}: {key} {spec.stats.get(key)} differs from {data_dirs[0]}'s "
+                                 f"{first.stats.get(key)}; datasets trained together must match")
+        mine, theirs = spec.example_features, first.example_features
+        for name in sorted(set(mine) | set(theirs)):
+            if mine.get(name) != theirs.get(name):
+                got = mine[name].describe() if name in mine else "none"
+                want = theirs[name].describe() if name in theirs else "none"
+                raise InputError(f"{d}: feature '{name}' is {got} but {data_dirs[0]}'s is {want}; datasets "
+                                 "trained together must match")
+    for d, spec in zip(data_dirs, specs):
         for split in ("train", "valid"):
-            if stats.get(f"{split}_seqs", 0) and not split_files(d, split):
-                raise InputError(f"{d}: statistics.json counts {stats[f'{split}_seqs']} {split} sequences but "
+            if spec.counts[split] and not split_files(d, split):
+                raise InputError(f"{d}: statistics.json counts {spec.counts[split]} {split} sequences but "
                                  f"there is no tfrecords/{split}-*.tfr file; make the dataset again")
-    if not sum(load_statistics(d).get("train_seqs", 0) for d in data_dirs):
+    if not sum(s.counts["train"] for s in specs):
         raise InputError(f"{data_dirs[0]}: no training sequences (statistics.json train_seqs is 0 or missing)")
-    if not sum(load_statistics(d).get("valid_seqs", 0) for d in data_dirs):
+    if not sum(s.counts["valid"] for s in specs):
         raise InputError(f"{data_dirs[0]}: no validation sequences; early stopping needs some "
                          "(make_targets.py --valid)")
     return first
 
 
-def check_model_fits(model, mp: dict, stats: dict, params_path: str, data_dir: str):
-    """The model's input and output must match the dataset; say both numbers when not."""
-    if mp["seq_length"] != stats["seq_length"]:
-        raise InputError(f"{params_path}: model.seq_length is {mp['seq_length']} but {data_dir} holds "
-                         f"{stats['seq_length']} bp sequences")
-    if mp["inputs"]:
-        raise InputError(f"{params_path}: model.inputs names {', '.join(mp['inputs'])}, but {data_dir} records "
-                         "hold only sequences and targets")
-    want = (stats["target_length"], stats["num_targets"])
-    got = tuple(model.output_shape[1:])
-    if got != want:
-        raise InputError(f"{params_path}: the model outputs {' x '.join(map(str, got))} (bins x targets) but "
-                         f"{data_dir} has {want[0]} bins x {want[1]} targets; change pooling/cropping or "
-                         "final units")
+@dataclass
+class Wiring:
+    """Which dataset features feed which model inputs, and which labels each output predicts.
+
+    ``inputs`` are feature names (a model input takes the feature of its own name);
+    ``heads`` maps each output to its label feature; ``single_input``/``single_output`` say
+    whether the model takes/gives a bare tensor rather than a dict."""
+
+    inputs: list
+    heads: dict
+    single_input: bool
+    single_output: bool
+    weight: str | None = None
+    labels: dict = None  # head -> records.Feature of its label
+
+
+def wire(mp: dict, tp: dict, spec, params_path: str) -> Wiring:
+    """Bind ``params["model"]`` to a dataset's features; one error naming both sides when they differ."""
+    from basenji_tk import models
+
+    data = spec.path
+    have = spec.example_features
+    inputs = models.input_specs(mp)
+    legacy = not any(isinstance(v, dict) for v in mp.get("inputs", {}).values())
+    for name, want in inputs.items():
+        where = "model.seq_length" if (legacy and name == models.SEQUENCE) else f"model.inputs.{name}"
+        if name not in have:
+            if legacy and name != models.SEQUENCE and spec.kind == "tiling" and set(have) <= {"sequence", "target"}:
+                raise InputError(f"{params_path}: model.inputs names {', '.join(mp['inputs'])}, but {data} "
+                                 "records hold only sequences and targets")
+            raise InputError(f"{params_path}: {where} names feature '{name}', but {data} has no such feature "
+                             f"(it has: {', '.join(have)})")
+        f = have[name]
+        if f.kind != want["kind"]:
+            raise InputError(f"{params_path}: {where} is a {want['kind']} input, but {data} feature '{name}' "
+                             f"is a {f.kind}")
+        if tuple(want["shape"]) != f.shape:
+            if where == "model.seq_length" and want["shape"][1] == f.shape[1]:
+                raise InputError(f"{params_path}: model.seq_length is {want['shape'][0]} but {data} holds "
+                                 f"{f.shape[0]} bp sequences")
+            raise InputError(f"{params_path}: {where} has shape {list(want['shape'])}, but {data} feature "
+                             f"'{name}' is {list(f.shape)}")
+        if f.positional and want.get("resolution") and want["resolution"] != f.resolution:
+            raise InputError(f"{params_path}: {where} is at {want['resolution']} bp per position, but {data} "
+                             f"feature '{name}' is at {f.resolution} bp")
+    if mp.get("heads"):
+        heads = {h: hp["label"] for h, hp in mp["heads"].items()}
+    else:
+        heads = {"target": "target"}
+    labels = {}
+    for head, label in heads.items():
+        where = f"model.heads.{head}.label" if mp.get("heads") else "model.head (label 'target')"
+        if label not in have:
+            raise InputError(f"{params_path}: {where} names label '{label}', but {data} has no such feature "
+                             f"(it has: {', '.join(have)})")
+        if have[label].kind != "label":
+            raise InputError(f"{params_path}: {where} names '{label}', but in {data} it is a {have[label].kind}, "
+                             "not a label")
+        labels[head] = have[label]
+    weight = tp.get("sample_weight")
+    if weight is not None:
+        if weight not in have or have[weight].kind != "weight":
+            kinds = [n for n, f in have.items() if f.kind == "weight"]
+            raise InputError(f"{params_path}: train.sample_weight names '{weight}', but {data} has no weight "
+                             f"feature of that name (weights: {', '.join(kinds) or 'none'})")
+    balance = tp.get("balance")
+    if balance:
+        f = have.get(balance["label"])
+        if f is None or f.kind != "label" or f.label_type != "binary":
+            raise InputError(f"{params_path}: train.balance.label names '{balance['label']}', but {data} has no "
+                             "binary label of that name")
+    return Wiring(list(inputs), heads, list(inputs) == [models.SEQUENCE], not mp.get("heads"), weight, labels)
+
+
+def check_model_fits(model, wiring: Wiring, spec, params_path: str):
+    """Each output's shape, and its resolution along positions, must match its label; say both."""
+    from basenji_tk import models
+
+    outs = models.output_tensors(model)
+    inputs = spec.example_features
+    first = next((n for n in wiring.inputs if inputs[n].positional), None)
+    for head, label in wiring.labels.items():
+        got, want = tuple(outs[head].shape[1:]), label.shape
+        if got != want:
+            if wiring.single_output and len(want) == 2 and len(got) == 2:
+                raise InputError(f"{params_path}: the model outputs {' x '.join(map(str, got))} (bins x targets) "
+                                 f"but {spec.path} has {want[0]} bins x {want[1]} targets; change pooling/cropping "
+                                 "or final units")
+            raise InputError(f"{params_path}: output '{head}' has shape {list(got)}, but its label "
+                             f"'{label.name}' in {spec.path} is {list(want)}")
+        if label.positional and len(got) >= 2 and first is not None:
+            field = models.receptive_field(model, None if wiring.single_output else head)
+            if field is not None and not field.whole:
+                res = field.step * inputs[first].resolution
+                if res != label.resolution:
+                    raise InputError(f"{params_path}: output '{head}' has one position every {res} bp, but its "
+                                     f"label '{label.name}' in {spec.path} is at {label.resolution} bp per position")
 
 
 def prepare_dir(out: str, opts: Options, params: dict, params_path: str, data_dirs: list) -> bool:
@@ -224,12 +316,114 @@ def make_optimizer(tp: dict):
     return keras.optimizers.Adam(tp["learning_rate"], beta_1=tp["beta_1"], beta_2=tp["beta_2"], **clip)
 
 
-def compile_model(model, tp: dict, num_targets: int):
-    from basenji_tk.losses import get_loss
-    from basenji_tk.metrics import PearsonR, RSquared
+def metrics_for(label) -> list:
+    """Training metrics for one label feature, by its label_type (:func:`basenji_tk.metrics.for_label`)."""
+    from basenji_tk import metrics
 
-    model.compile(optimizer=make_optimizer(tp), loss=get_loss(tp["loss"], tp["mask_zero"]),
-                  metrics=[PearsonR(num_targets), RSquared(num_targets)])
+    return metrics.for_label(label.label_type, label.shape[-1] if label.shape else 1)
+
+
+def head_metrics(tp: dict, wiring: Wiring, heads: dict | None, num_targets: int | None = None) -> dict:
+    """``{head: [keras metrics]}``; a one-output model with a regression label gets Pearson r and
+    R² over ``num_targets`` (as before), other labels the metrics of their label_type."""
+    from basenji_tk import metrics
+
+    if wiring.single_output:
+        label = wiring.labels["target"]
+        if label.label_type == "regression":
+            n = num_targets or label.shape[-1]
+            return {"target": [metrics.PearsonR(n), metrics.RSquared(n)]}
+        return {"target": metrics_for(label)}
+    out = {}
+    for head, hp in heads.items():
+        label = wiring.labels[head]
+        out[head] = (metrics_for(label) if hp["metrics"] is None else
+                     [metrics.get_metric(m, label.shape[-1] if label.shape else 1) for m in hp["metrics"]])
+    return out
+
+
+def monitor_names(wiring: Wiring, mets: dict) -> list[str]:
+    """The validation figures Keras logs: ``val_loss``, ``val_METRIC`` or ``val_HEAD_loss`` and
+    ``val_HEAD_METRIC`` with several heads."""
+    if wiring.single_output:
+        return ["val_loss"] + [f"val_{m.name}" for m in mets["target"]]
+    return (["val_loss"] + [f"val_{h}_loss" for h in mets]
+            + [f"val_{h}_{m.name}" for h, ms in mets.items() for m in ms])
+
+
+def compile_model(model, tp: dict, num_targets: int | None = None, wiring: Wiring | None = None,
+                  heads: dict | None = None) -> dict:
+    """Compile with each output's loss, loss weight and metrics (:func:`head_metrics`); returns
+    the metrics. Without ``wiring``: a one-output model on ``num_targets`` regression targets."""
+    from basenji_tk.losses import get_loss
+    from basenji_tk.records import Feature
+
+    if wiring is None:
+        label = Feature("target", "label", (1, num_targets))
+        wiring = Wiring(["sequence"], {"target": "target"}, True, True, None, {"target": label})
+    mets = head_metrics(tp, wiring, heads, num_targets)
+    if wiring.single_output:
+        model.compile(optimizer=make_optimizer(tp), loss=get_loss(tp["loss"], tp["mask_zero"]),
+                      metrics=mets["target"])
+        return mets
+    loss = {h: get_loss(hp["loss"] or tp["loss"], hp["mask_zero"] or tp["mask_zero"]) for h, hp in heads.items()}
+    model.compile(optimizer=make_optimizer(tp), loss=loss, loss_weights={h: hp["weight"] for h, hp in heads.items()},
+                  metrics=mets)
+    return mets
+
+
+def lower_is_better(monitor: str) -> bool:
+    """Losses, RMSE and JSD fall as the model improves; correlations, R² and AUCs rise."""
+    from basenji_tk.metrics import LOWER_IS_BETTER
+
+    return any(monitor == f"val_{m}" or monitor.endswith(f"_{m}") for m in LOWER_IS_BETTER)
+
+
+def check_monitor(tp: dict, names: list, params_path: str, explicit: bool) -> str:
+    """``train.monitor`` if the model logs it; the default falls back to val_loss for a model without it."""
+    if tp["monitor"] in names:
+        return tp["monitor"]
+    if not explicit:
+        log.info(f"train.monitor: this model logs no {tp['monitor']}; monitoring val_loss")
+        return "val_loss"
+    raise InputError(f"{params_path}: train.monitor is {tp['monitor']}, but this model logs only "
+                     f"{', '.join(names)}")
+
+
+def init_from(model, tp: dict, params_path: str) -> list[str]:
+    """Copy into ``model`` the weights of every layer of ``train.init_from`` with the same name
+    and weight shapes, and freeze as ``train.freeze`` says; returns the names copied."""
+    from basenji_tk import models
+
+    source = tp["init_from"]
+    if os.path.isdir(source):
+        source = os.path.join(source, BEST)
+    donor = {layer.name: layer for layer in models.load_model(source)._flatten_layers(include_self=False)}
+    copied = []
+    for layer in model._flatten_layers(include_self=False):
+        other = donor.get(layer.name)
+        if other is None or not layer.weights:
+            continue
+        mine, theirs = layer.get_weights(), other.get_weights()
+        if [w.shape for w in mine] == [w.shape for w in theirs]:
+            layer.set_weights(theirs)
+            copied.append(layer.name)
+    if not copied:
+        raise InputError(f"{params_path}: train.init_from {source} shares no layer (same name and weight "
+                         "shapes) with this model")
+    freeze = tp["freeze"]
+    frozen = [n for n in copied if freeze is True or (isinstance(freeze, list) and any(
+        n == f or n.startswith(f) for f in freeze))]
+    for layer in model._flatten_layers(include_self=False):
+        if layer.name in frozen:
+            layer.trainable = False
+    if isinstance(freeze, list):
+        unmatched = [f for f in freeze if not any(n == f or n.startswith(f) for n in copied)]
+        if unmatched:
+            raise InputError(f"{params_path}: train.freeze names '{unmatched[0]}', which matches no layer "
+                             f"copied from {source}")
+    log.info(f"initialised {len(copied)} layers from {source}; froze {len(frozen)}")
+    return copied
 
 
 def epoch_seed(seed: int, epoch: int, stream: int) -> int:
@@ -245,44 +439,91 @@ MIX_STREAM = 1_000_000
 SEED_GENERATOR_STREAM = 2_000_000
 
 
-def train_dataset(data_dirs, tp: dict, epoch: int):
-    """The training batches of one epoch: every dataset's train split, shuffled and augmented with
-    seeds from ``(train.seed, epoch, dataset)`` (:func:`epoch_seed`)."""
+def keras_examples(wiring: Wiring | None):
+    """A map from example dicts to what ``model.fit`` takes: ``(x, y)`` or ``(x, y, sample_weight)``,
+    bare tensors for a one-input/one-output model, dicts by input and head name otherwise."""
+    if wiring is None:  # a sequence-only one-output model on a tiling dataset
+        return lambda ex: (ex["sequence"], ex["target"])
+
+    def split(ex):
+        x = ex[wiring.inputs[0]] if wiring.single_input else {n: ex[n] for n in wiring.inputs}
+        y = ({h: ex[label] for h, label in wiring.heads.items()} if not wiring.single_output
+             else ex[wiring.heads["target"]])
+        if wiring.weight is None:
+            return x, y
+        import tensorflow as tf
+
+        # a loss reduces the last axis: each example's loss has the label's shape less that axis
+        w = {h: tf.reshape(ex[wiring.weight], [1] * (len(f.shape) - 1)) for h, f in wiring.labels.items()}
+        return x, y, (w["target"] if wiring.single_output else w)
+
+    return split
+
+
+def balance(ds, label: str, positive_fraction: float, batch_size: int):
+    """Batches with exactly ``round(positive_fraction * batch_size)`` positives of the binary
+    ``label`` (ChromDragoNN: 1 positive to 3 negatives), drawn from the stream ``ds`` of
+    example dicts (repeated; an epoch is then ``train.steps_per_epoch`` batches)."""
     import tensorflow as tf
 
-    from basenji_tk import tfrecords
+    positives = round(positive_fraction * batch_size)
+    if not 0 < positives < batch_size:
+        raise InputError(f"train.balance: {positive_fraction} of a batch of {batch_size} is {positives} positives; "
+                         "need at least one positive and one negative per batch")
+    is_pos = lambda ex: tf.reduce_max(ex[label]) > 0.5  # noqa: E731
+    streams = [ds.filter(is_pos).repeat(), ds.filter(lambda ex: tf.logical_not(is_pos(ex))).repeat()]
+    pattern = tf.data.Dataset.from_tensor_slices(
+        tf.constant([0] * positives + [1] * (batch_size - positives), tf.int64)).repeat()
+    return tf.data.Dataset.choose_from_datasets(streams, pattern)
 
-    parts = [tfrecords.dataset(d, "train", shuffle=True, shuffle_buffer=tp["shuffle_buffer"], rc=tp["rc"],
-                               shift=tp["shift"], seed=epoch_seed(tp["seed"], epoch, k))
+
+def train_dataset(data_dirs, tp: dict, epoch: int, wiring: Wiring | None = None):
+    """The training batches of one epoch: every dataset's train split, shuffled and augmented with
+    seeds from ``(train.seed, epoch, dataset)`` (:func:`epoch_seed`), balanced when
+    ``train.balance`` asks, as ``model.fit`` takes them (:func:`keras_examples`)."""
+    import tensorflow as tf
+
+    from basenji_tk import records
+
+    parts = [records.dataset(d, "train", shuffle=True, shuffle_buffer=tp["shuffle_buffer"], rc=tp["rc"],
+                             shift=tp["shift"], seed=epoch_seed(tp["seed"], epoch, k), fold=tp.get("fold"))
              for k, d in enumerate(data_dirs)]
     ds = parts[0] if len(parts) == 1 else tf.data.Dataset.sample_from_datasets(
         parts, seed=epoch_seed(tp["seed"], epoch, MIX_STREAM))
+    if tp.get("balance"):
+        ds = balance(ds, tp["balance"]["label"], tp["balance"]["positive_fraction"], tp["batch_size"])
+    ds = ds.map(keras_examples(wiring), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     ds = ds.batch(tp["batch_size"])
     if tp["steps_per_epoch"]:
         ds = ds.repeat().take(tp["steps_per_epoch"])
-    else:  # a known length gives Keras a progress bar with a total and no end-of-data warning
-        ds = ds.apply(tf.data.experimental.assert_cardinality(_batches(data_dirs, "train", tp["batch_size"])))
+    elif (n := _batches(data_dirs, "train", tp["batch_size"])) is not None:
+        # a known length gives Keras a progress bar with a total and no end-of-data warning
+        ds = ds.apply(tf.data.experimental.assert_cardinality(n))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
-def _batches(data_dirs, split: str, batch_size: int) -> int:
-    from basenji_tk.tfrecords import load_statistics
+def _batches(data_dirs, split: str, batch_size: int) -> int | None:
+    """Batches in ``split`` of all ``data_dirs``; None when the count is not the records' (pairs)."""
+    from basenji_tk.records import load_spec
 
-    records = sum(load_statistics(d).get(f"{split}_seqs", 0) for d in data_dirs)
-    return -(-records // batch_size)
+    specs = [load_spec(d) for d in data_dirs]
+    if any(s.kind == "pairs" for s in specs):
+        return None
+    return -(-sum(s.counts[split] for s in specs) // batch_size)
 
 
-def valid_dataset(data_dirs, batch_size: int):
+def valid_dataset(data_dirs, batch_size: int, wiring: Wiring | None = None, fold=None):
     import tensorflow as tf
 
-    from basenji_tk import tfrecords
+    from basenji_tk import records
 
-    parts = [tfrecords.dataset(d, "valid") for d in data_dirs if tfrecords.split_files(d, "valid")]
+    parts = [records.dataset(d, "valid", fold=fold) for d in data_dirs if records.split_files(d, "valid")]
     ds = parts[0]
     for more in parts[1:]:
         ds = ds.concatenate(more)
-    ds = ds.batch(batch_size)
-    return ds.apply(tf.data.experimental.assert_cardinality(_batches(data_dirs, "valid", batch_size)))
+    ds = ds.map(keras_examples(wiring), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
+    n = _batches(data_dirs, "valid", batch_size)
+    return ds if n is None else ds.apply(tf.data.experimental.assert_cardinality(n))
 
 
 def seed_generators(model) -> list:
@@ -336,23 +577,29 @@ def _guard_callback():
 
 
 class History:
-    """history.tsv: one row per finished epoch; rewritten through a temporary file."""
+    """history.tsv: one row per finished epoch; rewritten through a temporary file.
 
-    COLUMNS = ("epoch", "loss", "pearsonr", "r2", "val_loss", "val_pearsonr", "val_r2", "learning_rate",
-               "seconds", "best")
+    Columns: ``epoch``, then every figure Keras logged (in its order), then
+    ``learning_rate``, ``seconds`` and ``best``; a resumed run keeps the rows it had."""
+
+    TAIL = ("learning_rate", "seconds", "best")
 
     def __init__(self, path, keep_epochs: int = 0):
         self.path = path
-        self.rows = []
+        self.rows, self.columns = [], None
         if keep_epochs and os.path.exists(path):
             with open(path) as fh:
-                self.rows = [r for r in csv.DictReader(fh, delimiter="\t") if int(r["epoch"]) <= keep_epochs]
+                reader = csv.DictReader(fh, delimiter="\t")
+                self.rows = [r for r in reader if int(r["epoch"]) <= keep_epochs]
+                self.columns = list(reader.fieldnames or ()) or None
 
     def add(self, row: dict):
-        self.rows.append({k: row.get(k, "") for k in self.COLUMNS})
+        if self.columns is None:
+            self.columns = ["epoch"] + [k for k in row if k not in ("epoch",) + self.TAIL] + list(self.TAIL)
+        self.rows.append({k: row.get(k, "") for k in self.columns})
         tmp = f"{self.path}.tmp"
         with open(tmp, "w", newline="") as fh:
-            w = csv.DictWriter(fh, self.COLUMNS, delimiter="\t", lineterminator="\n")
+            w = csv.DictWriter(fh, self.columns, delimiter="\t", lineterminator="\n")
             w.writeheader()
             w.writerows(self.rows)
         os.replace(tmp, self.path)
@@ -379,31 +626,34 @@ def train(params_path, data_dirs, out: str, opts: Options = Options()) -> dict:
             raise InputError(f"--epochs must be at least 1, got {opts.epochs}")
         tp["epochs"] = opts.epochs
     data_dirs = [str(d) for d in data_dirs]
-    stats = check_datasets(data_dirs)
-    if mp["num_targets"] and mp["num_targets"] != stats["num_targets"]:
-        raise InputError(f"{params_path}: model.num_targets is {mp['num_targets']} but {data_dirs[0]} has "
-                         f"{stats['num_targets']} targets")
-    if mp["target_length"] and mp["target_length"] != stats["target_length"]:
-        raise InputError(f"{params_path}: model.target_length is {mp['target_length']} but {data_dirs[0]} has "
-                         f"{stats['target_length']} bins per sequence")
+    spec = check_datasets(data_dirs)
+    stats = spec.stats
+    for key, what in (("num_targets", "targets"), ("target_length", "bins per sequence")):
+        if mp[key] and stats.get(key) and mp[key] != stats[key]:
+            raise InputError(f"{params_path}: model.{key} is {mp[key]} but {data_dirs[0]} has {stats[key]} {what}")
+    wiring = wire(mp, tp, spec, str(params_path))
+    if tp["balance"] and not tp["steps_per_epoch"]:
+        raise InputError(f"{params_path}: train.balance draws batches without end; give train.steps_per_epoch")
+    explicit = "monitor" in (read_json(params_path, "params").get("train") or {})
     with files.claim(out):
-        return _run(params, str(params_path), data_dirs, str(out), opts, stats)
+        return _run(params, str(params_path), data_dirs, str(out), opts, spec, wiring, explicit)
 
 
-def _run(params: dict, params_path: str, data_dirs: list, out: str, opts: Options, stats: dict) -> dict:
+def _run(params: dict, params_path: str, data_dirs: list, out: str, opts: Options, spec, wiring: Wiring,
+         explicit: bool) -> dict:
     """The claimed part of :func:`train`: prepare the folder, build or load, fit epoch by epoch."""
     resume = prepare_dir(out, opts, params, params_path, data_dirs)
     remove_stale_temporaries(out)
     progress = {"cleared": False}
     try:
-        return _fit(params, params_path, data_dirs, out, opts, stats, resume, progress)
+        return _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resume, progress)
     except BaseException:
         if progress["cleared"] and not os.path.exists(os.path.join(out, STATE)):
             clear_dir(out, params_path)  # a fresh run that finished no epoch: remove what it wrote
         raise
 
 
-def _fit(params, params_path, data_dirs, out, opts, stats, resume, progress) -> dict:
+def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resume, progress) -> dict:
     tp, mp = params["train"], params["model"]
     import keras
     import tensorflow as tf
@@ -416,14 +666,20 @@ def _fit(params, params_path, data_dirs, out, opts, stats, resume, progress) -> 
     if opts.mixed_precision:
         keras.mixed_precision.set_dtype_policy("mixed_float16")
     strategy = choose_strategy()
+    per_head = {h: (f.shape[-1] if f.shape else 1) for h, f in wiring.labels.items()}
     with strategy.scope():
         if resume:
             model = models.load_model(os.path.join(out, CHECKPOINT), compile=True)
+            mets = head_metrics(tp, wiring, mp["heads"], per_head.get("target"))
         else:
-            model = models.build_model(mp, stats["num_targets"], where=str(params_path))
-            check_model_fits(model, mp, stats, params_path, data_dirs[0])
-            compile_model(model, tp, stats["num_targets"])
-    check_model_fits(model, mp, stats, params_path, data_dirs[0])
+            model = models.build_model(mp, per_head.get("target") if wiring.single_output else per_head,
+                                       where=str(params_path))
+            check_model_fits(model, wiring, spec, params_path)
+            if tp["init_from"]:
+                init_from(model, tp, params_path)
+            mets = compile_model(model, tp, per_head.get("target"), wiring, mp["heads"])
+    check_model_fits(model, wiring, spec, params_path)
+    monitor = check_monitor(tp, monitor_names(wiring, mets), params_path, explicit)
     log.info(models.describe(model))
     if not resume:  # the new model is built and fits: only now does a previous one (--force) go
         clear_dir(out, params_path)
@@ -436,14 +692,14 @@ def _fit(params, params_path, data_dirs, out, opts, stats, resume, progress) -> 
             state.update(json.load(fh))
         model.optimizer.learning_rate = tp["learning_rate"]
         model.optimizer.global_clipnorm = tp["clip_norm"]
-        log.info(f"resuming after epoch {state['epoch']} (best {tp['monitor']} {state['best']} "
+        log.info(f"resuming after epoch {state['epoch']} (best {monitor} {state['best']} "
                  f"at epoch {state['best_epoch']})")
     else:
-        write_json(os.path.join(out, DATA_STATS), stats)
+        write_json(os.path.join(out, DATA_STATS), spec.stats)
     write_json(os.path.join(out, PARAMS), params)
     history = History(os.path.join(out, HISTORY), keep_epochs=state["epoch"])
-    lower_better = tp["monitor"] == "val_loss"
-    valid = valid_dataset(data_dirs, tp["batch_size"])
+    lower_better = lower_is_better(monitor)
+    valid = valid_dataset(data_dirs, tp["batch_size"], wiring, tp["fold"])
     tensorboard = keras.callbacks.TensorBoard(os.path.join(out, LOGS), write_graph=False, profile_batch=0)
     verbose = 1 if cli.show_progress(opts.quiet) else 0
     stopped = "epochs"
@@ -455,7 +711,7 @@ def _fit(params, params_path, data_dirs, out, opts, stats, resume, progress) -> 
         guard = _guard_callback()
         t0 = time.perf_counter()
         reset_random_state(model, tp["seed"], epoch)
-        fit = model.fit(train_dataset(data_dirs, tp, epoch), validation_data=valid, initial_epoch=epoch,
+        fit = model.fit(train_dataset(data_dirs, tp, epoch, wiring), validation_data=valid, initial_epoch=epoch,
                         epochs=epoch + 1, verbose=verbose, shuffle=False,
                         callbacks=[guard, tensorboard])
         if guard.bad:
@@ -464,7 +720,7 @@ def _fit(params, params_path, data_dirs, out, opts, stats, resume, progress) -> 
             raise TrainingError(f"training loss became {guard.bad[1]} at epoch {epoch + 1}, batch {guard.bad[0]}; "
                                 f"stopped ({kept} in {out}); try a lower learning_rate or clip_norm")
         logs = {k: float(v[-1]) for k, v in fit.history.items()}
-        value = logs.get(tp["monitor"], float("nan"))
+        value = logs.get(monitor, float("nan"))
         improved = state["best"] is None or (value < state["best"] if lower_better else value > state["best"])
         models.save_model(model, os.path.join(out, CHECKPOINT))
         if improved:
@@ -478,13 +734,13 @@ def _fit(params, params_path, data_dirs, out, opts, stats, resume, progress) -> 
         history.add({**{k: _fmt(v) for k, v in logs.items()}, "epoch": epoch + 1, "learning_rate": _fmt(lr),
                      "seconds": f"{seconds:.1f}", "best": "*" if improved else ""})
         write_json(os.path.join(out, STATE), state)
-        log.info(f"epoch {epoch + 1}/{tp['epochs']}: loss {logs.get('loss', float('nan')):.4f}, "
-                 f"val_loss {logs.get('val_loss', float('nan')):.4f}, "
-                 f"val_pearsonr {logs.get('val_pearsonr', float('nan')):.4f}, "
-                 f"val_r2 {logs.get('val_r2', float('nan')):.4f}, {seconds:.1f}s{' *' if improved else ''}")
+        shown = ["loss", "val_loss"] + [k for k in logs if k.startswith("val_") and k != "val_loss"][:4]
+        log.info(f"epoch {epoch + 1}/{tp['epochs']}: "
+                 + ", ".join(f"{k} {logs.get(k, float('nan')):.4f}" for k in dict.fromkeys(shown + [monitor]))
+                 + f", {seconds:.1f}s{' *' if improved else ''}")
     else:
         if state["wait"] >= tp["patience"]:
             stopped = "patience"
-    log.info(f"best {tp['monitor']} {state['best']:.4f} at epoch {state['best_epoch']}; "
+    log.info(f"best {monitor} {state['best']:.4f} at epoch {state['best_epoch']}; "
              f"model in {os.path.join(out, BEST)}")
     return {"epochs": state["epoch"], "best": state["best"], "best_epoch": state["best_epoch"], "stopped": stopped}

@@ -25,13 +25,23 @@ unmappable bases is dropped. --valid/--test take a fraction (whole chunks of abo
 --chunk_size bp go to one split, so no sequence crosses splits) or a comma-separated
 list of chromosomes. The output is built under a temporary name and renamed when
 complete; an existing folder with a different dataset is kept unless --force.
+
+--features PLAN.json (instead of TARGETS) writes named features (basenji_tk.dataset/2):
+the plan's optional sequence, signal inputs and labels (crop, smoothing, binarising, log,
+totals, quantile normalisation; see basenji_tk.features). A plan without a sequence needs no
+FASTA: chromosome sizes come from --sizes or the first BigWig's header, and contigs are whole
+chromosomes (no N masking). --regions BED tiles only inside the given intervals.
 """
 
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="make_targets.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
-    p.add_argument("fasta", help="genome FASTA, plain or bgzip (indexed on first use)")
-    p.add_argument("targets", help="targets table (TSV with a header)")
+    p.add_argument("fasta", nargs="?", help="genome FASTA, plain or bgzip (indexed on first use)")
+    p.add_argument("targets", nargs="?", help="targets table (TSV with a header); not with --features")
+    p.add_argument("--features", metavar="PLAN", help="feature plan JSON (instead of TARGETS)")
+    p.add_argument("--sizes", help="chromosome sizes (chrom<TAB>size) for a plan without sequence or FASTA")
+    p.add_argument("--regions", action="append", default=[], metavar="BED",
+                   help="tile only inside these intervals (repeatable)")
     p.add_argument("-o", "--out", required=True, help="dataset folder to write")
     p.add_argument("-l", "--seq_length", type=int, default=131072, help="sequence length (bp)")
     p.add_argument("-w", "--pool_width", type=int, default=128, help="target bin width (bp)")
@@ -56,16 +66,16 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.dataset import Options, make_targets
+    from basenji_tk.dataset import Options, build
 
     options = Options(
         seq_length=args.seq_length, pool_width=args.pool_width, stride=args.stride, max_n=args.max_n,
         gap_min=args.gap_min, unmap=tuple(args.unmap), blacklist=tuple(args.blacklist), valid=args.valid,
         test=args.test, chunk_size=args.chunk_size, seed=args.seed, seqs_per_tfr=args.seqs_per_tfr,
         chroms=tuple(c for c in args.chroms.split(",") if c), target_dtype=args.target_dtype,
-        force=args.force, progress=cli.show_progress(args.quiet),
+        force=args.force, progress=cli.show_progress(args.quiet), sizes=args.sizes, regions=tuple(args.regions),
     )
-    make_targets(args.fasta, args.targets, args.out, options)
+    build(args.fasta, args.targets, args.features, args.out, options)
 
 
 if __name__ == "__main__":

@@ -339,3 +339,54 @@ def test_bigwig_nan_and_no_data_are_counted_apart(tmp_path, span):
     want_nan, want_gap = int((stored_nan & in_seqs).sum()), int((~covered & in_seqs).sum())
     assert want_nan > 0 and want_gap > 300_000
     assert stats["nonfinite_values"]["x"] == {"nan": want_nan, "no_data": want_gap, "inf": 0, "float16_overflow": 0}
+
+
+# ----------------------------------------------------------------------------- --features plans
+def test_old_call_reads_as_sequence_and_target_like_its_plan(demo_dataset):
+    from basenji_tk import features as ft
+    from basenji_tk import records
+
+    spec = records.load_spec(demo_dataset)
+    assert list(spec.features) == ["sequence", "target"]
+    planned = {f.name: f for f in ft.old_plan(TARGETS, 128).check_window(16384).features()}
+    for name, f in spec.features.items():
+        assert (f.kind, f.shape, f.resolution, f.dtype) == \
+            (planned[name].kind, planned[name].shape, planned[name].resolution, planned[name].dtype), name
+
+
+def test_features_plan_with_sequence_binary_centre_and_quantile_totals(tmp_path):
+    from basenji_tk import labels, records
+
+    beds = [DATA / "ctcf_peaks.bed", DATA / "cpg_islands.bed", DATA / "tss_pm500.bed"]
+    (tmp_path / "frac.txt").write_text("identifier\tfile\tsum_stat\n" + "".join(
+        f"{b.stem}\t{b}\tmean\n" for b in beds))
+    (tmp_path / "plan.json").write_text(json.dumps({
+        "sequence": True,
+        "labels": {"open": {"tracks": "frac.txt", "resolution": 200, "crop": 200, "binarize": 0.5},
+                   "total": {"tracks": "frac.txt", "total": True, "crop": 250, "quantile_normalize": True}}}))
+    (tmp_path / "r.bed").write_text("20\t1000000\t1300000\n")
+    out = tmp_path / "d"
+    run_script("make_targets.py", "-q", FASTA, "--features", tmp_path / "plan.json", "-l", 1000, "--stride", 500,
+               "--regions", tmp_path / "r.bed", "--chunk_size", 100_000, "-o", out, check=True)
+    spec = records.load_spec(out)
+    assert spec.kind == "tiling" and list(spec.features) == ["sequence", "open", "total"]
+    rows = read_bed_rows(out / "sequences.bed")
+    assert all(1_000_000 <= s and e <= 1_300_000 and e - s == 1000 for _, s, e, _ in rows)
+    recs = {r["index"]: r for split in ("train", "valid", "test") for r in records.read_records(out, split)}
+    assert sorted(recs) == list(range(len(rows)))
+    lo = 1_000_000
+    cov = [coverage_by_hand(b, "20", lo, 1_300_000) for b in beds]  # each BED read once, sliced below
+    raw = np.array([[c[s + 375 - lo:s + 625 - lo].sum() for c in cov] for _, s, _, _ in rows])
+    from test_labels import qn_by_hand
+
+    qn = qn_by_hand(raw)
+    positives = 0
+    with pysam.FastaFile(str(FASTA)) as fa:
+        for i, (chrom, s, e, _) in enumerate(rows):
+            rec = recs[i]
+            assert LETTERS[rec["sequence"]].tobytes().decode() == fa.fetch(chrom, s, e).upper()
+            frac = [c[s + 400 - lo:s + 600 - lo].mean() for c in cov]
+            np.testing.assert_array_equal(rec["open"][0], np.array(frac) > 0.5)
+            positives += rec["open"].sum()
+            np.testing.assert_allclose(rec["total"], qn[i], rtol=1e-5)
+    assert positives > 5 and labels.quantile_normalize(raw).shape == raw.shape
