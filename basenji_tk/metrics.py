@@ -688,8 +688,9 @@ class ProfilePearsonR(_ProfileMean):
 @keras.saving.register_keras_serializable(package="basenji_tk")
 class CountPearsonR(PearsonR):
     """Pearson r of per-example totals over positions, ``(batch, L, n) -> (batch, n)``, per channel
-    across examples (mean over channels). Meaningful for heads that predict counts; a
-    softmax head's totals are all 1 and read about 0."""
+    across examples (mean over channels). Meaningful for heads that predict counts: where
+    the predicted totals do not vary (relative spread below 1e-4, e.g. a softmax head whose
+    totals are all 1 up to rounding) a channel reads 0, not a correlation with rounding noise."""
 
     def __init__(self, num_targets: int, summarize: bool = True, name: str = "count_pearsonr", **kwargs):
         super().__init__(num_targets, summarize=summarize, name=name, **kwargs)
@@ -698,6 +699,16 @@ class CountPearsonR(PearsonR):
         if len(y_pred.shape) == 3:
             y_true, y_pred = ops.sum(y_true, axis=1), ops.sum(y_pred, axis=1)
         super().update_state(y_true, y_pred, sample_weight)
+
+    def result(self):
+        s = self.sums
+        count = ops.maximum(s["count"], 1.0)
+        mean_p = s["sum_p"] / count
+        spread = self._centred(s["sum_p"], s["sum_pp"]) / count  # variance of the predicted totals
+        cov = s["sum_yp"] - s["sum_y"] * s["sum_p"] / count
+        scale = ops.sqrt(self._centred(s["sum_y"], s["sum_yy"]) * self._centred(s["sum_p"], s["sum_pp"]))
+        r = ops.clip(cov / ops.maximum(scale, keras.config.epsilon()), -1.0, 1.0)
+        return self._finish(ops.where(spread > 1e-8 * mean_p * mean_p, r, 0.0))
 
 
 # ----------------------------------------------------------------------------- by label type

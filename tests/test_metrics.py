@@ -356,6 +356,9 @@ def test_count_pearson_is_pearson_of_totals():
     p = p * np.arange(1, len(p) + 1)[:, None, None]  # predicted counts with varying depth
     want = bm.pearson_r(y.sum(axis=1), p.sum(axis=1))
     np.testing.assert_allclose(feed(bm.CountPearsonR(2, summarize=False), y, p, 5), want, rtol=1e-6)
+    softmax = p / p.sum(axis=1, keepdims=True)  # totals 1 up to float32 rounding: no correlation to report
+    assert np.ptp(softmax.sum(axis=1)) > 0
+    np.testing.assert_array_equal(feed(bm.CountPearsonR(2, summarize=False), y, softmax, 5), [0.0, 0.0])
 
 
 @pytest.mark.parametrize("label_type, names", [
