@@ -20,6 +20,7 @@ block with its arguments and defaults.
 
 import inspect
 import json
+import types
 from dataclasses import dataclass, field
 
 import keras
@@ -28,6 +29,8 @@ from basenji_tk.errors import InputError
 
 ACTIVATIONS = ("relu", "gelu", "softplus", "sigmoid", "linear", "tanh", "elu", "swish", "exponential")
 POOLS = ("max", "average")
+PADDINGS = ("same", "valid")
+INITIALIZERS = ("glorot_uniform", "glorot_normal", "he_normal", "he_uniform", "lecun_normal", "lecun_uniform")
 REQUIRED = inspect.Parameter.empty
 
 
@@ -83,9 +86,17 @@ def _type_of(default):
 TYPE_NAMES = {bool: "true/false", int: "an integer", float: "a number", str: "a string", list: "a list"}
 
 
+def _type_name(kind) -> str:
+    if isinstance(kind, types.UnionType):
+        return " or ".join(_type_name(k) for k in kind.__args__)
+    return TYPE_NAMES.get(kind, str(kind))
+
+
 def _type_ok(value, kind) -> bool:
     if kind is None:
         return True
+    if isinstance(kind, (tuple, types.UnionType)):
+        return any(_type_ok(value, k) for k in (kind if isinstance(kind, tuple) else kind.__args__))
     if kind is bool:
         return isinstance(value, bool)
     if kind is int:
@@ -107,7 +118,7 @@ def check_block(spec: dict, where: str) -> dict:
             raise InputError(f"{where} ({name}): unknown argument '{key}'; allowed: {', '.join(info.args)}")
         kind = info.types[key]
         if not _type_ok(value, kind):
-            raise InputError(f"{where} ({name}): '{key}' must be {TYPE_NAMES.get(kind, kind)}, "
+            raise InputError(f"{where} ({name}): '{key}' must be {_type_name(kind)}, "
                              f"got {json.dumps(value)}")
     missing = [k for k, d in info.args.items() if d is REQUIRED and k not in args]
     if missing:
@@ -115,8 +126,9 @@ def check_block(spec: dict, where: str) -> dict:
     for key in ("activation",):
         if key in args and args[key] not in ACTIVATIONS:
             raise InputError(f"{where} ({name}): activation '{args[key]}' is not one of {', '.join(ACTIVATIONS)}")
-    if args.get("pool_type", "max") not in POOLS:
-        raise InputError(f"{where} ({name}): pool_type must be one of {', '.join(POOLS)}")
+    for key, allowed in (("pool_type", POOLS), ("padding", PADDINGS), ("kernel_initializer", INITIALIZERS)):
+        if key in args and args[key] not in allowed:
+            raise InputError(f"{where} ({name}): {key} must be one of {', '.join(allowed)}, got {json.dumps(args[key])}")
     return {k: args.get(k, d) for k, d in info.args.items()}
 
 
@@ -146,8 +158,18 @@ def describe() -> str:
 
 
 # ----------------------------------------------------------------------------- pieces
+GLOROT = "glorot_uniform"  # Keras's default, kept as the default of every block
+
+
 def _regularizer(l2_scale):
     return keras.regularizers.L2(l2_scale) if l2_scale else None
+
+
+def _conv(x, filters, kernel_size, strides=1, dilation_rate=1, padding="same", use_bias=True,
+          l2_scale=0.0, kernel_initializer=GLOROT):
+    return keras.layers.Conv1D(filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding=padding,
+                               use_bias=use_bias, kernel_regularizer=_regularizer(l2_scale),
+                               kernel_initializer=kernel_initializer)(x)
 
 
 def _finish(x, activation, batch_norm, bn_momentum, dropout):
@@ -161,29 +183,34 @@ def _finish(x, activation, batch_norm, bn_momentum, dropout):
     return x
 
 
-def _pool(x, pool_size, pool_type):
+def _pool(x, pool_size, pool_type, padding="same"):
+    """Pool by ``pool_size``: ``same`` keeps ``ceil(L / p)`` positions, ``valid`` ``floor(L / p)``."""
     if pool_size <= 1:
         return x
+    if padding == "valid" and x.shape[1] is not None and x.shape[1] < pool_size:
+        raise InputError(f"pool_size {pool_size} is longer than the {x.shape[1]} positions left (padding valid)")
     layer = keras.layers.MaxPooling1D if pool_type == "max" else keras.layers.AveragePooling1D
-    return layer(pool_size=pool_size, padding="same")(x)
+    return layer(pool_size=pool_size, padding=padding)(x)
 
 
 # ----------------------------------------------------------------------------- blocks
 @block()
 def conv_block(x, filters: int = REQUIRED, kernel_size=1, activation="relu", strides=1, dilation_rate=1,
                dropout=0.0, pool_size=1, pool_type="max", batch_norm=True, bn_momentum=0.9,
-               l2_scale=0.0, residual=False):
+               l2_scale=0.0, residual=False, padding="same", kernel_initializer=GLOROT):
     """Convolution, batch norm, activation, dropout, then pooling (``pool_size`` > 1).
 
-    ``residual`` adds the block's input to the convolution's output (widths must match)."""
-    y = keras.layers.Conv1D(filters, kernel_size, strides=strides, dilation_rate=dilation_rate, padding="same",
-                            use_bias=not batch_norm, kernel_regularizer=_regularizer(l2_scale))(x)
+    ``padding`` (``same``: as many positions out as in; ``valid``: ``L - (k-1)*d``) applies to
+    the convolution and to its pooling. ``residual`` adds the block's input to the
+    convolution's output (widths must match, padding same)."""
+    y = _conv(x, filters, kernel_size, strides, dilation_rate, padding, not batch_norm, l2_scale, kernel_initializer)
     y = _finish(y, activation, batch_norm, bn_momentum, dropout)
     if residual:
-        if x.shape[-1] != filters or strides != 1:
-            raise InputError(f"residual needs input width {x.shape[-1]} == filters {filters} and strides 1")
+        if x.shape[-1] != filters or strides != 1 or (padding == "valid" and kernel_size > 1):
+            raise InputError(f"residual needs input width {x.shape[-1]} == filters {filters}, strides 1 "
+                             "and padding same")
         y = keras.layers.Add()([x, y])
-    return _pool(y, pool_size, pool_type)
+    return _pool(y, pool_size, pool_type, padding)
 
 
 @block(extends="conv_block", drop=("filters",))
@@ -199,7 +226,8 @@ def conv_tower(x, filters_init: int = REQUIRED, filters_mult=1.0, repeat=1, divi
 
 @block()
 def dilated_dense(x, filters: int = REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
-                  activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
+                  activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0,
+                  kernel_initializer=GLOROT):
     """Densely connected dilated convolutions (Basenji 2018).
 
     Layer ``i`` convolves the concatenation of the block input and every earlier
@@ -210,7 +238,7 @@ def dilated_dense(x, filters: int = REQUIRED, kernel_size=3, layers=7, dilation_
     for _ in range(layers):
         y = conv_block(x, filters=filters, kernel_size=kernel_size, dilation_rate=int(round(rate)),
                        activation=activation, dropout=dropout, batch_norm=batch_norm,
-                       bn_momentum=bn_momentum, l2_scale=l2_scale)
+                       bn_momentum=bn_momentum, l2_scale=l2_scale, kernel_initializer=kernel_initializer)
         x = keras.layers.Concatenate(axis=-1)([x, y])
         rate *= rate_mult
     return x
@@ -218,52 +246,75 @@ def dilated_dense(x, filters: int = REQUIRED, kernel_size=3, layers=7, dilation_
 
 @block()
 def dilated_residual(x, filters: int = REQUIRED, kernel_size=3, layers=7, dilation_init=1, rate_mult=2.0,
-                     activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
-    """Dilated convolutions with residual additions (later Basenji).
+                     activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0,
+                     single_conv=False, kernel_initializer=GLOROT):
+    """Dilated convolutions with residual additions; dilation multiplies by ``rate_mult`` per layer.
 
-    Each layer: a dilated conv_block of ``filters``, a width-1 conv_block back to the
-    input width, added to the layer's input; dilation multiplies by ``rate_mult``."""
+    Each layer (later Basenji): a dilated conv_block of ``filters``, a width-1 conv_block
+    back to the input width, added to the layer's input. With ``single_conv`` (bpAI-TAC's
+    body, usually with ``batch_norm: false``): ``x + activation(conv(x))``, one dilated
+    convolution of ``filters`` (which must equal the input width) per layer."""
     rate = float(dilation_init)
     width = x.shape[-1]
+    if single_conv and width != filters:
+        raise InputError(f"single_conv needs filters {filters} == input width {width}")
     for _ in range(layers):
         y = conv_block(x, filters=filters, kernel_size=kernel_size, dilation_rate=int(round(rate)),
-                       activation=activation, batch_norm=batch_norm, bn_momentum=bn_momentum, l2_scale=l2_scale)
-        y = conv_block(y, filters=width, kernel_size=1, activation=activation, dropout=dropout,
-                       batch_norm=batch_norm, bn_momentum=bn_momentum, l2_scale=l2_scale)
+                       activation=activation, batch_norm=batch_norm, bn_momentum=bn_momentum, l2_scale=l2_scale,
+                       dropout=dropout if single_conv else 0.0, kernel_initializer=kernel_initializer)
+        if not single_conv:
+            y = conv_block(y, filters=width, kernel_size=1, activation=activation, dropout=dropout,
+                           batch_norm=batch_norm, bn_momentum=bn_momentum, l2_scale=l2_scale,
+                           kernel_initializer=kernel_initializer)
         x = keras.layers.Add()([x, y])
         rate *= rate_mult
     return x
 
 
 @block()
-def res_block(x, filters: int = REQUIRED, kernel_size=3, convs=2, strides=1, activation="relu", dropout=0.0,
-              batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
-    """Residual block: ``convs`` (2-3) convolutions of one width plus a skip connection.
+def res_block(x, filters: int = REQUIRED, kernel_size: int | list = 3, convs: int = None, strides=1,
+              activation="relu", dropout=0.0, batch_norm=True, bn_momentum=0.9, l2_scale=0.0,
+              kernel_initializer=GLOROT):
+    """Residual block: ``convs`` (1-3) convolutions of one width plus a skip connection.
 
     As in the ChromDragoNN sequence ResNet: the last convolution's output is added to
     the input (through a width-1 projection when widths or ``strides`` differ) before
-    the final activation."""
-    if not 1 <= convs <= 3:
-        raise InputError(f"convs must be 1 to 3, got {convs}")
+    the final activation. ``kernel_size`` is one width for every convolution (``convs``
+    of them, default 2) or a list with one width per convolution (``[7, 3, 3]``; then
+    ``convs``, if given, must equal its length)."""
+    kernels = kernel_size if isinstance(kernel_size, list) else [kernel_size] * (convs or 2)
+    if isinstance(kernel_size, list) and convs is not None and convs != len(kernels):
+        raise InputError(f"convs {convs} does not match the {len(kernels)} kernel sizes {json.dumps(kernel_size)}")
+    if not 1 <= len(kernels) <= 3:
+        raise InputError(f"convs must be 1 to 3, got {len(kernels)}")
+    if not all(isinstance(k, int) and not isinstance(k, bool) and k >= 1 for k in kernels):
+        raise InputError(f"kernel_size must be a positive integer or a list of them, got {json.dumps(kernel_size)}")
     y = x
-    for i in range(convs):
-        y = keras.layers.Conv1D(filters, kernel_size, strides=strides if i == 0 else 1, padding="same",
-                                use_bias=not batch_norm, kernel_regularizer=_regularizer(l2_scale))(y)
-        last = i == convs - 1
+    for i, k in enumerate(kernels):
+        y = _conv(y, filters, k, strides if i == 0 else 1, 1, "same", not batch_norm, l2_scale, kernel_initializer)
+        last = i == len(kernels) - 1
         y = _finish(y, "linear" if last else activation, batch_norm, bn_momentum, 0.0)
     skip = x
     if x.shape[-1] != filters or strides != 1:
-        skip = keras.layers.Conv1D(filters, 1, strides=strides, padding="same", use_bias=not batch_norm,
-                                   kernel_regularizer=_regularizer(l2_scale))(x)
+        skip = _conv(x, filters, 1, strides, 1, "same", not batch_norm, l2_scale, kernel_initializer)
         skip = _finish(skip, "linear", batch_norm, bn_momentum, 0.0)
     y = keras.layers.Add()([skip, y])
     return _finish(y, activation, False, bn_momentum, dropout)
 
 
 @block()
-def pool(x, pool_size=2, pool_type="max"):
-    """Max or average pooling over ``pool_size`` positions."""
-    return _pool(x, pool_size, pool_type)
+def pool(x, pool_size=2, pool_type="max", padding="same"):
+    """Max or average pooling over ``pool_size`` positions (``valid``: drop a partial last window)."""
+    return _pool(x, pool_size, pool_type, padding)
+
+
+@block()
+def global_pool(x, pool_type="average"):
+    """Max or average over all positions: ``(batch, length, channels) -> (batch, channels)``."""
+    if len(x.shape) != 3:
+        raise InputError(f"global_pool needs (batch, length, channels), got {tuple(x.shape)}")
+    layer = keras.layers.GlobalMaxPooling1D if pool_type == "max" else keras.layers.GlobalAveragePooling1D
+    return layer()(x)
 
 
 @block()
@@ -275,44 +326,94 @@ def cropping(x, crop: int = REQUIRED):
 
 
 @block()
+def reshape(x, shape: list = REQUIRED):
+    """Reshape each example to ``shape`` (one entry may be -1), e.g. ``[1, -1]`` turns ``(batch, n)``
+    into one bin ``(batch, 1, n)`` to match a centre-bin label."""
+    if not shape or not all(isinstance(d, int) and not isinstance(d, bool) and (d >= 1 or d == -1) for d in shape) \
+            or shape.count(-1) > 1:
+        raise InputError(f"shape must be a list of positive integers with at most one -1, got {json.dumps(shape)}")
+    return keras.layers.Reshape(tuple(shape))(x)
+
+
+@block()
 def dense_block(x, units: int = REQUIRED, activation="relu", dropout=0.0, batch_norm=False, bn_momentum=0.9,
-                l2_scale=0.0, flatten=False):
+                l2_scale=0.0, flatten=False, kernel_initializer=GLOROT):
     """A dense layer: per position on ``(batch, length, channels)``, or on everything with ``flatten``."""
     if flatten and len(x.shape) > 2:
         x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(units, use_bias=not batch_norm, kernel_regularizer=_regularizer(l2_scale))(x)
+    x = keras.layers.Dense(units, use_bias=not batch_norm, kernel_regularizer=_regularizer(l2_scale),
+                           kernel_initializer=kernel_initializer)(x)
     return _finish(x, activation, batch_norm, bn_momentum, dropout)
+
+
+def _model_input(ctx, name):
+    """The model input called ``name`` (declared in ``model.inputs``), marked as used."""
+    if name not in ctx.inputs:
+        declared = ", ".join(ctx.inputs) or "none"
+        raise InputError(f"input '{name}' is not declared in model.inputs (declared: {declared})")
+    ctx.used_inputs.add(name)
+    return ctx.inputs[name]
 
 
 @block()
 def expression_fusion(x, ctx, input="expression", scalar_input: str = None, units=[1000, 1000], activation="relu",
-                      dropout=0.3, batch_norm=True, bn_momentum=0.9, l2_scale=0.0):
+                      dropout=0.3, batch_norm=True, bn_momentum=0.9, l2_scale=0.0, scalar_at=0,
+                      kernel_initializer=GLOROT):
     """Two-input fusion (ChromDragoNN): flattened sequence features + an expression vector.
 
     The flattened sequence representation is concatenated with the model input named
     ``input`` (declared in ``model.inputs``, e.g. expression of transcription factors)
-    and, when given, the input named ``scalar_input`` (e.g. mean accessibility), then
-    passed through dense layers of ``units`` with batch norm, activation and dropout."""
-    parts = [keras.layers.Flatten()(x) if len(x.shape) > 2 else x]
-    for name in (input, scalar_input):
-        if name is None:
-            continue
-        if name not in ctx.inputs:
-            declared = ", ".join(ctx.inputs) or "none"
-            raise InputError(f"input '{name}' is not declared in model.inputs (declared: {declared})")
-        ctx.used_inputs.add(name)
-        parts.append(ctx.inputs[name])
+    and passed through dense layers of ``units`` with batch norm, activation and dropout.
+    The input named ``scalar_input`` (e.g. mean accessibility), when given, is
+    concatenated before dense layer ``scalar_at``: 0 (default) with the flatten and the
+    expression, 1 with the output of the first dense layer (ChromDragoNN's authors'
+    stage-2 code), ``len(units)`` after the last one (the paper's "final FC layer")."""
+    if not 0 <= scalar_at <= len(units):
+        raise InputError(f"scalar_at must be 0 to {len(units)} (the number of dense layers), got {scalar_at}")
+    parts = [keras.layers.Flatten()(x) if len(x.shape) > 2 else x, _model_input(ctx, input)]
+    scalar = _model_input(ctx, scalar_input) if scalar_input is not None else None
     x = keras.layers.Concatenate(axis=-1)(parts)
-    for width in units:
-        if not isinstance(width, int) or width < 1:
+    for i, width in enumerate(units):
+        if not isinstance(width, int) or isinstance(width, bool) or width < 1:
             raise InputError(f"units must be a list of positive integers, got {json.dumps(units)}")
+        if scalar is not None and i == scalar_at:
+            x = keras.layers.Concatenate(axis=-1)([x, scalar])
         x = dense_block(x, units=width, activation=activation, dropout=dropout, batch_norm=batch_norm,
-                        bn_momentum=bn_momentum, l2_scale=l2_scale)
+                        bn_momentum=bn_momentum, l2_scale=l2_scale, kernel_initializer=kernel_initializer)
+    if scalar is not None and scalar_at == len(units):
+        x = keras.layers.Concatenate(axis=-1)([x, scalar])
     return x
 
 
 @block()
-def final(x, ctx, units: int = None, activation="softplus", flatten=False, l2_scale=0.0):
+def softmax_positions(x, ctx, bias_input: str = None, bin_size=1):
+    """Softmax over positions, per channel: ``(batch, L, C)`` logits -> probabilities summing to 1 over L.
+
+    The output is probabilities (not logits): the profile losses and metrics
+    (``multinomial_nll``, ``profile_ce``, ``jsd``) take them as they are. ``bias_input``
+    names a model input of shape ``(L, 1)`` or ``(L, C)`` (e.g. a Tn5 bias model's
+    predicted log-likelihood) added to the logits first (bpAI-TAC, ChromBPNet). With
+    ``bin_size`` > 1 the logits (bias included) are summed in bins of that many positions
+    before the softmax (bpAI-TAC's binning ablation): ``(batch, L / bin_size, C)``."""
+    from basenji_tk.layers import SoftmaxPositions
+
+    if len(x.shape) != 3:
+        raise InputError(f"softmax_positions needs (batch, positions, channels), got {tuple(x.shape)}")
+    if bin_size < 1 or x.shape[1] % bin_size:
+        raise InputError(f"bin_size {bin_size} does not divide the {x.shape[1]} positions")
+    layer = SoftmaxPositions(bin_size=bin_size, dtype="float32")
+    if bias_input is None:
+        return layer(x)
+    bias = _model_input(ctx, bias_input)
+    if len(bias.shape) != 3 or bias.shape[1] != x.shape[1] or bias.shape[2] not in (1, x.shape[2]):
+        raise InputError(f"bias input '{bias_input}' has shape {tuple(bias.shape[1:])}; expected "
+                         f"({x.shape[1]}, 1) or ({x.shape[1]}, {x.shape[2]}) to add to the logits")
+    return layer([x, bias])
+
+
+@block()
+def final(x, ctx, units: int = None, activation="softplus", flatten=False, l2_scale=0.0,
+          kernel_initializer=GLOROT):
     """The output layer: ``units`` (default: the number of targets) with softplus (counts),
     sigmoid (binary) or linear activation. Always float32, also under mixed precision."""
     if flatten and len(x.shape) > 2:
@@ -320,5 +421,6 @@ def final(x, ctx, units: int = None, activation="softplus", flatten=False, l2_sc
     units = units or ctx.num_targets
     if not units:
         raise InputError("units is not given and the number of targets is unknown")
-    x = keras.layers.Dense(units, kernel_regularizer=_regularizer(l2_scale), dtype="float32")(x)
+    x = keras.layers.Dense(units, kernel_regularizer=_regularizer(l2_scale), dtype="float32",
+                           kernel_initializer=kernel_initializer)(x)
     return keras.layers.Activation(activation, dtype="float32")(x)

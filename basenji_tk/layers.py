@@ -135,3 +135,39 @@ class StochasticShift(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_shift": self.max_shift, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SoftmaxPositions(keras.layers.Layer):
+    """Softmax over positions (axis 1) per channel, optionally after adding a bias to the logits.
+
+    Input: logits ``(batch, L, C)``, or ``[logits, bias]`` with ``bias`` of shape
+    ``(batch, L, 1)`` (broadcast over channels) or ``(batch, L, C)``. With ``bin_size``
+    ``b`` > 1 the biased logits are summed over each run of ``b`` positions first.
+    Output: ``(batch, L / b, C)`` float32 probabilities, each channel summing to 1 over
+    positions. Computed in float32 (also under mixed precision)."""
+
+    def __init__(self, bin_size: int = 1, **kwargs):
+        super().__init__(**kwargs)
+        self.bin_size = int(bin_size)
+
+    def call(self, inputs):
+        if isinstance(inputs, (list, tuple)):
+            logits, bias = inputs
+            logits = ops.cast(logits, "float32") + ops.cast(bias, "float32")
+        else:
+            logits = ops.cast(inputs, "float32")
+        if self.bin_size > 1:
+            shape = ops.shape(logits)
+            logits = ops.sum(ops.reshape(logits, (shape[0], shape[1] // self.bin_size, self.bin_size, shape[2])),
+                             axis=2)
+        return ops.softmax(logits, axis=1)
+
+    def compute_output_shape(self, input_shape):
+        shape = input_shape[0] if isinstance(input_shape, (list, tuple)) and isinstance(input_shape[0],
+                                                                                     (list, tuple)) else input_shape
+        length = None if shape[1] is None else shape[1] // self.bin_size
+        return (shape[0], length, shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "bin_size": self.bin_size}

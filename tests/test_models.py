@@ -49,6 +49,10 @@ BLOCK_CASES = {
     "pool": ([{"name": "pool", "pool_size": 4, "pool_type": "average"}], (64, 3)),
     "cropping": ([{"name": "pool", "pool_size": 8}, {"name": "cropping", "crop": 4}], (24, 3)),
     "dense_block": ([{"name": "dense_block", "units": 7, "batch_norm": True, "flatten": True}], (3,)),
+    "global_pool": ([{"name": "conv_block", "filters": 4}, {"name": "global_pool", "pool_type": "max"}], (3,)),
+    "softmax_positions": ([{"name": "pool", "pool_size": 8}, {"name": "softmax_positions", "bin_size": 2}], (16, 3)),
+    "reshape": ([{"name": "dense_block", "units": 6, "flatten": True}, {"name": "reshape", "shape": [2, -1]}],
+                (2, 3)),
 }
 
 
