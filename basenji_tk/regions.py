@@ -610,15 +610,19 @@ def make_regions(fasta, regions_path, out_dir, options: Options | None = None, t
 
     o = options or Options()
     check_options(o)
-    if (targets is None) == (plan_path is None):
-        raise InputError("give a targets table (TARGETS) or --features PLAN.json, not both or neither")
+    if targets is not None and plan_path is not None:
+        raise InputError("give a targets table (TARGETS) or --features PLAN.json, not both")
+    if targets is None and plan_path is None and not o.label:
+        raise InputError("nothing to label: give a targets table (TARGETS), --features PLAN.json or --label NAME")
     out_dir = os.path.abspath(str(out_dir))
     if targets is not None:
         if o.seq_length % o.pool_width:
             raise InputError(f"-l {o.seq_length} is not a multiple of -w {o.pool_width}")
         fplan = ft.old_plan(targets, o.pool_width, o.target_dtype)
-    else:
+    elif plan_path is not None:
         fplan = ft.load_plan(plan_path)
+    else:  # the sequence and the --label of peaks versus negatives (a Basset-style set)
+        fplan = ft.FeaturePlan("(--label only)", True, [])
     fplan.check_window(o.seq_length)
     if o.label and o.label in {g.name for g in fplan.groups} | {"sequence", "index", "weight"}:
         raise InputError(f"--label {o.label}: the name is taken by another feature; choose another")
