@@ -204,3 +204,25 @@ def test_published_models_reload_in_safe_mode(name, tmp_path):
     got, want = again(x), model(x)
     for key in want:
         np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), rtol=1e-5, atol=1e-6)
+
+
+def test_mpra_cnn_trains_through_train_py_on_the_semi_synthetic_table(tmp_path):
+    """params/mpra_cnn.json as shipped (2 epochs) on the SEMI-SYNTHETIC MPRA table over real chr20
+    sequence (tests/test_tables.py), with its replicate-agreement weights."""
+    from conftest import run_script
+    from test_tables import TASKS, simulate_mpra
+
+    table = tmp_path / "mpra_SEMI-SYNTHETIC.tsv"
+    simulate_mpra(table, n_regions=20)
+    reps = [a for t in TASKS for a in ("--replicates", f"{t}={t}_rep1,{t}_rep2")]
+    run_script("make_table.py", "-q", table, "-o", tmp_path / "ds", *reps, "--frame", 295, "--offset_column", "pos",
+               "--replicate_weight", "--group_column", "region", "--valid", 0.1, "--test", 0.1, check=True)
+    params = json.loads((REPO / "params" / "mpra_cnn.json").read_text())
+    params["train"].update(epochs=2, batch_size=32)
+    (tmp_path / "p.json").write_text(json.dumps(params))
+    run_script("train.py", "-q", tmp_path / "p.json", tmp_path / "ds", "-o", tmp_path / "model", check=True)
+    rows = [line.split("\t") for line in (tmp_path / "model" / "history.tsv").read_text().splitlines()]
+    assert rows[0][:6] == ["epoch", "loss", "pearsonr", "r2", "rmse", "spearmanr"] and len(rows) == 3
+    assert all(np.isfinite(float(v)) for v in rows[2][1:6])
+    model = models.load_model(tmp_path / "model" / "model_best.keras")
+    assert model.count_params() == conv(4, 4, 100) + conv(4, 100, 100) + dense(600, 4)
