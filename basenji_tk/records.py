@@ -185,15 +185,18 @@ class DatasetSpec:
     features: dict
     kind: str
     counts: dict
+    view: str = "pairs"  # a pairs dataset's examples: (region, context) pairs, or "regions"
 
     @property
     def example_features(self) -> dict:
         """What each example yields to a model: the stored features, or for a ``pairs`` dataset
-        the features its pipeline makes of a (region, context) pair."""
+        the features its pipeline makes of a (region, context) pair (or, in the ``regions``
+        view, of a region with its labels in the training contexts)."""
         if self.kind == "pairs":
             from basenji_tk import pairs
 
-            return {f.name: f for f in pairs.example_features(self)}
+            found = pairs.region_features(self) if self.view == "regions" else pairs.example_features(self)
+            return {f.name: f for f in found}
         return self.features
 
     def feature(self, name: str, what: str) -> Feature:
@@ -534,20 +537,24 @@ def augment(ds, features: dict, rc: bool = False, shift: int = 0, seed: int = 0)
 
 
 def dataset(data_dir, split="train", batch_size=None, shuffle=False, shuffle_buffer=1024, rc=False, shift=0,
-            seed=0, repeat=False, with_index=False, fold=None):
+            seed=0, repeat=False, with_index=False, fold=None, view="pairs"):
     """A ``tf.data.Dataset`` of example dicts ``{feature name: float32 tensor}``.
 
     ``shuffle=False`` reads in ``sequences.bed`` order. ``rc``/``shift`` augment at random
     (:func:`augment`); all randomness follows ``seed``. A ``pairs`` dataset yields its
-    (region, context) examples (:func:`basenji_tk.pairs.expand`; ``fold`` picks its context fold)."""
+    (region, context) examples (:func:`basenji_tk.pairs.expand`; ``fold`` picks its context fold),
+    or with ``view="regions"`` its regions with their training contexts' labels
+    (:func:`basenji_tk.pairs.regions_view`)."""
     import tensorflow as tf
 
     spec = load_spec(data_dir)
+    spec.view = view
     if spec.kind == "pairs":
         from basenji_tk import pairs
 
-        ds = pairs.expand(spec, split, shuffle=shuffle, shuffle_buffer=shuffle_buffer, seed=seed, repeat=repeat,
-                          with_index=with_index, fold=fold)
+        make = pairs.regions_view if view == "regions" else pairs.expand
+        ds = make(spec, split, shuffle=shuffle, shuffle_buffer=shuffle_buffer, seed=seed, repeat=repeat,
+                  with_index=with_index, fold=fold)
     else:
         ds = raw_dataset(spec, split, shuffle, shuffle_buffer, seed, repeat, with_index)
     ds = augment(ds, spec.example_features, rc, shift, seed)

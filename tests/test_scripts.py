@@ -18,7 +18,8 @@ from test_ld import make_inputs, write_sed
 # How each script names its output: a folder (locked inside) or a file / a folder renamed into
 # place whole (locked beside it).
 KIND = {
-    "bam_cov.py": "file", "make_targets.py": "file", "predict.py": "file",
+    "bam_cov.py": "file", "make_targets.py": "file", "predict.py": "file", "make_table.py": "file",
+    "make_regions.py": "file",
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
 }
@@ -34,6 +35,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     ids = [f"v{i}" for i in range(40)]
     gwas_sed = write_sed(work / "gwas_sed.h5", "20", list(range(1, 41)), ids, ["A"] * 40, ["G"] * 40, ["G1"] * 40,
                          [0] * 40, [[float(i % 7), float(i % 3)] for i in range(40)])
+    (work / "table.tsv").write_text("sequence\ty\nACGTACGT\t1.5\nTTGACCAA\t-0.5\n")
     (work / "pos.txt").write_text("\n".join(ids[:20]) + "\n")
     (work / "neg.txt").write_text("\n".join(ids[20:]) + "\n")
     params = write_json(work / "params.json", tiny_params())
@@ -43,6 +45,9 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     return {
         "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
         "make_targets.py": lambda out: ["-l", 16384, "-w", 128, FASTA, TARGETS, "-o", out],
+        "make_table.py": lambda out: [work / "table.tsv", "-o", out, "--activity", "y", "--valid", 0, "--test", 0],
+        "make_regions.py": lambda out: ["-l", 1024, "-w", 128, "--valid", 0, "--test", 0, FASTA, DATA / "ctcf_peaks.bed",
+                                        TARGETS, "-o", out],
         "predict.py": lambda out: [model, bed, "-o", out],
         "train.py": lambda out: [params, data, "-o", out],
         "hyper_search.py": lambda out: [params, domain, data, "-o", out, "-n", 2, "--init", 2, "--epochs", 1,

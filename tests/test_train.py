@@ -267,3 +267,162 @@ def test_several_data_dirs_train_together(tmp_path, demo_dataset):
     (other / "statistics.json").write_text(json.dumps({**stats, "target_length": 64}))
     with pytest.raises(InputError, match="other: target_length 64 differs from .*'s 128"):
         train(path, [demo_dataset, other], str(tmp_path / "m2"))
+
+
+# ----------------------------------------------------------------------------- the contract: named features in, named outputs out
+def contract_dataset(out, n=48, length=64):
+    """Real chr20 sequence with a vector input, a positional profile label at 4 bp, a total,
+    a binary label and a weight: every kind a params file can bind."""
+    from basenji_tk import dna, genome, records
+    from basenji_tk.records import Feature
+    from conftest import FASTA
+
+    feats = [Feature("sequence", "sequence", (length, 4), "uint8"),
+             Feature("expression", "vector", (3,)),
+             Feature("profile", "label", (length // 4, 2), resolution=4, label_type="profile"),
+             Feature("total", "label", (2,)),
+             Feature("bound", "label", (1,), label_type="binary"),
+             Feature("weight", "weight", ())]
+    g = genome.Genome(FASTA)
+    rng = np.random.default_rng(0)
+    with files.claim(str(out), folder=False), records.DatasetWriter(out, feats, "regions") as w:
+        for i in range(n):
+            start = 5_000_000 + 1000 * i
+            codes = dna.encode(g.fetch(g.chroms[0], start, start + length))
+            gc = float(np.isin(codes, (1, 2)).mean())
+            prof = np.stack([np.convolve(np.isin(codes, (1, 2)), np.ones(4), "valid")[::4][:length // 4],
+                             rng.random(length // 4)], axis=1)
+            w.add("train" if i < 36 else "valid",
+                  {"sequence": codes, "expression": rng.random(3), "profile": prof, "total": prof.sum(0),
+                   "bound": [float(gc > 0.585)], "weight": rng.random()}, (g.chroms[0], start, start + length))
+        w.finish({"semi_synthetic": True})
+    g.close()
+    return out
+
+
+@pytest.fixture(scope="module")
+def contract_data(tmp_path_factory):
+    return contract_dataset(tmp_path_factory.mktemp("contract") / "d")
+
+
+def two_head_params(**train):
+    return {
+        "train": {"batch_size": 8, "epochs": 1, "steps_per_epoch": 3, "seed": 0, "sample_weight": "weight",
+                  "monitor": "val_total_pearsonr", **train},
+        "model": {
+            "inputs": {"sequence": {"kind": "sequence", "shape": [64, 4]},
+                       "expression": {"kind": "vector", "shape": [3]}},
+            "trunk": [{"name": "conv_block", "filters": 8, "kernel_size": 5, "pool_size": 4}],
+            "heads": {
+                "profile": {"loss": "poisson", "weight": 0.5,
+                            "blocks": [{"name": "final", "units": 2, "activation": "softplus"}]},
+                "total": {"loss": "mse", "weight": 0.5,
+                          "blocks": [{"name": "expression_fusion", "input": "expression", "units": [8]},
+                                     {"name": "final", "units": 2, "activation": "softplus"}]},
+            },
+        },
+    }
+
+
+def test_two_inputs_two_heads_and_sample_weights_train(tmp_path, contract_data):
+    path = write_json(tmp_path / "p.json", two_head_params())
+    summary = train(path, [contract_data], str(tmp_path / "m"))
+    assert summary["epochs"] == 1
+    rows = history(tmp_path / "m")
+    for key in ("loss", "val_loss", "val_profile_loss", "val_total_loss", "val_total_pearsonr", "val_profile_pearsonr"):
+        assert key in rows[0], sorted(rows[0])
+    assert summary["best"] == pytest.approx(float(rows[0]["val_total_pearsonr"]), abs=1e-5)
+    model = models.load_model(tmp_path / "m" / "model_best.keras")
+    assert set(model.input) == {"sequence", "expression"} and set(model.output) == {"profile", "total"}
+
+    # the weights reach the loss: batches of the same records with weights zeroed give a zero weighted loss
+    wiring = train_module.wire(load(path)["model"], load(path)["train"], records_spec(contract_data), str(path))
+    x, y, w = next(iter(train_module.valid_dataset([str(contract_data)], 4, wiring)))
+    assert set(w) == {"profile", "total"} and tuple(w["profile"].shape) == (4, 1) and tuple(w["total"].shape) == (4,)
+
+
+def load(path):
+    from basenji_tk.params import load_params
+
+    return load_params(path)
+
+
+def records_spec(d):
+    from basenji_tk import records
+
+    return records.load_spec(d)
+
+
+@pytest.mark.parametrize("edit, expected", [
+    (lambda p: p["model"]["inputs"].update(tf_expression={"kind": "vector", "shape": [3]}),
+     "model.inputs.tf_expression names feature 'tf_expression', but {data} has no such feature (it has: sequence, "
+     "expression, profile, total, bound, weight)"),
+    (lambda p: p["model"]["inputs"]["expression"].update(shape=[4]),
+     "model.inputs.expression has shape [4], but {data} feature 'expression' is [3]"),
+    (lambda p: p["model"]["inputs"]["expression"].update(kind="signal", shape=[3, 1]),
+     "model.inputs.expression is a signal input, but {data} feature 'expression' is a vector"),
+    (lambda p: p["model"]["heads"]["total"].update(label="totals"),
+     "model.heads.total.label names label 'totals', but {data} has no such feature"),
+    (lambda p: p["model"]["heads"]["total"].update(label="weight"),
+     "model.heads.total.label names 'weight', but in {data} it is a weight, not a label"),
+    (lambda p: p["model"]["heads"]["total"]["blocks"][1].update(units=3),
+     "output 'total' has shape [3], but its label 'total' in {data} is [2]"),
+    (lambda p: p["model"]["trunk"][0].update(pool_size=2) or
+     p["model"]["heads"]["profile"]["blocks"].insert(0, {"name": "cropping", "crop": 8}),
+     "output 'profile' has one position every 2 bp, but its label 'profile' in {data} is at 4 bp per position"),
+    (lambda p: p["train"].update(sample_weight="bound"),
+     "train.sample_weight names 'bound', but {data} has no weight feature of that name (weights: weight)"),
+    (lambda p: p["train"].update(monitor="val_total_auprc"),
+     "train.monitor is val_total_auprc, but this model logs only val_loss, val_profile_loss"),
+    (lambda p: p["train"].update(balance={"label": "total", "positive_fraction": 0.25}),
+     "train.balance.label names 'total', but {data} has no binary label of that name"),
+])
+def test_params_and_data_that_do_not_wire(tmp_path, contract_data, edit, expected):
+    params = two_head_params()
+    edit(params)
+    path = write_json(tmp_path / "p.json", params)
+    with pytest.raises(InputError) as err:
+        train(path, [contract_data], str(tmp_path / "m"))
+    assert f"{path}: " + expected.format(data=contract_data) in str(err.value)
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_wiring_error_is_one_line_from_the_script(tmp_path, contract_data):
+    params = two_head_params()
+    params["model"]["inputs"]["rna"] = {"kind": "vector", "shape": [3]}
+    path = write_json(tmp_path / "p.json", params)
+    assert_clean_failure(run_script("train.py", path, contract_data, "-o", tmp_path / "m"),
+                         "model.inputs.rna names feature 'rna'", str(contract_data))
+
+
+def test_balanced_batches_hold_one_positive_to_three_negatives(contract_data):
+    from basenji_tk import records
+
+    ds = records.dataset(contract_data, "train", shuffle=True, seed=1)
+    batches = list(train_module.balance(ds, "bound", 0.25, 8).batch(8).take(12).as_numpy_iterator())
+    assert all(int(b["bound"].sum()) == 2 for b in batches)
+    labels = [r["bound"][0] for r in records.read_records(contract_data, "train")]
+    assert 0 < sum(labels) < len(labels) / 4  # positives are rarer than 1 in 4 here, so they were upsampled
+
+
+def test_init_from_copies_layers_by_name_and_freeze_keeps_them(tmp_path, contract_data):
+    first = write_json(tmp_path / "a.json", two_head_params())
+    train(first, [contract_data], str(tmp_path / "a"))
+    second = two_head_params(init_from=str(tmp_path / "a"), freeze=["conv1d"], learning_rate=0.01)
+    second["model"]["heads"]["total"]["blocks"][0]["units"] = [16]  # a layer that cannot be copied
+    path = write_json(tmp_path / "b.json", second)
+    train(path, [contract_data], str(tmp_path / "b"))
+    a = models.load_model(tmp_path / "a" / "model_best.keras")
+    b = models.load_model(tmp_path / "b" / "model_best.keras")
+    conv_a, conv_b = a.get_layer("conv1d"), b.get_layer("conv1d")
+    assert not conv_b.trainable
+    for x, y in zip(conv_a.get_weights(), conv_b.get_weights()):
+        np.testing.assert_array_equal(x, y)  # copied, then frozen through training
+    # the profile head's dense was copied and tuned (trainable); the wider fusion layer was left as built
+    assert b.get_layer("dense").trainable
+    assert not np.array_equal(a.get_layer("dense").get_weights()[0], b.get_layer("dense").get_weights()[0])
+    assert a.get_layer("dense_1").get_weights()[0].shape == (131, 8) != b.get_layer("dense_1").get_weights()[0].shape
+
+    bad = write_json(tmp_path / "c.json", two_head_params(init_from=str(tmp_path / "a"), freeze=["lstm"]))
+    with pytest.raises(InputError, match="train.freeze names 'lstm', which matches no layer copied from"):
+        train(bad, [contract_data], str(tmp_path / "c"))
