@@ -61,13 +61,13 @@ def check_resnet_trunk(model):
 
 
 def test_chromdragonn_stage1_is_the_papers_resnet():
-    params, model = build("chromdragonn_resnet_stage1", {"labels": 103})
+    params, model = build("chromdragonn_resnet_stage1", {"training_contexts": 103})
     check_resnet_trunk(model)
-    assert model.output["labels"].shape[1:] == (103,)  # one task per training context (103/10/10)
+    assert model.output["training_contexts"].shape[1:] == (103,)  # one task per training context (103/10/10)
     head = dense(4200, 1000, True) + dense(1000, 1000, True) + dense(1000, 103)
     assert model.count_params() == resnet_trunk_params() + head
     assert [d.rate for d in of(model, keras.layers.Dropout)] == [0.3, 0.3]
-    assert params["model"]["heads"]["labels"]["loss"] == "bce"
+    assert params["model"]["heads"]["training_contexts"]["loss"] == "bce"
 
 
 def test_chromdragonn_stage2_fuses_expression_then_the_mean():
@@ -85,6 +85,21 @@ def test_chromdragonn_stage2_fuses_expression_then_the_mean():
          "expression": np.zeros((2, 1630), "float32"), "mean_accessibility": np.full((2, 1), 0.5, "float32")}
     prob = np.asarray(model(x)["accessible"])
     assert ((prob > 0) & (prob < 1)).all()
+
+
+def test_stage2_shares_the_trunk_with_stage1_by_layer_name():
+    """train.init_from copies layers of the same name and weight shapes: all 46 trunk layers
+    (23 convolutions, 23 batch norms); of the head only the first FC's batch norm (1000 wide
+    in both) also matches."""
+    _, one = build("chromdragonn_resnet_stage1", {"training_contexts": 103})
+    _, two = build("chromdragonn_resnet_stage2")
+    donor = {layer.name: layer for layer in one.layers}
+    shared = [layer.name for layer in two.layers if layer.weights and layer.name in donor
+              and [w.shape for w in layer.weights] == [w.shape for w in donor[layer.name].weights]]
+    trunk = [layer.name for layer in one.layers if isinstance(layer, (keras.layers.Conv1D,
+                                                                      keras.layers.BatchNormalization))][:46]
+    assert shared[:46] == trunk and shared[46:] == ["batch_normalization_23"]
+    assert of(two, keras.layers.BatchNormalization)[23].name == "batch_normalization_23"  # after FC 1000
 
 
 def test_chromdragonn_resnet_is_an_alias_of_stage2():
@@ -194,7 +209,7 @@ def test_basset():
 @pytest.mark.parametrize("name", ["chromdragonn_resnet_stage1", "chromdragonn_resnet_stage2", "groseq_cnn",
                                   "groseq_dnn", "mpra_cnn", "bpaitac", "basset"])
 def test_published_models_reload_in_safe_mode(name, tmp_path):
-    _, model = build(name, {"labels": 5, "accessible": 5})
+    _, model = build(name, {"training_contexts": 5, "accessible": 5})
     again = models.load_model(models.save_model(model, tmp_path / "m.keras"))
     assert again.count_params() == model.count_params()
     rng = np.random.default_rng(0)
