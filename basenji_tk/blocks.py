@@ -12,7 +12,11 @@ missing required argument or a value of the wrong type is an :class:`InputError`
 naming the place in params.json and listing what is allowed.
 
 Shapes: positional tensors are ``(batch, length, channels)``; ``dense_block`` with
-``flatten``, ``expression_fusion`` and ``final`` with ``flatten`` give ``(batch, units)``.
+``flatten``, ``expression_fusion`` and ``final`` with ``flatten`` give ``(batch, units)``,
+``global_pool`` ``(batch, channels)``. ``softmax_positions`` turns ``(batch, L, C)`` logits
+into probabilities over positions (its heads output probabilities; the profile losses
+take them). Every block with weights takes ``kernel_initializer`` (default Keras's
+``glorot_uniform``); convolutions and pools take ``padding`` (``same`` or ``valid``).
 
 ``python -c "from basenji_tk import blocks; print(blocks.describe())"`` lists every
 block with its arguments and defaults.

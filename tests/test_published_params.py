@@ -61,13 +61,13 @@ def check_resnet_trunk(model):
 
 
 def test_chromdragonn_stage1_is_the_papers_resnet():
-    params, model = build("chromdragonn_resnet_stage1", {"labels": 103})
+    params, model = build("chromdragonn_resnet_stage1", {"training_contexts": 103})
     check_resnet_trunk(model)
-    assert model.output["labels"].shape[1:] == (103,)  # one task per training context (103/10/10)
+    assert model.output["training_contexts"].shape[1:] == (103,)  # one task per training context (103/10/10)
     head = dense(4200, 1000, True) + dense(1000, 1000, True) + dense(1000, 103)
     assert model.count_params() == resnet_trunk_params() + head
     assert [d.rate for d in of(model, keras.layers.Dropout)] == [0.3, 0.3]
-    assert params["model"]["heads"]["labels"]["loss"] == "bce"
+    assert params["model"]["heads"]["training_contexts"]["loss"] == "bce"
 
 
 def test_chromdragonn_stage2_fuses_expression_then_the_mean():
@@ -85,6 +85,21 @@ def test_chromdragonn_stage2_fuses_expression_then_the_mean():
          "expression": np.zeros((2, 1630), "float32"), "mean_accessibility": np.full((2, 1), 0.5, "float32")}
     prob = np.asarray(model(x)["accessible"])
     assert ((prob > 0) & (prob < 1)).all()
+
+
+def test_stage2_shares_the_trunk_with_stage1_by_layer_name():
+    """train.init_from copies layers of the same name and weight shapes: all 46 trunk layers
+    (23 convolutions, 23 batch norms); of the head only the first FC's batch norm (1000 wide
+    in both) also matches."""
+    _, one = build("chromdragonn_resnet_stage1", {"training_contexts": 103})
+    _, two = build("chromdragonn_resnet_stage2")
+    donor = {layer.name: layer for layer in one.layers}
+    shared = [layer.name for layer in two.layers if layer.weights and layer.name in donor
+              and [w.shape for w in layer.weights] == [w.shape for w in donor[layer.name].weights]]
+    trunk = [layer.name for layer in one.layers if isinstance(layer, (keras.layers.Conv1D,
+                                                                      keras.layers.BatchNormalization))][:46]
+    assert shared[:46] == trunk and shared[46:] == ["batch_normalization_23"]
+    assert of(two, keras.layers.BatchNormalization)[23].name == "batch_normalization_23"  # after FC 1000
 
 
 def test_chromdragonn_resnet_is_an_alias_of_stage2():
@@ -194,7 +209,7 @@ def test_basset():
 @pytest.mark.parametrize("name", ["chromdragonn_resnet_stage1", "chromdragonn_resnet_stage2", "groseq_cnn",
                                   "groseq_dnn", "mpra_cnn", "bpaitac", "basset"])
 def test_published_models_reload_in_safe_mode(name, tmp_path):
-    _, model = build(name, {"labels": 5, "accessible": 5})
+    _, model = build(name, {"training_contexts": 5, "accessible": 5})
     again = models.load_model(models.save_model(model, tmp_path / "m.keras"))
     assert again.count_params() == model.count_params()
     rng = np.random.default_rng(0)
@@ -204,3 +219,25 @@ def test_published_models_reload_in_safe_mode(name, tmp_path):
     got, want = again(x), model(x)
     for key in want:
         np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), rtol=1e-5, atol=1e-6)
+
+
+def test_mpra_cnn_trains_through_train_py_on_the_semi_synthetic_table(tmp_path):
+    """params/mpra_cnn.json as shipped (2 epochs) on the SEMI-SYNTHETIC MPRA table over real chr20
+    sequence (tests/test_tables.py), with its replicate-agreement weights."""
+    from conftest import run_script
+    from test_tables import TASKS, simulate_mpra
+
+    table = tmp_path / "mpra_SEMI-SYNTHETIC.tsv"
+    simulate_mpra(table, n_regions=20)
+    reps = [a for t in TASKS for a in ("--replicates", f"{t}={t}_rep1,{t}_rep2")]
+    run_script("make_table.py", "-q", table, "-o", tmp_path / "ds", *reps, "--frame", 295, "--offset_column", "pos",
+               "--replicate_weight", "--group_column", "region", "--valid", 0.1, "--test", 0.1, check=True)
+    params = json.loads((REPO / "params" / "mpra_cnn.json").read_text())
+    params["train"].update(epochs=2, batch_size=32)
+    (tmp_path / "p.json").write_text(json.dumps(params))
+    run_script("train.py", "-q", tmp_path / "p.json", tmp_path / "ds", "-o", tmp_path / "model", check=True)
+    rows = [line.split("\t") for line in (tmp_path / "model" / "history.tsv").read_text().splitlines()]
+    assert rows[0][:6] == ["epoch", "loss", "pearsonr", "r2", "rmse", "spearmanr"] and len(rows) == 3
+    assert all(np.isfinite(float(v)) for v in rows[2][1:6])
+    model = models.load_model(tmp_path / "model" / "model_best.keras")
+    assert model.count_params() == conv(4, 4, 100) + conv(4, 100, 100) + dense(600, 4)
