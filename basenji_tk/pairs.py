@@ -794,3 +794,17 @@ def regions_view(spec, split, shuffle=False, shuffle_buffer=1024, seed=0, repeat
         return out
 
     return ds.map(one, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def count(spec, split, fold=None, positives=False) -> int:
+    """How many (region, context) pairs ``split`` holds in fold ``fold`` (the split rule of
+    :func:`expand`); with ``positives``, how many of them are accessible."""
+    info = pairs_info(spec)
+    names = info["contexts"]
+    splits = fold_splits(spec, 0 if fold is None else int(fold))
+    total = 0
+    for r in region_splits(split):
+        allowed = pair_contexts(r, splits, split, names)
+        total += (sum(info["positives"][names[c]][r] for c in allowed) if positives
+                  else spec.counts.get(r, 0) * len(allowed))
+    return total

@@ -519,9 +519,9 @@ def train_dataset(data_dirs, tp: dict, epoch: int, wiring: Wiring | None = None)
     ds = ds.batch(tp["batch_size"])
     if tp["steps_per_epoch"]:
         ds = ds.repeat().take(tp["steps_per_epoch"])
-    elif (n := _batches(data_dirs, "train", tp["batch_size"], view)) is not None:
-        # a known length gives Keras a progress bar with a total and no end-of-data warning
-        ds = ds.apply(tf.data.experimental.assert_cardinality(n))
+    else:  # a known length gives Keras a progress bar with a total and no end-of-data warning
+        ds = ds.apply(tf.data.experimental.assert_cardinality(
+            _batches(data_dirs, "train", tp["batch_size"], view, tp.get("fold"))))
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
@@ -542,17 +542,28 @@ def _pairs_batches(data_dirs, tp: dict, split: str, seed: int, wiring: Wiring):
                       repeat=train and bool(tp["steps_per_epoch"]), fold=tp.get("fold"),
                       positive_fraction=balance["positive_fraction"] if balance else None,
                       batch_size=tp["batch_size"], rc=train and tp["rc"])
-    return ds.map(keras_examples(wiring, batched=True))
+    ds = ds.map(keras_examples(wiring, batched=True))
+    if not train or not tp["steps_per_epoch"]:  # a known length: a progress bar with a total, no end-of-data warning
+        import tensorflow as tf
+
+        n = pairs.count(spec, split, tp.get("fold"))
+        if balance:  # an epoch uses every negative once (whole batches only); positives are drawn again
+            negatives = tp["batch_size"] - round(balance["positive_fraction"] * tp["batch_size"])
+            batches = (n - pairs.count(spec, split, tp.get("fold"), positives=True)) // negatives
+        else:
+            batches = -(-n // tp["batch_size"])
+        ds = ds.apply(tf.data.experimental.assert_cardinality(batches))
+    return ds
 
 
-def _batches(data_dirs, split: str, batch_size: int, view: str = "pairs") -> int | None:
-    """Batches in ``split`` of all ``data_dirs``; None when the count is not the records' (pairs)."""
+def _batches(data_dirs, split: str, batch_size: int, view: str = "pairs", fold=None) -> int:
+    """Batches in ``split`` of all ``data_dirs`` (of a pairs dataset: its pairs, or its regions)."""
+    from basenji_tk import pairs
     from basenji_tk.records import load_spec
 
     specs = [load_spec(d) for d in data_dirs]
-    if any(s.kind == "pairs" for s in specs) and view == "pairs":
-        return None
-    return -(-sum(s.counts[split] for s in specs) // batch_size)
+    return -(-sum(pairs.count(s, split, fold) if s.kind == "pairs" and view == "pairs" else s.counts[split]
+                  for s in specs) // batch_size)
 
 
 def valid_dataset(data_dirs, batch_size: int, wiring: Wiring | None = None, fold=None):
@@ -571,8 +582,7 @@ def valid_dataset(data_dirs, batch_size: int, wiring: Wiring | None = None, fold
     for more in parts[1:]:
         ds = ds.concatenate(more)
     ds = ds.map(keras_examples(wiring), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
-    n = _batches(data_dirs, "valid", batch_size, view)
-    return ds if n is None else ds.apply(tf.data.experimental.assert_cardinality(n))
+    return ds.apply(tf.data.experimental.assert_cardinality(_batches(data_dirs, "valid", batch_size, view, fold)))
 
 
 def seed_generators(model) -> list:
@@ -681,8 +691,9 @@ def train(params_path, data_dirs, out: str, opts: Options = Options()) -> dict:
         if mp[key] and stats.get(key) and mp[key] != stats[key]:
             raise InputError(f"{params_path}: model.{key} is {mp[key]} but {data_dirs[0]} has {stats[key]} {what}")
     wiring = wire(mp, tp, spec, str(params_path))
-    if tp["balance"] and not tp["steps_per_epoch"]:
-        raise InputError(f"{params_path}: train.balance draws batches without end; give train.steps_per_epoch")
+    if tp["balance"] and not tp["steps_per_epoch"] and spec.kind != "pairs":
+        raise InputError(f"{params_path}: train.balance draws batches without end; give train.steps_per_epoch "
+                         "(a pairs dataset's epoch uses each negative pair once)")
     explicit = "monitor" in (read_json(params_path, "params").get("train") or {})
     with files.claim(out):
         return _run(params, str(params_path), data_dirs, str(out), opts, spec, wiring, explicit)

@@ -283,3 +283,18 @@ def test_script_errors(built, tmp_path):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
     proc = run_script("make_pairs.py", FASTA, contexts, table, "--regions", regions, *ARGS, "-o", out)
     assert_clean_failure(proc, str(out), "--force")  # a finished dataset is kept
+
+
+def test_pair_counts_and_the_balanced_epoch_length(built):
+    """pairs.count matches the pipeline, and an epoch of 1:3 batches uses each negative once."""
+    from basenji_tk import pairs, records
+
+    _, out = built
+    spec = records.load_spec(out)
+    for split in ("train", "valid", "test"):
+        got = list(pairs.expand(spec, split).as_numpy_iterator())
+        assert len(got) == pairs.count(spec, split)
+        assert sum(int(g["accessible"][0]) for g in got) == pairs.count(spec, split, positives=True)
+    n, pos = pairs.count(spec, "train"), pairs.count(spec, "train", positives=True)
+    batches = list(pairs.expand(spec, "train", shuffle=True, batch_size=8, positive_fraction=0.25).as_numpy_iterator())
+    assert len(batches) == (n - pos) // 6

@@ -181,11 +181,12 @@ def pairs_dataset(tmp_path_factory):
     (work / "expression_SEMI-SYNTHETIC.tsv").write_text(
         "context\t" + "\t".join(tfs) + "\n"
         + "".join(f"{k}\t" + "\t".join(f"{v:.3f}" for v in rng.lognormal(1, 1, len(tfs))) + "\n" for k in contexts))
-    (work / "regions.bed").write_text("chr20\t1000000\t2500000\n")
+    (work / "regions.bed").write_text("chr20\t1000000\t1400000\n")
     out = work / "pairs_SEMI-SYNTHETIC"
     run_script("make_pairs.py", "-q", FASTA, work / "contexts.tsv", work / "expression_SEMI-SYNTHETIC.tsv",
-               "--regions", work / "regions.bed", "--empty_fraction", 0.05, "--valid", 0.2, "--test", 0.1,
-               "--chunk_size", 250_000, "--valid_contexts", "half_b", "--test_contexts", "tss", "--log", "log2",
+               "--regions", work / "regions.bed", "--stride", 200, "--empty_fraction", 0.02, "--valid", 0.25,
+               "--test", 0, "--chunk_size", 100_000, "--valid_contexts", "half_b", "--test_contexts", "tss",
+               "--log", "log2",
                "-o", out, check=True)
     return out
 
@@ -196,7 +197,7 @@ def test_chromdragonn_stage1_then_stage2_initialised_from_it(tmp_path, pairs_dat
     from basenji_tk import models
 
     one = models.load_model(tmp_path / "s1" / "model_best.keras")
-    assert one.output["labels"].shape[1:] == (3,)  # ctcf, cpg, half_a: the training contexts only
+    assert one.output["training_contexts"].shape[1:] == (3,)  # ctcf, cpg, half_a: the training contexts only
 
     stage2 = published("chromdragonn_resnet_stage2", tmp_path, init_from=str(tmp_path / "s1"))
     rows = killed_and_resumed(stage2, pairs_dataset, tmp_path / "s2")
