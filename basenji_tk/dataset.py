@@ -288,6 +288,12 @@ def _make(genome, targets, out_dir, o: Options) -> dict:
             "nonfinite_values": bad,
             "fingerprint": fingerprint,
         }
+        # the contract of every dataset (basenji_tk.records): the same two features an older
+        # statistics.json without them is read as; FORMAT above still keys the fingerprint
+        from basenji_tk import records
+
+        stats["format"], stats["kind"] = records.FORMAT, "tiling"
+        stats["features"] = {f.name: f.to_json() for f in records.old_features(stats, out_dir).values()}
         with open(os.path.join(tmp, "statistics.json"), "w") as fh:
             json.dump(stats, fh, indent=2)
             fh.write("\n")

@@ -100,16 +100,30 @@ def test_augmentation_is_seeded(written):
     assert not all((x == y).all() for x, y in zip(a, c))
 
 
-def test_old_format_is_read_as_sequence_and_target(demo_dataset, caplog):
-    spec = records.load_spec(demo_dataset)
+def test_make_targets_writes_the_contract_and_an_old_folder_reads_the_same(demo_dataset, tmp_path, caplog):
+    import logging
+    import shutil
+
     stats = json.loads((demo_dataset / "statistics.json").read_text())
-    assert "features" not in stats or stats["format"] == records.FORMAT
-    assert spec.features["sequence"].shape == (stats["seq_length"], 4)
-    t = spec.features["target"]
+    assert stats["format"] == records.FORMAT and stats["kind"] == "tiling"
+    new = records.load_spec(demo_dataset)
+    t = new.features["target"]
     assert (t.kind, t.shape, t.resolution) == ("label", (stats["target_length"], stats["num_targets"]),
                                                stats["pool_width"])
-    first = next(records.dataset(demo_dataset, "valid").as_numpy_iterator())
-    assert first["target"].shape == t.shape
+    assert t.names == tuple(stats["target_ids"]) and new.features["sequence"].shape == (stats["seq_length"], 4)
+
+    old = tmp_path / "old"  # as basenji_tk wrote it before the contract: no features, format 1
+    shutil.copytree(demo_dataset, old)
+    for key in ("features", "kind"):
+        del stats[key]
+    stats["format"] = records.OLD_FORMAT
+    (old / "statistics.json").write_text(json.dumps(stats))
+    with caplog.at_level(logging.INFO, logger="basenji_tk"):
+        spec = records.load_spec(old)
+    assert "basenji_tk.dataset/1 dataset (no 'features' in statistics.json); read as it is" in caplog.text
+    assert spec.features == new.features and spec.counts == new.counts
+    first = next(records.dataset(old, "valid").as_numpy_iterator())
+    assert first["target"].shape == t.shape and first["sequence"].shape == (stats["seq_length"], 4)
 
 
 @pytest.mark.parametrize("bad, message", [

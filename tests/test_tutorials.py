@@ -41,4 +41,11 @@ EXPECTED = {
                                           "'convergence.png'"],
                               "files": ["search/trials.tsv", "search/convergence.png", "search/params.png",
                                         "search/best/model_best.keras"]},
+    "06_datasets.ipynb": {"outputs": ["profile: profile label (250, 3) at 1 bp", "tn5_bias: signal (250, 1) at 1 bp",
+                                      "'val_profile_jsd'", "activity: regression label (4,)", "of the 295 bp frame",
+                                      "'epochs': 1", "accessible: binary label (1,)", "a balanced batch: positives 4 of 16",
+                                      "signal: signal (201, 1) at 50 bp", "mark: regression label (1, 1) at 50 bp",
+                                      "old: kind tiling"],
+                          "files": ["regions_ctcf_stand-in_labels/statistics.json", "bpaitac/model_best.keras",
+                                    "mpra/model_best.keras", "pairs_SEMI-SYNTHETIC/contexts.npy", "signal_record.png"]},
 }
