@@ -110,3 +110,12 @@ def run(main, argv=None) -> None:
         print("error: interrupted", file=sys.stderr)
         sys.exit(130)
     sys.exit(status or 0)
+
+
+def add_genome_split_options(p, default: str = "0.1", what: str = "") -> None:
+    """``--valid``/``--test``/``--chunk_size``: the genome splits every dataset builder deals the same
+    way (fractions of whole chunks, or chromosome lists; :func:`basenji_tk.targets.assign_splits`)."""
+    p.add_argument("--valid", default=default, help=f"{what}validation share: a fraction, or chromosomes like "
+                   "'chr12,chr15'")
+    p.add_argument("--test", default=default, help=f"{what}test share: a fraction, or chromosomes")
+    p.add_argument("--chunk_size", type=int, default=1_048_576, help="size of the genome pieces dealt to splits (bp)")

@@ -12,16 +12,16 @@ import logging
 import os
 import queue
 import shutil
-import tempfile
 import threading
 from dataclasses import dataclass
 
 import numpy as np
 
-from basenji_tk import __version__, dna, files
+from basenji_tk import __version__, dna, files, records
 from basenji_tk import genome as gn
 from basenji_tk import targets as tg
 from basenji_tk.errors import InputError
+from basenji_tk.files import file_sha256
 
 log = logging.getLogger("basenji_tk")
 
@@ -56,12 +56,6 @@ class Options:
 NEW_OPTIONS = {"sizes": None, "regions": ()}  # left out of an old call's settings while unset
 
 
-def file_sha256(path, block=1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _check_options(o: Options, pool=True):
@@ -105,17 +99,6 @@ def _check_destination(out_dir, fingerprint, force):
             f"{out_dir}: already holds a different dataset (other inputs or options); "
             "choose another -o or pass --force to replace it"
         )
-
-
-def _replace_dir(tmp, out_dir):
-    """Move the finished ``tmp`` folder to ``out_dir``, replacing what was there last."""
-    if os.path.exists(out_dir):
-        old = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.old-", dir=os.path.dirname(out_dir))
-        os.rename(out_dir, os.path.join(old, "d"))
-        os.rename(tmp, out_dir)
-        shutil.rmtree(old)
-    else:
-        os.rename(tmp, out_dir)
 
 
 def _settings(o: Options) -> dict:
@@ -226,12 +209,7 @@ def _make(genome, targets, out_dir, o: Options) -> dict:
     target_length = o.seq_length // o.pool_width
     dtype = np.dtype(o.target_dtype)
 
-    parent = os.path.dirname(out_dir)
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.tmp-", dir=parent)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)  # mkdtemp makes it private; the dataset should not be
+    tmp = records.private_temp_dir(out_dir)
     try:
         os.makedirs(os.path.join(tmp, "tfrecords"))
         overflow = {t.identifier: 0 for t in targets}
@@ -290,14 +268,12 @@ def _make(genome, targets, out_dir, o: Options) -> dict:
         }
         # the contract of every dataset (basenji_tk.records): the same two features an older
         # statistics.json without them is read as; FORMAT above still keys the fingerprint
-        from basenji_tk import records
-
         stats["format"], stats["kind"] = records.FORMAT, "tiling"
         stats["features"] = {f.name: f.to_json() for f in records.old_features(stats, out_dir).values()}
         with open(os.path.join(tmp, "statistics.json"), "w") as fh:
             json.dump(stats, fh, indent=2)
             fh.write("\n")
-        _replace_dir(tmp, out_dir)
+        records.replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -263,3 +263,12 @@ def refuse_overwrite(out, outputs=None, force: bool = False, restart_hint: bool 
     if held:
         raise InputError(f"{out}: already holds {', '.join(map(str, held))} from a finished run; use {also}--force "
                          "to replace it, or choose another output")
+
+
+def file_sha256(path, block=1 << 20) -> str:
+    """SHA-256 of a whole file, read in blocks (the provenance datasets record for their inputs)."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(block), b""):
+            h.update(chunk)
+    return h.hexdigest()

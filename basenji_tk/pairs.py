@@ -20,7 +20,6 @@ valid regions x (train + valid) contexts and train regions x valid contexts; tes
 everything with a test region or a test context.
 """
 
-import hashlib
 import logging
 import os
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from basenji_tk import dna
+from basenji_tk.files import file_sha256
 from basenji_tk import genome as gn
 from basenji_tk import targets as tg
 from basenji_tk.errors import InputError, where
@@ -474,21 +474,13 @@ def _make(genome, contexts, peaks, features, table, folds, out_dir, o, paths) ->
             },
             "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(o).items()
                          if k not in ("force", "progress")},
-            "files": {k: {"path": os.path.abspath(v), "sha256": _sha256(v)} for k, v in paths.items()}
-                     | {f"peaks:{c.name}": {"path": os.path.abspath(c.peaks), "sha256": _sha256(c.peaks)}
+            "files": {k: {"path": os.path.abspath(v), "sha256": file_sha256(v)} for k, v in paths.items()}
+                     | {f"peaks:{c.name}": {"path": os.path.abspath(c.peaks), "sha256": file_sha256(c.peaks)}
                         for c in contexts},
         }
         stats = w.finish(info)
     log.info(f"wrote {out_dir}: {total:,} regions x {len(names)} contexts")
     return stats
-
-
-def _sha256(path, block=1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(block), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 # ----------------------------------------------------------------------------- pipeline

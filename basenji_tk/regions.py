@@ -646,7 +646,7 @@ def _make(genome, regions, fplan, out_dir, o: Options, targets, plan_path) -> di
     from tqdm import tqdm
 
     from basenji_tk import records
-    from basenji_tk.dataset import file_sha256
+    from basenji_tk.files import file_sha256
 
     L = o.seq_length
     plan = plan_regions(genome, regions, o)

@@ -579,7 +579,7 @@ def build_table_dataset(table_path, out_dir, options: TableOptions, fasta=None) 
     """Read ``table_path`` (and ``fasta`` for chrom/start/end rows), write the dataset folder
     ``out_dir`` (kind ``table``); returns its statistics. Training rows are written in an order
     shuffled by ``seed`` (neighbouring tiles are near copies); valid and test in table order."""
-    from basenji_tk.dataset import file_sha256
+    from basenji_tk.files import file_sha256
 
     o = options
     check_options(o)

@@ -403,31 +403,50 @@ def check_monitor(tp: dict, names: list, params_path: str, explicit: bool) -> st
                      f"{', '.join(names)}")
 
 
+def shared_layers(model, donor) -> list:
+    """The layers of ``model`` that ``donor`` shares from the inputs on: a layer counts when the
+    donor has one of the same name, class and weight shapes and every layer feeding it counts too
+    (inputs count when the donor has an input of that name and shape). So transfer stops where the
+    two graphs part, e.g. at stage 2's concatenation of the expression vector."""
+    import keras
+
+    theirs = {layer.name: layer for layer in donor._flatten_layers(include_self=False)}
+    good = set()
+    for layer in model.layers:  # a functional model lists its layers in graph order
+        other = theirs.get(layer.name)
+        if other is None or type(other) is not type(layer):
+            continue
+        if isinstance(layer, keras.layers.InputLayer):
+            if tuple(layer.output.shape) == tuple(other.output.shape):
+                good.add(layer.name)
+            continue
+        parents = [n.operation.name for node in layer._inbound_nodes for n in node.parent_nodes]
+        if parents and all(p in good for p in parents) and \
+                [w.shape for w in layer.weights] == [w.shape for w in other.weights]:
+            good.add(layer.name)
+    return [layer for layer in model.layers if layer.name in good and layer.weights]
+
+
 def init_from(model, tp: dict, params_path: str) -> list[str]:
-    """Copy into ``model`` the weights of every layer of ``train.init_from`` with the same name
-    and weight shapes, and freeze as ``train.freeze`` says; returns the names copied."""
+    """Copy into ``model`` the weights of the layers ``train.init_from`` shares with it
+    (:func:`shared_layers`), and freeze as ``train.freeze`` says; returns the names copied."""
     from basenji_tk import models
 
     source = tp["init_from"]
     if os.path.isdir(source):
         source = os.path.join(source, BEST)
-    donor = {layer.name: layer for layer in models.load_model(source)._flatten_layers(include_self=False)}
-    copied = []
-    for layer in model._flatten_layers(include_self=False):
-        other = donor.get(layer.name)
-        if other is None or not layer.weights:
-            continue
-        mine, theirs = layer.get_weights(), other.get_weights()
-        if [w.shape for w in mine] == [w.shape for w in theirs]:
-            layer.set_weights(theirs)
-            copied.append(layer.name)
+    donor = models.load_model(source)
+    layers = shared_layers(model, donor)
+    for layer in layers:
+        layer.set_weights(donor.get_layer(layer.name).get_weights())
+    copied = [layer.name for layer in layers]
     if not copied:
-        raise InputError(f"{params_path}: train.init_from {source} shares no layer (same name and weight "
-                         "shapes) with this model")
+        raise InputError(f"{params_path}: train.init_from {source} shares no layer with this model (same name, "
+                         "class and weight shapes, fed by shared layers from the inputs on)")
     freeze = tp["freeze"]
     frozen = [n for n in copied if freeze is True or (isinstance(freeze, list) and any(
         n == f or n.startswith(f) for f in freeze))]
-    for layer in model._flatten_layers(include_self=False):
+    for layer in layers:
         if layer.name in frozen:
             layer.trainable = False
     if isinstance(freeze, list):

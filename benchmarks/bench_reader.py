@@ -84,11 +84,13 @@ def training_rate(data_dir, params_path, steps, repeats, seed=0):
     tp, mp = params["train"], params["model"]
     tp["seed"] = seed
     stats = load_statistics(data_dir)
+    spec = train.check_datasets([data_dir])
+    wiring = train.wire(mp, tp, spec, params_path)
     keras.utils.set_random_seed(seed)
     model = models.build_model(mp, stats["num_targets"], where=params_path)
-    train.check_model_fits(model, mp, stats, params_path, data_dir)
-    train.compile_model(model, tp, stats["num_targets"])
-    ds = train.train_dataset([data_dir], tp, epoch=0).repeat()
+    train.check_model_fits(model, wiring, spec, params_path)
+    train.compile_model(model, tp, stats["num_targets"], wiring)
+    ds = train.train_dataset([data_dir], tp, epoch=0, wiring=wiring).repeat()
     step_s, _ = bench_train.fit_step_seconds(model, ds, steps, repeats)
     return tp["batch_size"] / step_s, tp["batch_size"]
 

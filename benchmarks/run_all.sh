@@ -39,3 +39,7 @@ echo; echo "== ism_ctcf_motif.py (needs demo_out/model from 'make demo' and ../s
 "$PY" benchmarks/ism_ctcf_motif.py -o benchmarks/out/ism_ctcf
 echo; echo "== bench_hyper.py (synthetic objective; no data)"
 "$PY" benchmarks/bench_hyper.py
+echo; echo "== bench_regions.py (needs ../shared/data: the whole chr20)"
+"$PY" benchmarks/bench_regions.py
+echo; echo "== bench_pairs.py (needs ../shared/data: the chr20 TF sites)"
+"$PY" benchmarks/bench_pairs.py

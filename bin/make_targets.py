@@ -51,9 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--unmap", action="append", default=[], metavar="BED", help="unmappable regions (repeatable)")
     p.add_argument("--blacklist", action="append", default=[], metavar="BED",
                    help="regions no sequence may overlap (repeatable)")
-    p.add_argument("--valid", default="0.1", help="validation share: a fraction, or chromosomes like 'chr8,chr9'")
-    p.add_argument("--test", default="0.1", help="test share: a fraction, or chromosomes")
-    p.add_argument("--chunk_size", type=int, default=1_048_576, help="size of the genome pieces dealt to splits (bp)")
+    cli.add_genome_split_options(p)
     p.add_argument("--chroms", default="", help="only these chromosomes, comma-separated (default: all)")
     p.add_argument("--seed", type=int, default=0, help="seed for the split and the order of training records")
     p.add_argument("--seqs_per_tfr", type=int, default=256, help="records per TFRecord file")

@@ -19,7 +19,7 @@ from test_ld import make_inputs, write_sed
 # place whole (locked beside it).
 KIND = {
     "bam_cov.py": "file", "make_targets.py": "file", "predict.py": "file", "make_table.py": "file",
-    "make_regions.py": "file",
+    "make_regions.py": "file", "make_pairs.py": "file",
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
 }
@@ -35,6 +35,9 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     ids = [f"v{i}" for i in range(40)]
     gwas_sed = write_sed(work / "gwas_sed.h5", "20", list(range(1, 41)), ids, ["A"] * 40, ["G"] * 40, ["G1"] * 40,
                          [0] * 40, [[float(i % 7), float(i % 3)] for i in range(40)])
+    (work / "contexts.tsv").write_text(f"context\tpeaks\nctcf\t{DATA / 'ctcf_peaks.bed'}\ncpg\t{DATA / 'cpg_islands.bed'}\n")
+    (work / "tpm.tsv").write_text("context\tTF1\tTF2\nctcf\t1.5\t2\ncpg\t3\t0.5\n")
+    (work / "window.bed").write_text("chr20\t1000000\t1100000\n")
     (work / "table.tsv").write_text("sequence\ty\nACGTACGT\t1.5\nTTGACCAA\t-0.5\n")
     (work / "pos.txt").write_text("\n".join(ids[:20]) + "\n")
     (work / "neg.txt").write_text("\n".join(ids[20:]) + "\n")
@@ -45,6 +48,8 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     return {
         "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
         "make_targets.py": lambda out: ["-l", 16384, "-w", 128, FASTA, TARGETS, "-o", out],
+        "make_pairs.py": lambda out: [FASTA, work / "contexts.tsv", work / "tpm.tsv", "--regions", work / "window.bed",
+                                      "--valid_contexts", 0, "--test_contexts", 0, "-o", out],
         "make_table.py": lambda out: [work / "table.tsv", "-o", out, "--activity", "y", "--valid", 0, "--test", 0],
         "make_regions.py": lambda out: ["-l", 1024, "-w", 128, "--valid", 0, "--test", 0, FASTA, DATA / "ctcf_peaks.bed",
                                         TARGETS, "-o", out],

@@ -329,7 +329,7 @@ def test_two_inputs_two_heads_and_sample_weights_train(tmp_path, contract_data):
     summary = train(path, [contract_data], str(tmp_path / "m"))
     assert summary["epochs"] == 1
     rows = history(tmp_path / "m")
-    for key in ("loss", "val_loss", "val_profile_loss", "val_total_loss", "val_total_pearsonr", "val_profile_pearsonr"):
+    for key in ("loss", "val_loss", "val_profile_loss", "val_total_loss", "val_total_pearsonr", "val_profile_jsd"):
         assert key in rows[0], sorted(rows[0])
     assert summary["best"] == pytest.approx(float(rows[0]["val_total_pearsonr"]), abs=1e-5)
     model = models.load_model(tmp_path / "m" / "model_best.keras")
