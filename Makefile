@@ -20,8 +20,10 @@ $(STAMP): pyproject.toml setup.py $(wildcard bin/*.py)
 demo: $(STAMP)
 	PATH=$(CURDIR)/$(VENV)/bin:$$PATH bash scripts/demo.sh demo_out
 
+# Two workers, each taking whole test files (module fixtures are built once); most tests wait on
+# script subprocesses, so two workers on two cores finish well ahead of one.
 test: $(STAMP)
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n 2 --dist loadfile
 
 # Benchmarks need torch 2.13.0 + tangermeme, installed only in a separate venv.
 bench: $(STAMP)

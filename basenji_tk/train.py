@@ -1,5 +1,15 @@
 """Fit a model from params.json to one or more datasets, with resumable checkpoints.
 
+The params are wired to the data by name (:func:`wire`): each model input takes the dataset
+feature of its name (:mod:`basenji_tk.records`), each head of ``model.heads`` predicts the label
+it names with its own loss, loss weight and metrics (by the label's type), and
+``train.sample_weight`` names a weight feature. Before any work, a name the dataset lacks, or a
+kind, shape or bp-per-position that differs, is one error naming both sides
+(:func:`check_model_fits` checks the built model's outputs). ``train.balance`` makes batches with
+a fixed share of positives; a pairs dataset is read in whole batches from
+:func:`basenji_tk.pairs.expand`. ``train.init_from`` copies the layers another model shares with
+this one from the inputs on (:func:`shared_layers`) and ``train.freeze`` freezes them.
+
 The model folder holds::
 
     params.json            the resolved params (defaults filled in) this run used

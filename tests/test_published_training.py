@@ -186,7 +186,7 @@ def pairs_dataset(tmp_path_factory):
     (work / "regions.bed").write_text("chr20\t1000000\t1250000\n")
     out = work / "pairs_SEMI-SYNTHETIC"
     run_script("make_pairs.py", "-q", FASTA, work / "contexts.tsv", work / "expression_SEMI-SYNTHETIC.tsv",
-               "--regions", work / "regions.bed", "--stride", 200, "--empty_fraction", 0.02, "--valid", 0.25,
+               "--regions", work / "regions.bed", "--stride", 400, "--empty_fraction", 0.02, "--valid", 0.25,
                "--test", 0, "--chunk_size", 60_000, "--valid_contexts", "half_b", "--test_contexts", "tss",
                "--log", "log2",
                "-o", out, check=True)
@@ -194,7 +194,7 @@ def pairs_dataset(tmp_path_factory):
 
 
 def test_chromdragonn_stage1_then_stage2_initialised_from_it(tmp_path, pairs_dataset):
-    stage1 = published("chromdragonn_resnet_stage1", tmp_path, epochs=1)
+    stage1 = published("chromdragonn_resnet_stage1", tmp_path, epochs=1, steps_per_epoch=1)
     train(stage1, [pairs_dataset], str(tmp_path / "s1"), Options(seed=0, quiet=True))
     from basenji_tk import models
 
