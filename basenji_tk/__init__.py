@@ -2,7 +2,7 @@
 
 ``import basenji_tk`` makes every model file the package writes loadable with
 ``keras.saving.load_model(path, safe_mode=True)``: the custom layers, losses and
-metrics (:mod:`basenji_tk.layers`, :mod:`basenji_tk.losses`, :mod:`basenji_tk.metrics`)
+metrics (:mod:`basenji_tk.model.layers`, :mod:`basenji_tk.model.losses`, :mod:`basenji_tk.model.metrics`)
 are registered with Keras as soon as Keras itself is imported, whichever comes first.
 
 Why a hook and not plain imports here: importing those modules imports Keras and
@@ -12,13 +12,28 @@ Keras is already loaded they are imported at once; otherwise a finder on
 ``sys.meta_path`` waits for ``import keras`` (from anywhere: the user, TensorFlow,
 our own modules) and imports them right after Keras has finished loading. The hook
 costs nothing measurable: ``import basenji_tk`` takes under 1 ms either way.
+
+The package is laid out by stage, in the order data flows through it; a module imports
+only from its own stage or the stages before it (``tests/test_layout.py`` checks this):
+
+    io/         file formats: BGZF, BAM, BigWig, FASTA/genome, VCF, genotypes
+    coverage/   BAM to coverage tracks (bam_cov.py)
+    data/       DNA, targets and label transforms, dataset builders, records and tf.data
+    model/      layers, blocks, models, losses, metrics, params, training
+    analysis/   the trained-model object, evaluation, prediction, variant effects, LD
+    interpret/  ISM, fast ISM, saliency
+    hyper/      Bayesian hyperparameter search (GPyOpt)
+
+``errors``, ``files``, ``cli`` and ``plots`` serve every stage. The flat module names of
+release 0.1 (``basenji_tk.train``, ``basenji_tk.dna``, ...) still import, as the same module
+objects, with a DeprecationWarning; they go in 0.3.
 """
 
 import sys
 
 __version__ = "0.1.0"
 
-_REGISTERING = ("basenji_tk.layers", "basenji_tk.losses", "basenji_tk.metrics")
+_REGISTERING = ("basenji_tk.model.layers", "basenji_tk.model.losses", "basenji_tk.model.metrics")
 
 
 def _register_keras_objects() -> None:
@@ -67,6 +82,78 @@ def _then_register(load):
 
     return exec_module
 
+
+# Where each module of the flat 0.1 layout lives now. Importing the old name gives the new
+# module object itself (not a copy), so monkeypatching and private names behave as before.
+MOVED = {
+    "bgzf": "io.bgzf", "libdeflate": "io.libdeflate", "bamio": "io.bamio", "bigwig": "io.bigwig",
+    "genome": "io.genome", "vcf": "io.vcf",
+    "covkernels": "coverage.kernels", "covchecks": "coverage.checks",
+    "dna": "data.dna", "targets": "data.targets", "labels": "data.labels", "features": "data.features",
+    "dataset": "data.dataset", "records": "data.records", "tfrecords": "data.tfrecords",
+    "regions": "data.regions", "tables": "data.tables", "pairs": "data.pairs",
+    "layers": "model.layers", "blocks": "model.blocks", "models": "model.models", "losses": "model.losses",
+    "metrics": "model.metrics", "params": "model.params", "train": "model.train",
+    "evaluate": "analysis.evaluate", "predict": "analysis.predict", "variants": "analysis.variants",
+    "ld": "analysis.ld", "ism": "interpret.ism", "fastism": "interpret.fastism",
+}
+
+
+def _moved_warning(old: str, new: str) -> None:
+    import warnings
+
+    warnings.warn(f"basenji_tk.{old} is now basenji_tk.{new}; the old name goes in basenji_tk 0.3",
+                  DeprecationWarning, stacklevel=3)
+
+
+def moved_attribute(package: str, former: tuple, name: str):
+    """``package.name`` for a package that was one module in 0.1: the name from the first of its
+    ``former`` submodules that has it, with a DeprecationWarning (for a package's ``__getattr__``)."""
+    import importlib
+
+    if not name.startswith("__"):
+        for sub in former:
+            module = importlib.import_module(f"{package}.{sub}")
+            if hasattr(module, name):
+                _moved_warning(f"{package.partition('.')[2]}.{name}", f"{package.partition('.')[2]}.{sub}.{name}")
+                return getattr(module, name)
+    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+
+class _MovedFinder:
+    """Answers ``import basenji_tk.<old name>`` with the module at its new place."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        prefix, _, old = fullname.partition(".")
+        if prefix != __name__ or old not in MOVED:
+            return None
+        import importlib.util
+
+        return importlib.util.spec_from_loader(fullname, self)
+
+    def create_module(self, spec):
+        old = spec.name.partition(".")[2]
+        import importlib
+
+        _moved_warning(old, MOVED[old])
+        module = importlib.import_module(f"{__name__}.{MOVED[old]}")
+        spec.loader_state = module.__spec__  # the import system sets __spec__ to this alias spec next
+        return module
+
+    def exec_module(self, module):
+        module.__spec__ = module.__spec__.loader_state  # already executed at its new place
+
+
+def __getattr__(name):
+    # ``basenji_tk.train`` after a bare ``import basenji_tk`` (the stage packages import as usual)
+    if name in MOVED:
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+sys.meta_path.append(_MovedFinder())
 
 if "keras" in sys.modules:
     _register_keras_objects()

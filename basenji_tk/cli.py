@@ -114,7 +114,7 @@ def run(main, argv=None) -> None:
 
 def add_genome_split_options(p, default: str = "0.1", what: str = "") -> None:
     """``--valid``/``--test``/``--chunk_size``: the genome splits every dataset builder deals the same
-    way (fractions of whole chunks, or chromosome lists; :func:`basenji_tk.targets.assign_splits`)."""
+    way (fractions of whole chunks, or chromosome lists; :func:`basenji_tk.data.targets.assign_splits`)."""
     p.add_argument("--valid", default=default, help=f"{what}validation share: a fraction, or chromosomes like "
                    "'chr12,chr15'")
     p.add_argument("--test", default=default, help=f"{what}test share: a fraction, or chromosomes")

@@ -54,7 +54,7 @@ def scatter(y, p, path, title: str = "", log: bool = True, max_points: int = 100
     as a hexbin with log-scaled counts. No diagonal: the two axes need not share
     a scale.
     """
-    from basenji_tk.metrics import log2p1, pearson_r  # imports Keras: only where it is needed
+    from basenji_tk.model.metrics import log2p1, pearson_r  # imports Keras: only where it is needed
 
     y, p = np.asarray(y, dtype=np.float64).ravel(), np.asarray(p, dtype=np.float64).ravel()
     if y.shape != p.shape:
@@ -140,7 +140,7 @@ def gc_model(table, coefficients, path, title: str = "") -> str:
     """The GC model of ``bam_cov.py``: log2 mean coverage per 1% GC bin and the fitted cubic.
 
     ``table`` holds one dict per GC bin (``gc``, ``positions``, ``log2_mean``, ``used``), as
-    :func:`basenji_tk.coverage.fit_gc` makes it. Bins used in the fit are filled, the others open;
+    :func:`basenji_tk.coverage.core.fit_gc` makes it. Bins used in the fit are filled, the others open;
     the grey bars below show how many positions each bin holds.
     """
     gc = np.array([row["gc"] for row in table])

@@ -1,4 +1,4 @@
-"""Fast ISM (basenji_tk.fastism.FastISM) against naive ISM (every full mutant through the model).
+"""Fast ISM (basenji_tk.interpret.fastism.FastISM) against naive ISM (every full mutant through the model).
 
 Both paths run in this process with the same batch size on the same mutants (3 per position:
 each other base), timed best of 3 (taken in turn) after one warm-up call each (which traces
@@ -56,7 +56,7 @@ BASSET = {
 
 def model_params(name):
     """The resolved ``params["model"]`` section of one benchmark model."""
-    from basenji_tk.params import check_params, load_params
+    from basenji_tk.model.params import check_params, load_params
 
     if name == "basset":
         return check_params({"model": BASSET})["model"]
@@ -89,8 +89,9 @@ def bench_model(name, batch_size=64, n_positions=None, quick=False, repeats=3, s
     """Time both paths on one model; returns a dict of the figures (seconds, mutants/s, ratio)."""
     import numpy as np
 
-    from basenji_tk import fastism, models
+    from basenji_tk.interpret import fastism
 
+    from basenji_tk.model import models
     mp = model_params(name)
     model = models.build_model(mp, mp.get("num_targets") or 1)
     rng = np.random.default_rng(seed)

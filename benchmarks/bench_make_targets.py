@@ -1,6 +1,6 @@
 """make_targets on the whole of GRCh37 chr20 (3 BigWig tracks) against its I/O floor.
 
-Compared: ``basenji_tk.dataset.make_targets`` (131,072 bp sequences, 128 bp bins,
+Compared: ``basenji_tk.data.dataset.make_targets`` (131,072 bp sequences, 128 bp bins,
 10% valid / 10% test) versus the least any such tool must do for the same records:
 for exactly the sequences it wrote (its ``sequences.bed``), fetch each interval from
 the FASTA with pysam and read each BigWig's per-base values over it with pyBigWig,
@@ -35,7 +35,7 @@ def write_bigwigs(folder, fasta):
     import pyBigWig
     import pysam
 
-    from basenji_tk import genome as gn
+    from basenji_tk.io import genome as gn
 
     size = dict(zip(*(lambda f: (f.references, f.lengths))(pysam.FastaFile(fasta))))[CHROM]
     lines = ["identifier\tfile"]
@@ -57,13 +57,13 @@ def write_bigwigs(folder, fasta):
 
 
 def options():
-    from basenji_tk.dataset import Options
+    from basenji_tk.data.dataset import Options
 
     return Options(seq_length=131072, pool_width=128, valid="0.1", test="0.1")
 
 
 def run_make_targets(fasta, table, out):
-    from basenji_tk.dataset import make_targets
+    from basenji_tk.data.dataset import make_targets
 
     return make_targets(fasta, table, out, options())
 
@@ -97,7 +97,7 @@ def main(argv=None):
 
     fasta = os.path.join(common.CHR20, "chr20.fa.gz")
     common.require(fasta, *(os.path.join(common.CHR20, b) for b in BEDS.values()))
-    import basenji_tk.tfrecords  # noqa: F401  TensorFlow import is not part of the timing
+    import basenji_tk.data.tfrecords  # noqa: F401  TensorFlow import is not part of the timing
 
     work = args.keep or tempfile.mkdtemp(prefix="bench_make_targets-")
     os.makedirs(work, exist_ok=True)

@@ -1,6 +1,6 @@
-"""One-hot encoding of 50 Mb of GRCh37 chr20: basenji_tk.dna.one_hot against tangermeme.
+"""One-hot encoding of 50 Mb of GRCh37 chr20: basenji_tk.data.dna.one_hot against tangermeme.
 
-Compared: ``basenji_tk.dna.one_hot(seq)`` (uint8, shape (L, 4)) and tangermeme's
+Compared: ``basenji_tk.data.dna.one_hot(seq)`` (uint8, shape (L, 4)) and tangermeme's
 ``one_hot_encode(seq)`` (torch int8, shape (4, L), its defaults: one thread, N ignored)
 on the same string, bases [0, 50,000,000) of chr20, upper case. tangermeme is the
 baseline because it is the PyTorch-side reference for this step (numba-compiled) and
@@ -26,7 +26,7 @@ def encoders(n_jobs_all=False):
     """``{name: fn(seq)}``; warms numba up on short and long input so no compile is timed."""
     from tangermeme.utils import one_hot_encode
 
-    from basenji_tk import dna
+    from basenji_tk.data import dna
 
     fns = {"basenji_tk dna.one_hot": dna.one_hot, "tangermeme one_hot_encode": one_hot_encode}
     if n_jobs_all:
@@ -39,7 +39,7 @@ def encoders(n_jobs_all=False):
 
 def compare(ours, theirs, seq):
     """Rows per letter: ``(letter, count, rows that differ)``; ours (L, 4), theirs (4, L)."""
-    from basenji_tk import dna
+    from basenji_tk.data import dna
 
     theirs = theirs.numpy().T.view(np.uint8)  # (L, 4) view of tangermeme's int8 (4, L)
     differ = (ours != theirs).any(axis=1)
@@ -79,7 +79,7 @@ def main(argv=None):
 
     from tangermeme.utils import one_hot_encode
 
-    from basenji_tk import dna
+    from basenji_tk.data import dna
 
     ours, theirs = dna.one_hot(seq), one_hot_encode(seq)
     assert ours.shape == (length, 4) and ours.dtype == np.uint8

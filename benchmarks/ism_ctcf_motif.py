@@ -123,7 +123,7 @@ def compare(pfm, motif, min_overlap=None):
 
 
 def run_set(label, regions, args, out_dir):
-    from basenji_tk import ism
+    from basenji_tk.interpret import ism
 
     bed = os.path.join(out_dir, f"{label}.bed")
     with open(bed, "w") as fh:

@@ -14,8 +14,8 @@ For each seed, from the real genotypes of a VCF (e.g. ../shared/data/grch37_chr2
    variance ``1 - h2`` (every gene is its own trait with cis-heritability h2; genes are independent);
 3. each variant's marginal chi^2 for its gene is the squared t of the ordinary regression of
    expression on dosage, in the eQTL cohort; the table (``seedN/eqtl_SIMULATED.tsv``, with a
-   ``# SIMULATED`` header line) is read back with ``basenji_tk.ld.read_eqtl``;
-4. the sed_ld analysis (``basenji_tk.ld.analyze``, the code of ``bin/sed_ld.py``) runs on it, and
+   ``# SIMULATED`` header line) is read back with ``basenji_tk.analysis.ld.read_eqtl``;
+4. the sed_ld analysis (``basenji_tk.analysis.ld.analyze``, the code of ``bin/sed_ld.py``) runs on it, and
    again with SED permuted among each gene's variants (the control: the same chi^2, an SED that
    says nothing about which variant is causal).
 
@@ -55,9 +55,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from basenji_tk import ld
+from basenji_tk.analysis import ld
 from basenji_tk.errors import InputError
-from basenji_tk.genome import normalize_chrom
+from basenji_tk.io.genome import normalize_chrom
 
 SIM_HEADER = ("# SIMULATED eQTL statistics (benchmarks/sim_sed_ld.py): expression simulated from real genotypes "
               "with causal effects drawn from sed.h5 SED; not real data")

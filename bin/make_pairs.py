@@ -31,7 +31,7 @@ runs of >= --gap_min N and at --blacklist regions) with at most --max_n N. Writt
   OUT/contexts.npy      the (C, F) float32 context table, rows in the order of 'pairs.contexts'
   OUT/sequences.bed     the window of each record: chrom, start, end, split
   OUT/tfrecords/        one record per region: sequence and labels
-Pairs are drawn when training (basenji_tk.pairs.expand), never written out C times.
+Pairs are drawn when training (basenji_tk.data.pairs.expand), never written out C times.
 """
 
 
@@ -68,7 +68,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.pairs import Options, make_pairs
+    from basenji_tk.data.pairs import Options, make_pairs
 
     options = Options(
         seq_length=args.seq_length, bin_length=args.bin_length, stride=args.stride, threshold=args.threshold,

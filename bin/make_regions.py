@@ -64,7 +64,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.regions import Options, make_regions
+    from basenji_tk.data.regions import Options, make_regions
 
     options = Options(
         seq_length=args.seq_length, pool_width=args.pool_width, max_n=args.max_n, blacklist=tuple(args.blacklist),

@@ -78,7 +78,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk import tables
+    from basenji_tk.data import tables
 
     tasks = []
     for kind, option, value in args.tasks or []:

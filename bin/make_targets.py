@@ -28,7 +28,7 @@ complete; an existing folder with a different dataset is kept unless --force.
 
 --features PLAN.json (instead of TARGETS) writes named features (basenji_tk.dataset/2):
 the plan's optional sequence, signal inputs and labels (crop, smoothing, binarising, log,
-totals, quantile normalisation; see basenji_tk.features). A plan without a sequence needs no
+totals, quantile normalisation; see basenji_tk.data.features). A plan without a sequence needs no
 FASTA: chromosome sizes come from --sizes or the first BigWig's header, and contigs are whole
 chromosomes (no N masking). --regions BED tiles only inside the given intervals.
 """
@@ -64,7 +64,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.dataset import Options, build
+    from basenji_tk.data.dataset import Options, build
 
     options = Options(
         seq_length=args.seq_length, pool_width=args.pool_width, stride=args.stride, max_n=args.max_n,

@@ -40,8 +40,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.evaluate import parse_shifts
-    from basenji_tk.predict import predict_bed
+    from basenji_tk.analysis.evaluate import parse_shifts
+    from basenji_tk.analysis.predict import predict_bed
 
     predict_bed(args.model_dir, args.regions, args.out, fasta=args.fasta, rc=args.rc,
                 shifts=parse_shifts(args.shifts), bigwig_dir=args.bigwig, batch_size=args.batch_size,

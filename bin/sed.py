@@ -58,8 +58,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.evaluate import parse_shifts
-    from basenji_tk.variants import score_variants
+    from basenji_tk.analysis.evaluate import parse_shifts
+    from basenji_tk.analysis.variants import score_variants
 
     score_variants(args.model_dir, args.vcf, args.genes, args.out_dir, fasta=args.fasta, rc=args.rc,
                    shifts=parse_shifts(args.shifts), targets=args.targets, batch_size=args.batch_size,

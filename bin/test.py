@@ -47,7 +47,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.evaluate import evaluate, format_table, parse_shifts
+    from basenji_tk.analysis.evaluate import evaluate, format_table, parse_shifts
 
     shifts = parse_shifts(args.shifts)
     df = evaluate(args.model_dir, args.data_dir, args.out, split=args.split, rc=args.rc, shifts=shifts,

@@ -54,11 +54,11 @@ def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
     if args.blocks:
-        from basenji_tk import blocks
+        from basenji_tk.model import blocks
 
         print(blocks.describe())
         return 0
-    from basenji_tk.train import Options, train
+    from basenji_tk.model.train import Options, train
 
     train(args.params, args.data_dirs, args.out, Options(restart=args.restart, force=args.force, seed=args.seed,
                                                           mixed_precision=args.mixed_precision,

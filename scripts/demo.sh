@@ -71,7 +71,7 @@ sat_mut.py --force -q "$out/model" "$out/sat_mut_regions.bed" -f data/hg19_chr20
     --stat center --targets ctcf --plots
 python - "$out/sat_mut" <<'PY'
 import sys, h5py, numpy as np
-from basenji_tk import dna
+from basenji_tk.data import dna
 with h5py.File(f"{sys.argv[1]}/scores.h5") as h5:
     for i, name in enumerate(h5["name"][:]):
         loss = -h5["scores"][i, :, :, 0].astype(np.float64).sum(axis=1) / 3

@@ -14,8 +14,9 @@ import pysam
 import pytest
 from conftest import DATA, assert_clean_failure, run_script
 
-from basenji_tk import bamio, bgzf, bigwig, covkernels, libdeflate
+from basenji_tk.io import bamio, bgzf, bigwig, libdeflate
 
+from basenji_tk.coverage import kernels as covkernels
 BAM = DATA / "dropseq.bam"
 SKIP = 0x200 | 0x800  # QC-fail, supplementary
 

@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 
-from basenji_tk import blocks, models
+from basenji_tk.model import blocks, models
 from basenji_tk.errors import InputError
 
 RNG = np.random.default_rng(15)

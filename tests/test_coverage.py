@@ -17,10 +17,10 @@ import pysam
 import pytest
 from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_script, shared
 
-from basenji_tk import dataset as ds
+from basenji_tk.data import dataset as ds
 from basenji_tk import files
-from basenji_tk import tfrecords as tfr
-from basenji_tk.coverage import Options, bam_cov
+from basenji_tk.data import tfrecords as tfr
+from basenji_tk.coverage.core import Options, bam_cov
 
 # ------------------------------------------------------------------ helpers
 

@@ -4,7 +4,7 @@ import os
 
 import pysam
 
-from basenji_tk import targets as tg
+from basenji_tk.data import targets as tg
 from conftest import DATA, FASTA, TARGETS
 
 

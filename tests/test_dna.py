@@ -2,7 +2,7 @@ import numpy as np
 import pysam
 import pytest
 
-from basenji_tk import dna
+from basenji_tk.data import dna
 from conftest import FASTA
 
 

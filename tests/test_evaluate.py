@@ -1,4 +1,4 @@
-"""test.py and basenji_tk.evaluate on the demo dataset and the tiny model (session fixtures).
+"""test.py and basenji_tk.analysis.evaluate on the demo dataset and the tiny model (session fixtures).
 
 Metrics are checked against an independent recomputation: the test split read
 with numpy, one-hot by hand, model.predict, and scipy/sklearn per target.
@@ -14,9 +14,9 @@ import pytest
 from scipy import stats
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from basenji_tk import evaluate as ev
-from basenji_tk import models
-from basenji_tk import tfrecords as tfr
+from basenji_tk.analysis import evaluate as ev
+from basenji_tk.model import models
+from basenji_tk.data import tfrecords as tfr
 from basenji_tk.errors import InputError
 from conftest import assert_clean_failure, run_script, tiny_params
 
@@ -197,7 +197,7 @@ def test_baseline_fit_and_skill(demo_dataset, acceptance):
 
 # ----------------------------------------------------------------------------- bad input
 def test_mismatched_output_length(tiny_model, demo_dataset, tmp_path):
-    from basenji_tk.params import check_params
+    from basenji_tk.model.params import check_params
 
     params = tiny_params()
     params["model"]["trunk"][0]["pool_size"] = 4  # 256 bins instead of the dataset's 128

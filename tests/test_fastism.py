@@ -8,10 +8,10 @@ import keras
 import numpy as np
 import pytest
 
-from basenji_tk import models
+from basenji_tk.model import models
 from basenji_tk.errors import InputError
-from basenji_tk.fastism import FastISM, NotSupported, naive_predict_mutants
-from basenji_tk.params import check_params
+from basenji_tk.interpret.fastism import FastISM, NotSupported, naive_predict_mutants
+from basenji_tk.model.params import check_params
 
 ATOL, RTOL = 1e-4, 1e-4
 

@@ -8,8 +8,8 @@ import subprocess
 import numpy as np
 import pytest
 
-from basenji_tk import dataset as ds
-from basenji_tk import features as ft
+from basenji_tk.data import dataset as ds
+from basenji_tk.data import features as ft
 from basenji_tk.errors import InputError
 from conftest import BIN_DIR, DATA, TARGETS, assert_clean_failure, run_script, shared
 
@@ -193,7 +193,7 @@ def test_groseq_signal_dataset_matches_pybigwig(tmp_path):
     the 40 min signal smoothed (sigma 10 bins) and cropped to the centre 50 bp bin out."""
     import pyBigWig
 
-    from basenji_tk import records
+    from basenji_tk.data import records
 
     bam0 = shared("bams", "mcf7_groseq_0min_chr7.sorted.bam")
     bam40 = shared("bams", "mcf7_groseq_40min_chr7.sorted.bam")

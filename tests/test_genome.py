@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from basenji_tk import genome as gn
+from basenji_tk.io import genome as gn
 from basenji_tk.errors import InputError
 from conftest import DATA, FASTA, write_fasta
 

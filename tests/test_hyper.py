@@ -15,7 +15,8 @@ import numpy as np
 import pytest
 from conftest import BIN_DIR, REPO, assert_clean_failure, read_only, run_script, tiny_params, write_json
 
-from basenji_tk import files, hyper
+from basenji_tk import files
+from basenji_tk.hyper import search as hyper
 from basenji_tk.errors import InputError
 
 spec = importlib.util.spec_from_file_location("bench_hyper", REPO / "benchmarks" / "bench_hyper.py")

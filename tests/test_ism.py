@@ -9,9 +9,11 @@ import numpy as np
 import pytest
 from conftest import FASTA, assert_clean_failure, run_script
 
-from basenji_tk import dna, ism, models
+from basenji_tk.data import dna
+from basenji_tk.interpret import ism
+from basenji_tk.model import models
 from basenji_tk.errors import InputError
-from basenji_tk.genome import Genome
+from basenji_tk.io.genome import Genome
 
 
 def real_window(start, length):

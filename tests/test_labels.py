@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from basenji_tk import labels
+from basenji_tk.data import labels
 
 
 def test_crop_center_keeps_the_middle_and_drops_an_odd_extra_on_the_right():

@@ -1,4 +1,4 @@
-"""SED-LD (basenji_tk.ld, sed_ld.py, gwas_classify.py) and the SIMULATED benchmark on real genotypes.
+"""SED-LD (basenji_tk.analysis.ld, sed_ld.py, gwas_classify.py) and the SIMULATED benchmark on real genotypes.
 
 Small inputs here are GENERATED: genotypes from a copying model, sed.h5 values and eQTL
 statistics drawn at random (labelled SIMULATED in the files). Real genotypes come from
@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from basenji_tk import ld
+from basenji_tk.analysis import ld
 from basenji_tk.errors import InputError
 from conftest import DATA, REPO, assert_clean_failure, run_script, shared
 

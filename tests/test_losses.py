@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from basenji_tk.errors import InputError
-from basenji_tk.losses import MaskedMSE, get_loss
+from basenji_tk.model.losses import MaskedMSE, get_loss
 
 rng = np.random.default_rng(4)
 Y = rng.poisson(3.0, size=(5, 7, 2)).astype("float32")  # GENERATED counts
@@ -127,7 +127,7 @@ def test_profile_losses_refuse_vectors():
 
 @pytest.mark.parametrize("name", ["rmse", "multinomial_nll", "profile_ce", "jsd", "masked_mse"])
 def test_compiled_model_with_each_loss_reloads(name, tmp_path):
-    from basenji_tk import models
+    from basenji_tk.model import models
 
     inp = keras.Input((50, 3))
     model = keras.Model(inp, keras.layers.Softmax(axis=1)(keras.layers.Dense(3)(inp)))

@@ -9,8 +9,8 @@ import numpy as np
 import pysam
 import pytest
 
-from basenji_tk import dataset as ds
-from basenji_tk import tfrecords as tfr
+from basenji_tk.data import dataset as ds
+from basenji_tk.data import tfrecords as tfr
 from conftest import DATA, FASTA, TARGETS, run_script, write_fasta
 
 LETTERS = np.frombuffer(b"ACGTN", dtype=np.uint8)
@@ -343,8 +343,8 @@ def test_bigwig_nan_and_no_data_are_counted_apart(tmp_path, span):
 
 # ----------------------------------------------------------------------------- --features plans
 def test_old_call_reads_as_sequence_and_target_like_its_plan(demo_dataset):
-    from basenji_tk import features as ft
-    from basenji_tk import records
+    from basenji_tk.data import features as ft
+    from basenji_tk.data import records
 
     spec = records.load_spec(demo_dataset)
     assert list(spec.features) == ["sequence", "target"]
@@ -355,7 +355,7 @@ def test_old_call_reads_as_sequence_and_target_like_its_plan(demo_dataset):
 
 
 def test_features_plan_with_sequence_binary_centre_and_quantile_totals(tmp_path):
-    from basenji_tk import labels, records
+    from basenji_tk.data import labels, records
 
     beds = [DATA / "ctcf_peaks.bed", DATA / "cpg_islands.bed", DATA / "tss_pm500.bed"]
     (tmp_path / "frac.txt").write_text("identifier\tfile\tsum_stat\n" + "".join(

@@ -11,7 +11,7 @@ from scipy import stats  # noqa: E402
 from sklearn import metrics as skm  # noqa: E402
 from statsmodels.stats.multitest import multipletests  # noqa: E402
 
-from basenji_tk import metrics as bm  # noqa: E402
+from basenji_tk.model import metrics as bm  # noqa: E402
 from basenji_tk.errors import InputError  # noqa: E402
 
 SEEDS = (0, 1, 2, 3)
@@ -365,7 +365,7 @@ def test_count_pearson_is_pearson_of_totals():
     ("binary", ["auprc", "auroc"]), ("regression", ["pearsonr", "r2", "rmse", "spearmanr"]),
     ("count", ["pearsonr", "r2", "rmse", "spearmanr"]), ("profile", ["jsd", "profile_pearsonr", "count_pearsonr"])])
 def test_for_label_names_and_serialisation(label_type, names, tmp_path):
-    from basenji_tk import models
+    from basenji_tk.model import models
 
     made = bm.for_label(label_type, 3)
     assert [m.name for m in made] == names

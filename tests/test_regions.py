@@ -1,4 +1,4 @@
-"""The regions builder (basenji_tk.regions, bin/make_regions.py) on real chr20 data.
+"""The regions builder (basenji_tk.data.regions, bin/make_regions.py) on real chr20 data.
 
 Regions are the real CTCF ChIP-seq peaks of data/ctcf_peaks.bed. The narrowPeak version used
 here is DERIVED from them: column 10 (the summit) is the offset of the first "CCCTC" in the
@@ -12,10 +12,10 @@ import json
 import numpy as np
 import pytest
 
-from basenji_tk import dna
-from basenji_tk import genome as gn
-from basenji_tk import regions as rg
-from basenji_tk import targets as tg
+from basenji_tk.data import dna
+from basenji_tk.io import genome as gn
+from basenji_tk.data import regions as rg
+from basenji_tk.data import targets as tg
 from basenji_tk.errors import InputError
 from conftest import DATA, FASTA, assert_clean_failure, run_script, write_fasta
 
@@ -204,7 +204,7 @@ def built(tmp_path_factory, narrowpeak):
 
 
 def _records(out):
-    from basenji_tk import records
+    from basenji_tk.data import records
 
     bed = [line.split("\t") for line in (out / "sequences.bed").read_text().splitlines()]
     recs = {}

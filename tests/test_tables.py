@@ -1,4 +1,4 @@
-"""Table datasets (basenji_tk.tables, bin/make_table.py) on a SEMI-SYNTHETIC MPRA-like table.
+"""Table datasets (basenji_tk.data.tables, bin/make_table.py) on a SEMI-SYNTHETIC MPRA-like table.
 
 The sequences are real (chr20 of data/hg19_chr20_20Mb.fa.gz, 295 bp regions centred on
 data/ctcf_peaks.bed peaks, 31 tiles of 145 bp at 5 bp steps, as in Sharpr-MPRA); the activities
@@ -15,7 +15,7 @@ import numpy as np
 import pysam
 import pytest
 
-from basenji_tk import tables
+from basenji_tk.data import tables
 from basenji_tk.errors import InputError
 from conftest import DATA, FASTA, assert_clean_failure, run_script
 
@@ -159,7 +159,7 @@ def test_counts_genome_and_sequence_routes_agree(mpra):
     """Activities from the RNA/DNA count columns equal the table's own (simulator's formula), and
     chrom/start/end read from the FASTA (chr20 -> 20) give the same codes as the sequence column."""
     path, rows = mpra
-    genome_mod = pytest.importorskip("basenji_tk.genome")
+    genome_mod = pytest.importorskip("basenji_tk.io.genome")
     base = tables.table_records(tables.read_table(path), options())
     counts = tuple(tables.Task(t, ((f"{t}_rna1", f"{t}_dna1"), (f"{t}_rna2", f"{t}_dna2")), "counts") for t in TASKS)
     g = genome_mod.Genome(FASTA)
@@ -256,7 +256,7 @@ def mpra_dataset(mpra, tmp_path_factory):
 
 
 def test_dataset_records_match_a_recomputation(mpra_dataset):
-    records = pytest.importorskip("basenji_tk.records")
+    records = pytest.importorskip("basenji_tk.data.records")
     out, rows = mpra_dataset
     by_name = {r["name"]: r for r in rows}
     spec = records.load_spec(out)
@@ -295,7 +295,7 @@ def test_dataset_records_match_a_recomputation(mpra_dataset):
 
 
 def test_dataset_reads_as_one_hot_batches(mpra_dataset):
-    records = pytest.importorskip("basenji_tk.records")
+    records = pytest.importorskip("basenji_tk.data.records")
     out, _ = mpra_dataset
     batch = next(iter(records.dataset(out, "valid", batch_size=8)))
     assert tuple(batch["sequence"].shape) == (8, REGION, 4)
@@ -307,7 +307,7 @@ def test_dataset_reads_as_one_hot_batches(mpra_dataset):
 def test_genome_and_counts_routes_through_the_script(mpra, tmp_path):
     """chrom/start/end from --fasta and activity from --counts: same records as the sequence and
     activity columns; sequences.bed holds the genome coordinates and the row name."""
-    records = pytest.importorskip("basenji_tk.records")
+    records = pytest.importorskip("basenji_tk.data.records")
     path, rows = mpra
     counts = [a for t in TASKS for a in ("--counts", f"{t}={t}_rna1:{t}_dna1,{t}_rna2:{t}_dna2")]
     common = ["-q", "--frame", REGION, "--offset_column", "pos", "--split_column", "split"]
@@ -360,7 +360,7 @@ def test_existing_output_needs_force(tmp_path):
     ("sequence\ty\ty\nACGT\t1\t3\n", {}, ["t.tsv:1", "'y' appears twice"]),
 ])
 def test_library_errors_name_the_line_and_column(tmp_path, text, kw, words):
-    from basenji_tk import genome as gn
+    from basenji_tk.io import genome as gn
 
     p = tmp_path / "t.tsv"
     p.write_text(text)

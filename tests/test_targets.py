@@ -3,8 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from basenji_tk import genome as gn
-from basenji_tk import targets as tg
+from basenji_tk.io import genome as gn
+from basenji_tk.data import targets as tg
 from basenji_tk.errors import InputError
 from conftest import DATA, TARGETS
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from basenji_tk import dna
-from basenji_tk import tfrecords as tfr
+from basenji_tk.data import dna
+from basenji_tk.data import tfrecords as tfr
 from basenji_tk.errors import InputError
 
 

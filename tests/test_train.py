@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 from conftest import BIN_DIR, assert_clean_failure, read_only, run_script, tiny_params, write_json
 
-from basenji_tk import files, metrics, models, tfrecords
-from basenji_tk import train as train_module
+from basenji_tk import files
+from basenji_tk.model import metrics, models
+from basenji_tk.data import tfrecords
+from basenji_tk.model import train as train_module
 from basenji_tk.errors import InputError
-from basenji_tk.train import KILL_ENV, train
+from basenji_tk.model.train import KILL_ENV, train
 
 
 def history(model_dir):
@@ -273,8 +275,9 @@ def test_several_data_dirs_train_together(tmp_path, demo_dataset):
 def contract_dataset(out, n=48, length=64):
     """Real chr20 sequence with a vector input, a positional profile label at 4 bp, a total,
     a binary label and a weight: every kind a params file can bind."""
-    from basenji_tk import dna, genome, records
-    from basenji_tk.records import Feature
+    from basenji_tk.data import dna, records
+    from basenji_tk.io import genome
+    from basenji_tk.data.records import Feature
     from conftest import FASTA
 
     feats = [Feature("sequence", "sequence", (length, 4), "uint8"),
@@ -342,13 +345,13 @@ def test_two_inputs_two_heads_and_sample_weights_train(tmp_path, contract_data):
 
 
 def load(path):
-    from basenji_tk.params import load_params
+    from basenji_tk.model.params import load_params
 
     return load_params(path)
 
 
 def records_spec(d):
-    from basenji_tk import records
+    from basenji_tk.data import records
 
     return records.load_spec(d)
 
@@ -396,7 +399,7 @@ def test_a_wiring_error_is_one_line_from_the_script(tmp_path, contract_data):
 
 
 def test_balanced_batches_hold_one_positive_to_three_negatives(contract_data):
-    from basenji_tk import records
+    from basenji_tk.data import records
 
     ds = records.dataset(contract_data, "train", shuffle=True, seed=1)
     batches = list(train_module.balance(ds, "bound", 0.25, 8).batch(8).take(12).as_numpy_iterator())

@@ -15,8 +15,10 @@ import numpy as np
 import pytest
 from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_script
 
-from basenji_tk import dna, files, variants
-from basenji_tk.genome import Genome
+from basenji_tk.data import dna
+from basenji_tk import files
+from basenji_tk.analysis import variants
+from basenji_tk.io.genome import Genome
 
 VCF = DATA / "variants_1kg.vcf.gz"
 TSS = DATA / "tss.bed"
@@ -125,7 +127,7 @@ def brute_force(model, genome, chrom, start, length, pos0, ref, alt, tss_bins, r
 
 @pytest.mark.parametrize("rc", [False, True])
 def test_statistics_match_brute_force(tmp_path, tiny_model, rc):
-    from basenji_tk.models import load_model
+    from basenji_tk.model.models import load_model
 
     genome = Genome(FASTA)
     header, body, tss_lines = dense_region(3)

@@ -1,0 +1,78 @@
+"""The package's layout: stages in the order data flows, small modules, old names still import.
+
+A module may import from its own stage, from the stages before it, and from the shared modules
+(``errors``, ``files``, ``cli``, ``plots``); ``io`` imports none of the stages. Function-level
+imports count too: a lazy import is still a dependency.
+"""
+
+import ast
+import importlib
+import warnings
+from pathlib import Path
+
+import pytest
+
+import basenji_tk
+
+PACKAGE = Path(basenji_tk.__file__).parent
+STAGES = ["io", "coverage", "data", "model", "analysis", "interpret", "hyper"]
+SHARED = {"errors", "files", "cli", "plots", "__init__"}
+MAX_LINES = 600
+
+
+def modules():
+    return sorted(p for p in PACKAGE.rglob("*.py"))
+
+
+def stage_of(path: Path):
+    parts = path.relative_to(PACKAGE).parts
+    return parts[0] if len(parts) > 1 else None
+
+
+def imported_stages(path: Path):
+    """(line, stage or shared module name) for every basenji_tk import in the file."""
+    for node in ast.walk(ast.parse(path.read_text())):
+        names = []
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            if node.module == "basenji_tk":
+                names = [f"basenji_tk.{a.name}" for a in node.names]
+            else:
+                names = [node.module]
+        elif isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        for name in names:
+            parts = name.split(".")
+            if parts[0] == "basenji_tk" and len(parts) > 1:
+                yield node.lineno, parts[1]
+
+
+def test_every_module_sits_in_a_stage_or_is_shared():
+    for path in modules():
+        stage = stage_of(path)
+        assert stage in STAGES or (stage is None and path.stem in SHARED), path
+
+
+@pytest.mark.parametrize("old", sorted(basenji_tk.MOVED))
+def test_old_module_names_import_with_a_warning(old):
+    new = importlib.import_module(f"basenji_tk.{basenji_tk.MOVED[old]}")
+    import sys
+
+    sys.modules.pop(f"basenji_tk.{old}", None)
+    with pytest.warns(DeprecationWarning, match=f"basenji_tk.{old} is now basenji_tk.{basenji_tk.MOVED[old]}"):
+        module = importlib.import_module(f"basenji_tk.{old}")
+    assert module is new and module.__spec__.name == new.__name__
+
+
+def test_old_package_attributes_resolve_with_a_warning():
+    from basenji_tk import coverage, hyper
+
+    with pytest.warns(DeprecationWarning, match="basenji_tk.coverage.fit_gc is now"):
+        fit_gc = coverage.fit_gc
+    assert fit_gc.__name__ == "fit_gc"
+    with pytest.warns(DeprecationWarning, match="basenji_tk.hyper.Domain is now"):
+        assert hyper.Domain.__name__ == "Domain"
+    with pytest.raises(AttributeError):
+        coverage.no_such_name
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from basenji_tk.model import train  # noqa: F401  the new names warn about nothing
