@@ -84,7 +84,8 @@ def _then_register(load):
 
 
 # Where each module of the flat 0.1 layout lives now. Importing the old name gives the new
-# module object itself (not a copy), so monkeypatching and private names behave as before.
+# module object itself (not a copy), so monkeypatching and private names behave as before. A
+# module whose names were split over several new modules is a tuple of them, searched in order.
 MOVED = {
     "bgzf": "io.bgzf", "libdeflate": "io.libdeflate", "bamio": "io.bamio", "bigwig": "io.bigwig",
     "genome": "io.genome", "vcf": "io.vcf",
@@ -99,29 +100,38 @@ MOVED = {
 }
 
 
-def _moved_warning(old: str, new: str) -> None:
+def _moved_warning(old: str, new: str, stacklevel: int = 3) -> None:
     import warnings
 
     warnings.warn(f"basenji_tk.{old} is now basenji_tk.{new}; the old name goes in basenji_tk 0.3",
-                  DeprecationWarning, stacklevel=3)
+                  DeprecationWarning, stacklevel=stacklevel)
 
 
-def moved_attribute(package: str, former: tuple, name: str):
-    """``package.name`` for a package that was one module in 0.1: the name from the first of its
-    ``former`` submodules that has it, with a DeprecationWarning (for a package's ``__getattr__``)."""
+def _search_homes(old: str, homes, name: str, stacklevel: int = 3):
+    """``name`` from the first of the modules ``homes`` (full names) that has it, with a
+    DeprecationWarning saying where it lives now; ``old`` is the 0.1 module (``coverage``)."""
     import importlib
 
     if not name.startswith("__"):
-        for sub in former:
-            module = importlib.import_module(f"{package}.{sub}")
+        for home in homes:
+            module = importlib.import_module(home)
             if hasattr(module, name):
-                _moved_warning(f"{package.partition('.')[2]}.{name}", f"{package.partition('.')[2]}.{sub}.{name}")
+                _moved_warning(f"{old}.{name}", f"{home.partition('.')[2]}.{name}", stacklevel)
                 return getattr(module, name)
-    raise AttributeError(f"module {package!r} has no attribute {name!r}")
+    raise AttributeError(f"module 'basenji_tk.{old}' has no attribute {name!r}")
+
+
+def moved_attribute(package: str, former: tuple, name: str):
+    """``package.name`` for a stage package that was one module in 0.1 (``basenji_tk.coverage``):
+    the name from the first of its ``former`` submodules that has it (a package's ``__getattr__``)."""
+    return _search_homes(package.partition(".")[2], [f"{package}.{sub}" for sub in former], name, stacklevel=5)
 
 
 class _MovedFinder:
-    """Answers ``import basenji_tk.<old name>`` with the module at its new place."""
+    """Answers ``import basenji_tk.<old name>`` with the module at its new place.
+
+    A module that moved whole is returned as itself; one whose names were split over several
+    modules (a tuple in :data:`MOVED`) gets a stand-in that looks each name up in them."""
 
     def find_spec(self, fullname, path=None, target=None):
         prefix, _, old = fullname.partition(".")
@@ -132,16 +142,24 @@ class _MovedFinder:
         return importlib.util.spec_from_loader(fullname, self)
 
     def create_module(self, spec):
-        old = spec.name.partition(".")[2]
+        import functools
         import importlib
+        import types
 
-        _moved_warning(old, MOVED[old])
-        module = importlib.import_module(f"{__name__}.{MOVED[old]}")
-        spec.loader_state = module.__spec__  # the import system sets __spec__ to this alias spec next
+        old = spec.name.partition(".")[2]
+        homes = MOVED[old] if isinstance(MOVED[old], tuple) else (MOVED[old],)
+        _moved_warning(old, " and basenji_tk.".join(homes))
+        if len(homes) == 1:
+            module = importlib.import_module(f"{__name__}.{homes[0]}")
+            spec.loader_state = module.__spec__  # the import system sets __spec__ to this alias spec next
+            return module
+        module = types.ModuleType(spec.name, f"The 0.1 module basenji_tk.{old}, now in basenji_tk.{', '.join(homes)}.")
+        module.__getattr__ = functools.partial(_search_homes, old, [f"{__name__}.{h}" for h in homes])
         return module
 
     def exec_module(self, module):
-        module.__spec__ = module.__spec__.loader_state  # already executed at its new place
+        if getattr(module.__spec__, "loader_state", None) is not None:
+            module.__spec__ = module.__spec__.loader_state  # already executed at its new place
 
 
 def __getattr__(name):
@@ -149,7 +167,7 @@ def __getattr__(name):
     if name in MOVED:
         import importlib
 
-        return importlib.import_module(f"{__name__}.{name}")
+        return importlib.import_module(f"{__name__}.{name}")  # through _MovedFinder
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
