@@ -14,7 +14,8 @@ DATA = REPO / "data"
 SHARED = REPO.parent / "shared" / "data"
 FASTA = DATA / "hg19_chr20_20Mb.fa.gz"
 TARGETS = DATA / "targets.txt"
-BIN_DIR = Path(sys.executable).parent  # pip puts bin/*.py on this PATH
+# pip puts bin/*.py next to the interpreter; BASENJI_TK_BIN points the tests at a checkout's own bin/ instead
+BIN_DIR = Path(os.environ.get("BASENJI_TK_BIN") or Path(sys.executable).parent)
 
 
 def run_script(name, *args, check=False, prefix=()):
