@@ -115,7 +115,8 @@ MOVED = {
     "evaluate": "analysis.evaluate",
     "predict": "analysis.predict",
     "variants": "analysis.variants",
-    "ld": "analysis.ld",
+    "ld": ("analysis.ld", "io.genotypes", "analysis.sedld_stats", "analysis.sedld_inputs", "analysis.sedld_outputs",
+           "analysis.sedld", "analysis.gwas"),
     "ism": "interpret.ism",
     "fastism": "interpret.fastism",
 }

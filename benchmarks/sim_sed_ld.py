@@ -14,8 +14,8 @@ For each seed, from the real genotypes of a VCF (e.g. ../shared/data/grch37_chr2
    variance ``1 - h2`` (every gene is its own trait with cis-heritability h2; genes are independent);
 3. each variant's marginal chi^2 for its gene is the squared t of the ordinary regression of
    expression on dosage, in the eQTL cohort; the table (``seedN/eqtl_SIMULATED.tsv``, with a
-   ``# SIMULATED`` header line) is read back with ``basenji_tk.analysis.ld.read_eqtl``;
-4. the sed_ld analysis (``basenji_tk.analysis.ld.analyze``, the code of ``bin/sed_ld.py``) runs on it, and
+   ``# SIMULATED`` header line) is read back with ``basenji_tk.analysis.sedld_inputs.read_eqtl``;
+4. the sed_ld analysis (``basenji_tk.analysis.sedld.analyze``, the code of ``bin/sed_ld.py``) runs on it, and
    again with SED permuted among each gene's variants (the control: the same chi^2, an SED that
    says nothing about which variant is causal).
 
@@ -55,8 +55,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from basenji_tk.analysis import ld
+from basenji_tk.analysis import ld, sedld, sedld_inputs, sedld_outputs
 from basenji_tk.errors import InputError
+from basenji_tk.io import genotypes
 from basenji_tk.io.genome import normalize_chrom
 
 SIM_HEADER = ("# SIMULATED eQTL statistics (benchmarks/sim_sed_ld.py): expression simulated from real genotypes "
@@ -147,7 +148,8 @@ def make_standin_sed(vcf, tss_bed, out, seq_length: int = 16384, seed: int = 0, 
 
 
 # ----------------------------------------------------------------------------- simulation
-def simulate_eqtls(prep: ld.Prepared, cohort: ld.Genotypes, column: int, h2: float, causal: int, seed: int):
+def simulate_eqtls(prep: sedld.Prepared, cohort: genotypes.Genotypes, column: int, h2: float, causal: int,
+                   seed: int):
     """SIMULATED (variant, gene, chi^2) rows from the cohort's real genotypes; see the module docstring.
 
     ``cohort`` holds the same variant rows as ``prep.geno`` (same VCF), other samples maybe.
@@ -161,7 +163,7 @@ def simulate_eqtls(prep: ld.Prepared, cohort: ld.Genotypes, column: int, h2: flo
     Xc = ld.Standardized(cohort.dosage, cmean, csd)
     n = cohort.dosage.shape[1]
     out = defaultdict(list)
-    for _, members in ld.gene_groups(sed).items():
+    for _, members in sedld.gene_groups(sed).items():
         members = members[prep.geno_index[members] >= 0]
         gi, first = np.unique(prep.geno_index[members], return_index=True)
         members = members[first]
@@ -205,17 +207,17 @@ def write_table(cols, path):
     return path
 
 
-def permute_within_genes(prep: ld.Prepared, seed: int) -> np.ndarray:
+def permute_within_genes(prep: sedld.Prepared, seed: int) -> np.ndarray:
     """sed.h5 values with rows shuffled among each gene's rows (``(P, T)``)."""
     rng = np.random.default_rng(seed)
     values = prep.sed.values.copy()
-    for _, members in ld.gene_groups(prep.sed).items():
+    for _, members in sedld.gene_groups(prep.sed).items():
         values[members] = values[rng.permutation(members)]
     return values
 
 
 def run(sed_path, vcf_path, out_dir, target="0", seeds=10, h2=0.2, causal=5, cohort="all", seed0=0,
-        sig_p=ld.DEFAULT_SIG_P, quiet=False, options=None, region=None) -> dict:
+        sig_p=sedld_inputs.DEFAULT_SIG_P, quiet=False, options=None, region=None) -> dict:
     """The simulation; returns a summary dict (also written to ``out_dir/sim_sed_ld.json``)."""
     import pysam
 
@@ -235,12 +237,12 @@ def run(sed_path, vcf_path, out_dir, target="0", seeds=10, h2=0.2, causal=5, coh
     sample_file = os.path.join(out_dir, "ld_samples.txt")
     with open(sample_file, "w") as fh:
         fh.write("\n".join(ld_samples) + "\n")
-    options = options or ld.Options()
+    options = options or sedld.Options()
     options.target, options.samples, options.sig_p = str(target), sample_file, sig_p
-    prep, _ = ld.load(sed_path, vcf_path, options)
+    prep, _ = sedld.load(sed_path, vcf_path, options)
     if cohort == "split":
         chroms = set(prep.geno.chrom.tolist())
-        cohort_geno = ld.read_genotypes(vcf_path, eqtl_samples, chroms)
+        cohort_geno = genotypes.read_genotypes(vcf_path, eqtl_samples, chroms)
         assert np.array_equal(cohort_geno.pos, prep.geno.pos)
     else:
         cohort_geno = prep.geno
@@ -260,13 +262,13 @@ def run(sed_path, vcf_path, out_dir, target="0", seeds=10, h2=0.2, causal=5, coh
         os.makedirs(folder, exist_ok=True)
         cols = simulate_eqtls(prep, cohort_geno, 0, h2, causal, s)
         table = write_table(cols, os.path.join(folder, "eqtl_SIMULATED.tsv"))
-        eqtl = ld.read_eqtl(table, sig_p)
+        eqtl = sedld_inputs.read_eqtl(table, sig_p)
         if eqtl_rows is None or len(eqtl_rows[0]) != len(eqtl):
-            eqtl_rows = ld.match_eqtl(prep, eqtl)
-        res = ld.analyze(prep, eqtl, eqtl_rows=eqtl_rows)
-        ld.write_outputs(res, folder)
-        perm = ld.analyze(prep, eqtl, values=permute_within_genes(prep, 1_000_000 + s), eqtl_rows=eqtl_rows)
-        ld.write_outputs(perm, os.path.join(folder, "permuted"))
+            eqtl_rows = sedld.match_eqtl(prep, eqtl)
+        res = sedld.analyze(prep, eqtl, eqtl_rows=eqtl_rows)
+        sedld_outputs.write_outputs(res, folder)
+        perm = sedld.analyze(prep, eqtl, values=permute_within_genes(prep, 1_000_000 + s), eqtl_rows=eqtl_rows)
+        sedld_outputs.write_outputs(perm, os.path.join(folder, "permuted"))
         r, q = res.summary["regressions"][0], perm.summary["regressions"][0]
         a, b, c = r["sed_ld_ld+sed"], r["sed_ld_ld+tss+sed"], q["sed_ld_ld+sed"]
         row = {"seed": s, "n": r["n"], "genes": r["genes"], "n_significant": r["n_significant"],
@@ -301,7 +303,7 @@ def run(sed_path, vcf_path, out_dir, target="0", seeds=10, h2=0.2, causal=5, coh
     summary["claims"] = claims
     summary["seconds"] = time.perf_counter() - t0
     with open(os.path.join(out_dir, "sim_sed_ld.json"), "w") as fh:
-        json.dump(ld._jsonable(summary), fh, indent=1)
+        json.dump(sedld_outputs._jsonable(summary), fh, indent=1)
     say(f"{summary['seconds']:.0f} s; per-seed outputs in {out_dir}/seedN (permuted control in seedN/permuted)")
     return summary
 
@@ -317,17 +319,18 @@ def main(argv=None):
     p.add_argument("--causal", type=int, default=5, help="causal variants per gene")
     p.add_argument("--cohort", choices=("split", "all"), default="all",
                    help="split: eQTL cohort and LD reference are disjoint halves of the samples; all: both use all")
-    p.add_argument("--sig_p", type=float, default=ld.DEFAULT_SIG_P,
+    p.add_argument("--sig_p", type=float, default=sedld_inputs.DEFAULT_SIG_P,
                    help="p below which a SIMULATED eQTL is significant")
     p.add_argument("--standin", action="store_true", help="first write a SIMULATED stand-in sed.h5 at --sed")
     p.add_argument("--tss", default=os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                                  "data", "tss.bed"), help="genes for --standin")
     p.add_argument("--seq_length", type=int, default=16384, help="gene window of --standin (bp)")
-    p.add_argument("--se", choices=tuple(ld.SE_TYPES), default=ld.Options.se, help="sed_ld's --se")
+    p.add_argument("--se", choices=tuple(sedld.SE_TYPES), default=sedld.Options.se, help="sed_ld's --se")
     p.add_argument("--prune_r2", type=float, default=ld.DEFAULT_PRUNE_R2, help="sed_ld's --prune_r2")
-    p.add_argument("--tss_annot", choices=("nearest", "gene"), default=ld.Options.tss_annot,
+    p.add_argument("--tss_annot", choices=("nearest", "gene"), default=sedld.Options.tss_annot,
                    help="sed_ld's --tss_annot")
-    p.add_argument("--sed_scale", choices=ld.SED_SCALES, default=ld.Options.sed_scale, help="sed_ld's --sed_scale")
+    p.add_argument("--sed_scale", choices=sedld.SED_SCALES, default=sedld.Options.sed_scale,
+                   help="sed_ld's --sed_scale")
     p.add_argument("--no_gene_ld", action="store_true", help="sed_ld's --no_gene_ld")
     p.add_argument("-o", "--out", required=True, help="output folder")
     p.add_argument("-q", "--quiet", action="store_true")
@@ -343,8 +346,8 @@ def main(argv=None):
         make_standin_sed(args.vcf, args.tss, args.sed, seq_length=args.seq_length)
     run(args.sed, args.vcf, args.out, target=args.target, seeds=args.seeds, h2=args.h2, causal=args.causal,
         cohort=args.cohort, seed0=args.seed0, sig_p=args.sig_p, quiet=args.quiet,
-        options=ld.Options(se=args.se, prune_r2=args.prune_r2, tss_annot=args.tss_annot, sed_scale=args.sed_scale,
-                           gene_ld=not args.no_gene_ld))
+        options=sedld.Options(se=args.se, prune_r2=args.prune_r2, tss_annot=args.tss_annot,
+                              sed_scale=args.sed_scale, gene_ld=not args.no_gene_ld))
     return 0
 
 

@@ -4,7 +4,7 @@
 import argparse
 
 from basenji_tk import cli
-from basenji_tk.analysis.ld import SED_STATS
+from basenji_tk.analysis.sedld_inputs import SED_STATS
 
 DESCRIPTION = """\
 Can the model's predicted effects tell a set of variants (e.g. GWAS hits) from a matched
@@ -49,7 +49,8 @@ def main(argv=None):
 
     from basenji_tk import files
     from basenji_tk.errors import InputError
-    from basenji_tk.analysis.ld import _jsonable, classify_cv, read_id_list, variant_features
+    from basenji_tk.analysis.gwas import classify_cv, read_id_list, variant_features
+    from basenji_tk.analysis.sedld_outputs import _jsonable
 
     if args.components < 1 or args.folds < 2:
         raise InputError("options: expected --components >= 1 and --folds >= 2")

@@ -5,8 +5,9 @@ import argparse
 import math
 
 from basenji_tk import cli
-from basenji_tk.analysis.ld import (DEFAULT_LD_WINDOW, DEFAULT_MIN_MAF, DEFAULT_PRUNE_R2, DEFAULT_SIG_P, SE_TYPES, SED_SCALES,
-                           SED_STATS)
+from basenji_tk.analysis.ld import DEFAULT_LD_WINDOW, DEFAULT_PRUNE_R2
+from basenji_tk.analysis.sedld import DEFAULT_MIN_MAF, SE_TYPES, SED_SCALES
+from basenji_tk.analysis.sedld_inputs import DEFAULT_SIG_P, SED_STATS
 
 DESCRIPTION = """\
 Do the model's variant effect predictions explain eQTL statistics beyond LD (Kelley et al.
@@ -94,7 +95,7 @@ def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.errors import InputError
-    from basenji_tk.analysis.ld import Options, run_sed_ld
+    from basenji_tk.analysis.sedld import Options, run_sed_ld
 
     if args.ld_window <= 0 or not 0 < args.prune_r2 <= 1 or not 0 <= args.min_maf < 0.5 or args.quantiles < 4:
         raise InputError("options: expected --ld_window > 0, 0 < --prune_r2 <= 1, 0 <= --min_maf < 0.5, "

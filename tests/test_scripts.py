@@ -13,7 +13,7 @@ import pytest
 
 from conftest import (DATA, FASTA, REPO, TARGETS, assert_clean_failure, hold_claim, read_only, run_script,
                       tiny_params, write_json)
-from test_ld import make_inputs, write_sed
+from test_sedld import make_inputs, write_sed
 
 # How each script names its output: a folder (locked inside) or a file / a folder renamed into
 # place whole (locked beside it).
