@@ -42,56 +42,19 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    import json
     import os
 
-    import numpy as np
-
-    from basenji_tk import files
+    from basenji_tk.analysis.gwas import run_gwas_classify
     from basenji_tk.errors import InputError
-    from basenji_tk.analysis.gwas import classify_cv, read_id_list, variant_features
-    from basenji_tk.analysis.sedld_outputs import _jsonable
 
     if args.components < 1 or args.folds < 2:
         raise InputError("options: expected --components >= 1 and --folds >= 2")
-    ids, feats, targets = variant_features(args.sed, args.stat)
-    row = {v: i for i, v in enumerate(ids)}
-    pos, neg = read_id_list(args.positives), read_id_list(args.negatives)
-    both = set(pos) & set(neg)
-    if both:
-        raise InputError(f"{args.negatives}: {len(both):,} ids are also in {args.positives} "
-                         f"(e.g. {sorted(both)[0]})")
-    counts = {"sed_variants": len(ids), "targets": len(targets), "positives_listed": len(pos),
-              "negatives_listed": len(neg), "positives_not_in_sed": sum(v not in row for v in pos),
-              "negatives_not_in_sed": sum(v not in row for v in neg)}
-    pos_i = [row[v] for v in pos if v in row]
-    neg_i = [row[v] for v in neg if v in row]
-    counts.update(positives=len(pos_i), negatives=len(neg_i))
-    for name, n, path in (("positives", len(pos_i), args.positives), ("negatives", len(neg_i), args.negatives)):
-        if n < args.folds:
-            raise InputError(f"{path}: {n} {name} found in {args.sed} (of {counts[name + '_listed']}); need "
-                             f"at least --folds = {args.folds}")
-    files.refuse_overwrite(args.out, ["auroc.tsv", "gwas_classify.json"], args.force)
-    with files.claim(args.out):
-        X = feats[pos_i + neg_i]
-        y = np.r_[np.ones(len(pos_i)), np.zeros(len(neg_i))]
-        res = classify_cv(X, y, args.components, args.folds, args.seed)
-        tsv, js = os.path.join(args.out, "auroc.tsv"), os.path.join(args.out, "gwas_classify.json")
-        tmp = [os.path.join(args.out, f".{os.path.basename(p)}.{os.getpid()}.tmp") for p in (tsv, js)]
-        with open(tmp[0], "w") as fh:
-            fh.write("fold\tn_train\tn_test\tn_test_positive\tcomponents\tauroc\n")
-            for f in res["folds"]:
-                fh.write(f"{f['fold']}\t{f['n_train']}\t{f['n_test']}\t{f['n_test_positive']}\t{f['components']}\t"
-                         f"{f['auroc']:.6f}\n")
-            fh.write(f"mean\t\t\t\t\t{res['mean']:.6f}\nsd\t\t\t\t\t{res['sd']:.6f}\n")
-        with open(tmp[1], "w") as fh:
-            json.dump(_jsonable({"sed": args.sed, "stat": args.stat, "components": args.components,
-                                 "folds": args.folds, "seed": args.seed, "counts": counts, **res}), fh, indent=1)
-        for t, f in zip(tmp, (tsv, js)):
-            os.replace(t, f)
-    print(f"AUROC {res['mean']:.3f} +- {res['sd']:.3f} over {args.folds} folds ({len(pos_i):,} positives, "
-          f"{len(neg_i):,} negatives; {counts['positives_not_in_sed'] + counts['negatives_not_in_sed']:,} ids not in "
-          f"sed.h5); wrote {tsv}")
+    res = run_gwas_classify(args.sed, args.positives, args.negatives, args.out, args.stat, args.components,
+                            args.folds, args.seed, args.force)
+    c = res["counts"]
+    print(f"AUROC {res['mean']:.3f} +- {res['sd']:.3f} over {args.folds} folds ({c['positives']:,} positives, "
+          f"{c['negatives']:,} negatives; {c['positives_not_in_sed'] + c['negatives_not_in_sed']:,} ids not in "
+          f"sed.h5); wrote {os.path.join(args.out, 'auroc.tsv')}")
     return 0
 
 
