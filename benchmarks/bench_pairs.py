@@ -64,13 +64,14 @@ def build(folder, n_contexts, region_mb, seed=0):
 
 
 def pipeline_rate(data_dir, batch, steps, fast=True):
-    from basenji_tk.data import pairs, records
+    from basenji_tk.data import pairs_views, records
 
     spec = records.load_spec(data_dir)
     if fast:
-        ds = pairs.expand(spec, "train", shuffle=True, seed=0, repeat=True, positive_fraction=0.25, batch_size=batch)
+        ds = pairs_views.expand(spec, "train", shuffle=True, seed=0, repeat=True, positive_fraction=0.25,
+                                batch_size=batch)
     else:
-        ds = pairs.expand(spec, "train", shuffle=True, seed=0, repeat=True, positive_fraction=0.25).batch(batch)
+        ds = pairs_views.expand(spec, "train", shuffle=True, seed=0, repeat=True, positive_fraction=0.25).batch(batch)
     it = iter(ds.prefetch(4))
     for _ in range(5):
         next(it)

@@ -31,7 +31,7 @@ runs of >= --gap_min N and at --blacklist regions) with at most --max_n N. Writt
   OUT/contexts.npy      the (C, F) float32 context table, rows in the order of 'pairs.contexts'
   OUT/sequences.bed     the window of each record: chrom, start, end, split
   OUT/tfrecords/        one record per region: sequence and labels
-Pairs are drawn when training (basenji_tk.data.pairs.expand), never written out C times.
+Pairs are drawn when training (basenji_tk.data.pairs_views.expand), never written out C times.
 """
 
 

@@ -78,13 +78,13 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.data import tables
+    from basenji_tk.data import table_tasks, tables
 
     tasks = []
     for kind, option, value in args.tasks or []:
         if kind == "replicates" and "=" not in value:
             value = f"{value.split(',')[0]}={value}"
-        tasks += tables.parse_task(value, "counts" if kind == "counts" else "activity", option)
+        tasks += table_tasks.parse_task(value, "counts" if kind == "counts" else "activity", option)
     coords = tuple(c.strip() for c in args.coords.split(",")) if args.coords else None
     if coords is not None and len(coords) != 3:
         from basenji_tk.errors import InputError

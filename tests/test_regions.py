@@ -1,4 +1,5 @@
-"""The regions builder (basenji_tk.data.regions, bin/make_regions.py) on real chr20 data.
+"""The regions builder (basenji_tk.data.regions, regions_plan, negatives; basenji_tk.io.peaks;
+bin/make_regions.py) on real chr20 data.
 
 Regions are the real CTCF ChIP-seq peaks of data/ctcf_peaks.bed. The narrowPeak version used
 here is DERIVED from them: column 10 (the summit) is the offset of the first "CCCTC" in the
@@ -14,7 +15,9 @@ import pytest
 
 from basenji_tk.data import dna
 from basenji_tk.io import genome as gn
-from basenji_tk.data import regions as rg
+from basenji_tk.io import peaks as pk
+from basenji_tk.data import negatives as ng
+from basenji_tk.data import regions_plan as rp
 from basenji_tk.data import targets as tg
 from basenji_tk.errors import InputError
 from conftest import DATA, FASTA, assert_clean_failure, run_script, write_fasta
@@ -58,14 +61,14 @@ def narrowpeak(tmp_path_factory, fasta):
 # ----------------------------------------------------------------------------- pure functions
 def test_read_regions_bed_centres_and_narrowpeak_summits(narrowpeak):
     sizes = {"20": 20_000_000}
-    bed = rg.read_regions(CTCF, sizes)
+    bed = pk.read_regions(CTCF, sizes)
     rows = _ctcf_rows()
     assert bed.fmt == "bed" and len(bed) == len(rows)
     for k in (0, 7, len(rows) - 1):
         c, s, e = rows[k]
         assert bed.centre[k] == s + (e - s) // 2 and bed.name[k] == f"line{k + 1}"
     path, np_rows = narrowpeak
-    peaks = rg.read_regions(path, sizes)
+    peaks = pk.read_regions(path, sizes)
     assert peaks.fmt == "narrowpeak"
     for k, (c, s, e, name, p) in enumerate(np_rows):
         assert peaks.centre[k] == (s + p if p >= 0 else s + (e - s) // 2)
@@ -85,7 +88,7 @@ def test_read_regions_errors_name_file_and_line(tmp_path, line, words):
     path = tmp_path / "bad.bed"
     path.write_text("20\t10\t20\n" + line)
     with pytest.raises(InputError) as err:
-        rg.read_regions(path, {"20": 20_000_000})
+        pk.read_regions(path, {"20": 20_000_000})
     for w in words:
         assert w in str(err.value)
 
@@ -94,17 +97,17 @@ def test_narrowpeak_summit_outside_peak(tmp_path):
     path = tmp_path / "x.narrowPeak"
     path.write_text("20\t1000\t1100\tp\t0\t.\t1\t1\t1\t50\n20\t2000\t2100\tq\t0\t.\t1\t1\t1\t100\n")
     with pytest.raises(InputError, match=r"x.narrowPeak:2: narrowPeak summit offset 100 lies outside"):
-        rg.read_regions(path, {"20": 20_000_000})
+        pk.read_regions(path, {"20": 20_000_000})
 
 
 def test_window_counts_and_n_runs_match_loops(fasta):
     codes = dna.encode(fasta.fetch("20", 59_000, 80_000))
     starts = np.array([0, 1, 500, 999, 5000, 20_000 - L])
-    gc, n = rg.window_counts(codes, starts, L)
+    gc, n = ng.window_counts(codes, starts, L)
     for k, s in enumerate(starts):
         w = codes[s:s + L]
         assert gc[k] == sum(1 for x in w if x in (1, 2)) and n[k] == sum(1 for x in w if x == 4)
-    ns, ne = rg.n_runs(codes)
+    ns, ne = ng.n_runs(codes)
     is_n = codes == 4
     expect, i = [], 0
     while i < len(codes):
@@ -125,7 +128,7 @@ def test_allowed_starts_brute_force():
     fs = np.sort(rng.integers(0, size, 6))
     fe = fs + rng.integers(1, 25, 6)
     within = (np.array([0, 150, 260]), np.array([140, 250, 400]))
-    lo, hi = rg.allowed_starts(size, fs, fe, length, within)
+    lo, hi = ng.allowed_starts(size, fs, fe, length, within)
     got = {s for a, b in zip(lo, hi) for s in range(a, b)}
     expect = set()
     for s in range(size - length + 1):
@@ -138,23 +141,23 @@ def test_allowed_starts_brute_force():
 
 def test_quotas_and_gc_matching():
     bins = np.array([3, 3, 3, 4, 9])
-    q = rg.negative_quotas(bins, 10, 1.5)
+    q = ng.negative_quotas(bins, 10, 1.5)
     assert q.sum() == round(1.5 * 5) and q[3] >= 4 and q[9] >= 1 and q[0] == 0
     cand = np.array([3] * 10 + [4] * 2 + [9] * 5)
-    chosen, short = rg.match_gc(cand, q, np.random.default_rng(0))
+    chosen, short = ng.match_gc(cand, q, np.random.default_rng(0))
     assert short[4] == max(0, q[4] - 2) and len(set(chosen.tolist())) == len(chosen)
     for b in range(10):
         assert (cand[chosen] == b).sum() == min(q[b], (cand == b).sum())
-    again, _ = rg.match_gc(cand, q, np.random.default_rng(0))
+    again, _ = ng.match_gc(cand, q, np.random.default_rng(0))
     assert np.array_equal(chosen, again)
-    assert rg.gc_bin([0.0, 0.049, 0.05, 0.999, 1.0], 20).tolist() == [0, 0, 1, 19, 19]
+    assert ng.gc_bin([0.0, 0.049, 0.05, 0.999, 1.0], 20).tolist() == [0, 0, 1, 19, 19]
 
 
 def test_window_splits_drop_windows_reaching_another_split():
     by_split = {"train": [gn.Interval("a", 0, 100), gn.Interval("a", 300, 400)],
                 "valid": [gn.Interval("a", 100, 300)], "test": []}
     start = np.array([10, 90, 150, 285, 395, 500, 280])
-    split, why = rg.window_splits(np.zeros(7, np.int64), start, start + 20, ["a"], by_split)
+    split, why = rp.window_splits(np.zeros(7, np.int64), start, start + 20, ["a"], by_split)
     assert split.tolist() == [0, -1, 1, -1, -1, -1, 1]  # [280, 300) only touches [300, 400)
     assert why.tolist() == ["", "straddles_splits", "", "straddles_splits", "outside_contigs", "outside_contigs", ""]
 
@@ -168,11 +171,11 @@ def test_plan_is_seeded_and_splits_by_chromosome_list(tmp_path, fasta):
                            for c, s, e in _ctcf_rows() if e < 8_000_000 and (s < 4e6) == (e < 4e6)))
     g = gn.Genome(path)
     try:
-        regions = rg.read_regions(bed, g.sizes)
-        o = rg.Options(valid="20b", test="0", negatives=1.0, seed=5)
-        p = rg.plan_regions(g, regions, o)
-        q = rg.plan_regions(g, regions, o)
-        r = rg.plan_regions(g, regions, rg.Options(valid="20b", test="0", negatives=1.0, seed=6))
+        regions = pk.read_regions(bed, g.sizes)
+        o = rp.Options(valid="20b", test="0", negatives=1.0, seed=5)
+        p = rp.plan_regions(g, regions, o)
+        q = rp.plan_regions(g, regions, o)
+        r = rp.plan_regions(g, regions, rp.Options(valid="20b", test="0", negatives=1.0, seed=6))
     finally:
         g.close()
     names = np.array(p.chroms)[p.chrom]

@@ -1,4 +1,5 @@
-"""Table datasets (basenji_tk.data.tables, bin/make_table.py) on a SEMI-SYNTHETIC MPRA-like table.
+"""Table datasets (basenji_tk.data.tables, table_tasks; basenji_tk.io.tabular; bin/make_table.py) on a
+SEMI-SYNTHETIC MPRA-like table.
 
 The sequences are real (chr20 of data/hg19_chr20_20Mb.fa.gz, 295 bp regions centred on
 data/ctcf_peaks.bed peaks, 31 tiles of 145 bp at 5 bp steps, as in Sharpr-MPRA); the activities
@@ -15,7 +16,8 @@ import numpy as np
 import pysam
 import pytest
 
-from basenji_tk.data import tables
+from basenji_tk.data import table_tasks, tables
+from basenji_tk.io import tabular
 from basenji_tk.errors import InputError
 from conftest import DATA, FASTA, assert_clean_failure, run_script
 
@@ -77,7 +79,7 @@ def replicate_args():
 
 
 def options(**kw):
-    tasks = tuple(tables.Task(t, (f"{t}_rep1", f"{t}_rep2")) for t in TASKS)
+    tasks = tuple(table_tasks.Task(t, (f"{t}_rep1", f"{t}_rep2")) for t in TASKS)
     return tables.TableOptions(**{"tasks": tasks, "frame": REGION, "offset_column": "pos",
                                   "group_column": "region", **kw})
 
@@ -86,7 +88,7 @@ def options(**kw):
 def test_counts_activity_matches_a_loop():
     rng = np.random.default_rng(1)
     rna, dna = rng.integers(0, 50, 30), rng.integers(0, 50, 30)
-    got = tables.counts_activity(rna, dna)
+    got = table_tasks.counts_activity(rna, dna)
     rs, ds = sum(x + 1 for x in rna), sum(x + 1 for x in dna)
     for i in range(30):
         assert got[i] == pytest.approx(math.log2(((rna[i] + 1) / rs) / ((dna[i] + 1) / ds)), rel=1e-12)
@@ -96,15 +98,15 @@ def test_replicate_distance_and_weight_match_a_loop():
     rng = np.random.default_rng(2)
     a, b = rng.normal(size=(20, 2)), rng.normal(size=(20, 3))
     single = rng.normal(size=(20, 1))  # one replicate: adds nothing
-    d = tables.replicate_distance([a, b, single])
-    w = tables.agreement_weight(d)
+    d = table_tasks.replicate_distance([a, b, single])
+    w = table_tasks.agreement_weight(d)
     for i in range(20):
         sq = (a[i, 0] - a[i, 1]) ** 2
         sq += ((b[i, 0] - b[i, 1]) ** 2 + (b[i, 0] - b[i, 2]) ** 2 + (b[i, 1] - b[i, 2]) ** 2) / 3
         assert d[i] == pytest.approx(math.sqrt(sq))
         assert w[i] == pytest.approx((max(d) - d[i]) / (max(d) - min(d)))
     assert w.min() == 0 and w.max() == 1 and np.argmin(w) == np.argmax(d)
-    assert np.all(tables.agreement_weight(np.full(5, 0.3)) == 1)
+    assert np.all(table_tasks.agreement_weight(np.full(5, 0.3)) == 1)
 
 
 def test_place_and_pad():
@@ -129,18 +131,19 @@ def test_group_splits_keep_groups_together_and_follow_the_seed():
 
 
 def test_parse_task():
-    assert tables.parse_task("a,b", "activity", "--activity") == [tables.Task("a", ("a",)), tables.Task("b", ("b",))]
-    assert tables.parse_task("T=x1,x2", "activity", "--replicates") == [tables.Task("T", ("x1", "x2"))]
-    assert tables.parse_task("T=r1:d1,r2:d2", "counts", "--counts") == [
-        tables.Task("T", (("r1", "d1"), ("r2", "d2")), "counts")]
+    assert table_tasks.parse_task("a,b", "activity", "--activity") == [table_tasks.Task("a", ("a",)),
+                                                                       table_tasks.Task("b", ("b",))]
+    assert table_tasks.parse_task("T=x1,x2", "activity", "--replicates") == [table_tasks.Task("T", ("x1", "x2"))]
+    assert table_tasks.parse_task("T=r1:d1,r2:d2", "counts", "--counts") == [
+        table_tasks.Task("T", (("r1", "d1"), ("r2", "d2")), "counts")]
     with pytest.raises(InputError, match="RNA_COLUMN:DNA_COLUMN"):
-        tables.parse_task("T=r1,d1", "counts", "--counts")
+        table_tasks.parse_task("T=r1,d1", "counts", "--counts")
 
 
 # ----------------------------------------------------------------------------- reading and records as arrays
 def test_table_records_frame_offsets_and_replicate_mean(mpra):
     path, rows = mpra
-    rec = tables.table_records(tables.read_table(path), options(replicate_weight=True))
+    rec = tables.table_records(tabular.read_table(path), options(replicate_weight=True))
     assert rec.codes.shape == (40 * 31, REGION) and rec.activity.shape == (40 * 31, 4)
     w_dist = []
     for i, row in enumerate(rows):
@@ -160,11 +163,12 @@ def test_counts_genome_and_sequence_routes_agree(mpra):
     chrom/start/end read from the FASTA (chr20 -> 20) give the same codes as the sequence column."""
     path, rows = mpra
     genome_mod = pytest.importorskip("basenji_tk.io.genome")
-    base = tables.table_records(tables.read_table(path), options())
-    counts = tuple(tables.Task(t, ((f"{t}_rna1", f"{t}_dna1"), (f"{t}_rna2", f"{t}_dna2")), "counts") for t in TASKS)
+    base = tables.table_records(tabular.read_table(path), options())
+    counts = tuple(table_tasks.Task(t, ((f"{t}_rna1", f"{t}_dna1"), (f"{t}_rna2", f"{t}_dna2")), "counts")
+                   for t in TASKS)
     g = genome_mod.Genome(FASTA)
     try:
-        other = tables.table_records(tables.read_table(path), options(tasks=counts, coords=("chrom", "start", "end")),
+        other = tables.table_records(tabular.read_table(path), options(tasks=counts, coords=("chrom", "start", "end")),
                                      genome=g)
     finally:
         g.close()
@@ -177,26 +181,26 @@ def test_counts_genome_and_sequence_routes_agree(mpra):
 def test_fasta_csv_and_padding(tmp_path):
     fa = tmp_path / "tiles.fa"
     fa.write_text(">a act=1.5 grp=x\nACGT\nAC\n\n>b act=-2 grp=y\nacg\n>c act=0 grp=x\nNNACGTAC\n")
-    t = tables.read_table(fa)
+    t = tabular.read_table(fa)
     assert t.header == ["name", "sequence", "act", "grp"] and [r[0] for r in t.rows] == [1, 5, 7]
-    rec = tables.table_records(t, tables.TableOptions(tasks=(tables.Task("act", ("act",)),), pad="center",
+    rec = tables.table_records(t, tables.TableOptions(tasks=(table_tasks.Task("act", ("act",)),), pad="center",
                                                       valid=0, test=0))
     assert rec.codes.shape == (3, 8)
     assert rec.codes[1].tolist() == [4, 4, 0, 1, 2, 4, 4, 4]  # 3 bp centred in 8: 2 left, 3 right
     assert rec.activity[:, 0].tolist() == [1.5, -2, 0] and (rec.split == "train").all()
     csv_path = tmp_path / "t.csv"
     csv_path.write_text('# made by hand\nname,seq,y,split\n\nu,ACGT,"1.0",valid\n# note\nv,ACGA,2,test\n')
-    t = tables.read_table(csv_path)
+    t = tabular.read_table(csv_path)
     assert [r[0] for r in t.rows] == [4, 6]
-    rec = tables.table_records(t, tables.TableOptions(tasks=(tables.Task("y", ("y",)),), split_column="split"))
+    rec = tables.table_records(t, tables.TableOptions(tasks=(table_tasks.Task("y", ("y",)),), split_column="split"))
     assert rec.split.tolist() == ["valid", "test"] and rec.bed == [("u", 0, 4), ("v", 0, 4)]
 
 
 def test_drop_missing(tmp_path):
     p = tmp_path / "t.tsv"
     p.write_text("sequence\ta\tb\nACGT\t1\t2\nACGT\tNA\t2\nACGA\t3\t4\n")
-    o = tables.TableOptions(tasks=(tables.Task("m", ("a", "b")),), valid=0, test=0, drop_missing=True)
-    rec = tables.table_records(tables.read_table(p), o)
+    o = tables.TableOptions(tasks=(table_tasks.Task("m", ("a", "b")),), valid=0, test=0, drop_missing=True)
+    rec = tables.table_records(tabular.read_table(p), o)
     assert rec.dropped == [3] and rec.activity[:, 0].tolist() == [1.5, 3.5] and rec.lines.tolist() == [2, 4]
 
 
@@ -337,7 +341,7 @@ def test_existing_output_needs_force(tmp_path):
     p = tmp_path / "t.tsv"
     p.write_text("sequence\ty\nACGT\t1\nACGA\t2\n")
     target = tmp_path / "ds"
-    o = tables.TableOptions(tasks=(tables.Task("y", ("y",)),), valid=0, test=0)
+    o = tables.TableOptions(tasks=(table_tasks.Task("y", ("y",)),), valid=0, test=0)
     tables.build_table_dataset(p, target, o)
     proc = run_script("make_table.py", "-q", p, "-o", target, "--activity", "y", "--valid", 0, "--test", 0)
     assert_clean_failure(proc, "already exists", "--force")
@@ -367,8 +371,8 @@ def test_library_errors_name_the_line_and_column(tmp_path, text, kw, words):
     g = gn.Genome(FASTA)
     try:
         with pytest.raises(InputError) as err:
-            tables.table_records(tables.read_table(p), tables.TableOptions(
-                tasks=(tables.Task("y", ("y",)),), valid=0, test=0, **kw), genome=g)
+            tables.table_records(tabular.read_table(p), tables.TableOptions(
+                tasks=(table_tasks.Task("y", ("y",)),), valid=0, test=0, **kw), genome=g)
     finally:
         g.close()
     for w in words:
@@ -381,6 +385,6 @@ def test_gzip_csv_with_crlf(tmp_path):
     p = tmp_path / "t.csv.gz"
     with gzip.open(p, "wt", newline="") as fh:
         fh.write('#name,seq,y\r\na,"ACGT",1\r\nb,ACGA,2\r\n')
-    rec = tables.table_records(tables.read_table(p), tables.TableOptions(tasks=(tables.Task("y", ("y",)),),
+    rec = tables.table_records(tabular.read_table(p), tables.TableOptions(tasks=(table_tasks.Task("y", ("y",)),),
                                                                          valid=0, test=0))
     assert rec.codes.tolist() == [[0, 1, 2, 3], [0, 1, 2, 0]] and rec.bed == [("a", 0, 4), ("b", 0, 4)]

@@ -1,13 +1,11 @@
 """Tables -> datasets: sequences given one per row (MPRA-style oligo tables).
 
 A table is CSV/TSV with a header, or FASTA (one record per entry, ``KEY=VALUE`` header words as
-columns). A row gives one sequence (a sequence column, or chrom/start/end read from a genome),
-tasks (each one channel of the ``activity`` label: one column, the mean of replicate columns
-(MPRA M5), or the mean over replicates of ``log2(((RNA+1)/sum(RNA+1)) / ((DNA+1)/sum(DNA+1)))``
-from count columns (M3)) and optionally a ``weight`` (a column, or replicate agreement, M11:
-``d = sqrt(sum over replicated tasks of the mean over replicate pairs of (r_a - r_b)^2)``, the
-Euclidean distance of the replicate vectors for 2 replicates, and ``w = (max d - d) / (max d -
-min d)`` over all rows kept, so -d rescaled to [0, 1]).
+columns; read by :mod:`basenji_tk.io.tabular`). A row gives one sequence (a sequence column, or
+chrom/start/end read from a genome), tasks (each one channel of the ``activity`` label: one
+column, the mean of replicate columns (MPRA M5), or the mean over replicates of an activity from
+RNA/DNA count columns (M3)) and optionally a ``weight`` (a column, or replicate agreement, M11);
+the tasks, their formulas and the weight are :mod:`basenji_tk.data.table_tasks`'.
 
 A sequence goes into a record of fixed length (``frame``, ``length``, or the longest/first
 sequence): at its offset in a frame (an offset column: the MPRA paper's 145 bp tiles in a 295 bp
@@ -20,19 +18,18 @@ naming ``FILE:LINE`` and the column. The functions take and return numpy arrays;
 
 from __future__ import annotations
 
-import csv
-import gzip
-import io
 import logging
-import math
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 from basenji_tk.data import dna
 from basenji_tk import files
+from basenji_tk.io.tabular import Table, parse_numbers, read_table
+from basenji_tk.data.table_tasks import (COUNTS_FORMULA, DISTANCE, agreement_weight, counts_activity,
+                                         replicate_distance, replicate_mean, replicate_pearson)
 from basenji_tk.errors import InputError, where
 
 log = logging.getLogger("basenji_tk")
@@ -40,59 +37,10 @@ log = logging.getLogger("basenji_tk")
 KIND = "table"
 PAD_MODES = ("refuse", "center", "left", "right")
 SPLITS = ("train", "valid", "test")
-MISSING = frozenset({"", "na", "nan", "none", "null", "."})
 _BAD_BASE = re.compile(r"[^ACGTNacgtn]")
-COUNTS_FORMULA = "log2(((RNA+1)/sum(RNA+1)) / ((DNA+1)/sum(DNA+1)))"
-DISTANCE = ("sqrt(sum over replicated tasks of the mean over replicate pairs of (r_a - r_b)^2); "
-            "weight = (max d - d) / (max d - min d) over all rows kept")
 
 
 # ----------------------------------------------------------------------------- settings
-@dataclass(frozen=True)
-class Task:
-    """One channel of the label. ``columns``: column names (source ``activity``) or
-    ``(rna, dna)`` name pairs (source ``counts``), one entry per replicate."""
-
-    name: str
-    columns: tuple
-    source: str = "activity"
-
-    @property
-    def replicates(self) -> int:
-        return len(self.columns)
-
-    def column_names(self) -> list:
-        return [c for col in self.columns for c in ((col,) if self.source == "activity" else col)]
-
-    def to_json(self) -> dict:
-        return {"name": self.name, "source": self.source,
-                "columns": [list(c) if self.source == "counts" else c for c in self.columns]}
-
-
-def parse_task(text: str, source: str, option: str) -> list:
-    """Tasks from one command-line value.
-
-    ``activity``: ``COL[,COL...]`` (one task per column) or ``NAME=COL1,COL2[,...]`` (one task,
-    the mean of replicate columns). ``counts``: ``NAME=RNA1:DNA1[,RNA2:DNA2...]`` or
-    ``RNA:DNA`` (the task named after the RNA column)."""
-    name, sep, rest = text.partition("=")
-    if not sep:
-        name, rest = "", text
-    name = name.strip()
-    parts = [p.strip() for p in rest.split(",")]
-    if not rest.strip() or any(not p for p in parts) or (sep and not name):
-        raise InputError(f"{option} {text!r}: expected {'NAME=COL1,COL2 or COL,COL' if source == 'activity' else 'NAME=RNA1:DNA1,RNA2:DNA2'}")
-    if source == "activity":
-        return [Task(name, tuple(parts))] if name else [Task(p, (p,)) for p in parts]
-    pairs = []
-    for p in parts:
-        rna, colon, dna_col = p.partition(":")
-        if not colon or not rna.strip() or not dna_col.strip():
-            raise InputError(f"{option} {text!r}: each replicate is RNA_COLUMN:DNA_COLUMN, got {p!r}")
-        pairs.append((rna.strip(), dna_col.strip()))
-    return [Task(name or pairs[0][0], tuple(pairs), "counts")]
-
-
 @dataclass
 class TableOptions:
     """What ``make_table.py`` takes besides the paths (see its ``--help``)."""
@@ -150,192 +98,7 @@ def check_options(o: TableOptions) -> None:
         raise InputError(f"--valid {o.valid} + --test {o.test} leave no training rows")
 
 
-# ----------------------------------------------------------------------------- reading
-@dataclass
-class Table:
-    """A table's header and rows: ``rows[i]`` is ``(line number, fields)``; ``header_line`` is
-    the header's line number (FASTA: 0, the columns come from the record headers)."""
-
-    path: str
-    header: list
-    rows: list
-    header_line: int = 1
-    index: dict = field(default_factory=dict)
-
-    def __post_init__(self):
-        self.index = {}
-        for i, name in enumerate(self.header):
-            if name in self.index:
-                raise InputError(f"{where(self.path, self.header_line)}: column {name!r} appears twice in the header")
-            self.index[name] = i
-
-    def column(self, name: str, option: str) -> int:
-        """Index of column ``name``, or an :class:`InputError` naming the option and the header."""
-        if name not in self.index:
-            shown = ", ".join(self.header[:12]) + (" ..." if len(self.header) > 12 else "")
-            raise InputError(f"{where(self.path, self.header_line)}: no column {name!r} ({option}); "
-                             f"the header has: {shown}")
-        return self.index[name]
-
-    def values(self, name: str, option: str) -> list:
-        j = self.column(name, option)
-        return [fields[j] for _, fields in self.rows]
-
-    @property
-    def lines(self) -> np.ndarray:
-        return np.array([line for line, _ in self.rows], dtype=np.int64)
-
-
-def _open_text(path):
-    if not os.path.exists(path):
-        raise InputError(f"{path}: table file not found")
-    with open(path, "rb") as fh:
-        magic = fh.read(2)
-    return gzip.open(path, "rt", newline="") if magic == b"\x1f\x8b" else open(path, "rt", newline="")
-
-
-def read_table(path, sep=None) -> Table:
-    """A CSV/TSV file with a header line, or a FASTA file (first character ``>``).
-
-    Blank lines, comment lines before the header (``# ...``, ``##...``) and lines starting with
-    ``#`` after it are skipped; one ``#`` in front of the header (``#chrom``) is dropped. FASTA: each record is a row with columns ``name`` (the header's first
-    word) and ``sequence``, plus one column per ``KEY=VALUE`` word on the header line."""
-    path = str(path)
-    with _open_text(path) as fh:
-        try:
-            text = fh.read()
-        except (UnicodeDecodeError, OSError) as err:
-            raise InputError(f"{path}: not a text table ({err})") from None
-    if text.lstrip().startswith(">"):
-        return _read_fasta(path, text)
-    lines = text.splitlines(keepends=True)
-    first = next((i for i, line in enumerate(lines) if line.strip() and not line.startswith(("# ", "##"))), None)
-    if first is None:
-        raise InputError(f"{path}: the table is empty; expected a header line")
-    head = lines[first].lstrip("#")
-    delim = sep or ("\t" if "\t" in head else ",")
-    header = [h.strip() for h in next(csv.reader([head], delimiter=delim))]
-    if any(not h for h in header):
-        raise InputError(f"{where(path, first + 1)}: the header has an empty column name")
-    rows = []
-    reader = csv.reader(io.StringIO("".join(lines[first + 1:])), delimiter=delim)
-    for fields in reader:
-        lineno = first + 1 + reader.line_num
-        if not fields or (len(fields) == 1 and not fields[0].strip()) or fields[0].startswith("#"):
-            continue
-        if len(fields) != len(header):
-            raise InputError(f"{where(path, lineno)}: {len(fields)} fields, the header has {len(header)} "
-                             f"(separator {'tab' if delim == chr(9) else repr(delim)})")
-        rows.append((lineno, [f.strip() for f in fields]))
-    if not rows:
-        raise InputError(f"{path}: the table has a header but no rows")
-    return Table(path, header, rows, first + 1)
-
-
-def _read_fasta(path, text) -> Table:
-    records, keys = [], ["name", "sequence"]
-    for lineno, line in enumerate(text.splitlines(), 1):
-        line = line.strip()
-        if not line:
-            continue
-        if line.startswith(">"):
-            words = line[1:].split()
-            if not words:
-                raise InputError(f"{where(path, lineno)}: a FASTA header without a name")
-            extra = {}
-            for w in words[1:]:
-                k, eq, v = w.partition("=")
-                if eq and k:
-                    extra[k] = v
-                    if k not in keys:
-                        keys.append(k)
-            records.append([lineno, {"name": words[0], **extra}, []])
-        elif not records:
-            raise InputError(f"{where(path, lineno)}: sequence before the first '>' header")
-        else:
-            records[-1][2].append(line)
-    rows = []
-    for lineno, cols, parts in records:
-        cols["sequence"] = "".join(parts)
-        rows.append((lineno, [cols.get(k, "") for k in keys]))
-    return Table(path, keys, rows, header_line=0) if rows else Table(path, keys, [], 0)
-
-
-# ----------------------------------------------------------------------------- pure functions
-def parse_numbers(table: Table, name: str, option: str, allow_missing=False, nonnegative=False) -> np.ndarray:
-    """Column ``name`` as float64 ``(rows,)``; a missing value (empty, NA, NaN, .) is NaN when
-    ``allow_missing``, else an error; anything else that is not a finite number is an error."""
-    j = table.column(name, option)
-    out = np.empty(len(table.rows))
-    for i, (lineno, fields) in enumerate(table.rows):
-        text = fields[j]
-        if text.lower() in MISSING:
-            if not allow_missing:
-                raise InputError(f"{where(table.path, lineno)}: column {name!r} ({option}) is missing "
-                                 f"({text!r}); expected a number (or pass --drop_missing)")
-            out[i] = math.nan
-            continue
-        try:
-            v = float(text)
-        except ValueError:
-            v = math.nan
-        if not math.isfinite(v) or (nonnegative and v < 0):
-            what = "a number >= 0" if nonnegative else "a finite number"
-            raise InputError(f"{where(table.path, lineno)}: column {name!r} ({option}) is {text!r}; expected {what}")
-        out[i] = v
-    return out
-
-
-def counts_activity(rna: np.ndarray, dna_counts: np.ndarray) -> np.ndarray:
-    """MPRA activity ``(n,)`` from RNA and DNA counts ``(n,)`` (CHECKLIST M3):
-    ``log2(((RNA+1)/sum(RNA+1)) / ((DNA+1)/sum(DNA+1)))``."""
-    r = np.asarray(rna, dtype=np.float64) + 1.0
-    d = np.asarray(dna_counts, dtype=np.float64) + 1.0
-    return np.log2((r / r.sum()) / (d / d.sum()))
-
-
-def replicate_mean(reps: np.ndarray) -> np.ndarray:
-    """``(n, R)`` replicate values -> ``(n,)`` their mean."""
-    return np.asarray(reps, dtype=np.float64).mean(axis=1)
-
-
-def replicate_distance(tasks: list) -> np.ndarray:
-    """Distance between replicates ``(n,)`` from a list of ``(n, R_t)`` arrays (one per task;
-    tasks with one replicate add nothing): ``sqrt(sum_t mean over pairs a<b of (r_a - r_b)^2)``."""
-    n = len(tasks[0])
-    total = np.zeros(n)
-    for reps in tasks:
-        reps = np.asarray(reps, dtype=np.float64)
-        r = reps.shape[1]
-        if r < 2:
-            continue
-        sq = [(reps[:, a] - reps[:, b]) ** 2 for a in range(r) for b in range(a + 1, r)]
-        total += np.mean(sq, axis=0)
-    return np.sqrt(total)
-
-
-def agreement_weight(distance: np.ndarray) -> np.ndarray:
-    """``(n,)`` distances -> weights in [0, 1]: ``-d`` rescaled by its range (CHECKLIST M11);
-    all 1 when every distance is the same."""
-    d = np.asarray(distance, dtype=np.float64)
-    span = d.max() - d.min() if len(d) else 0.0
-    if span <= 0:
-        return np.ones(len(d))
-    return (d.max() - d) / span
-
-
-def replicate_pearson(reps: np.ndarray) -> float | None:
-    """Mean Pearson r over replicate pairs of ``(n, R)`` values (CHECKLIST M6); None if undefined."""
-    reps = np.asarray(reps, dtype=np.float64)
-    rs = []
-    for a in range(reps.shape[1]):
-        for b in range(a + 1, reps.shape[1]):
-            x, y = reps[:, a], reps[:, b]
-            if x.std() > 0 and y.std() > 0:
-                rs.append(float(np.corrcoef(x, y)[0, 1]))
-    return float(np.mean(rs)) if rs else None
-
-
+# ----------------------------------------------------------------------------- frames, splits
 def pad_offset(n: int, length: int, pad: str) -> int | None:
     """Where a sequence of ``n`` bp starts in a record of ``length``: None when refused."""
     if n == length:
