@@ -610,3 +610,25 @@ def test_importing_one_coverage_module_imports_only_what_it_needs():
     proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True)
     assert proc.stdout.split() == ["basenji_tk.coverage.checks", "basenji_tk.coverage.em",
                                    "basenji_tk.coverage.events"]
+
+
+def test_gc_plot_child_imports_this_package(monkeypatch):
+    """The child that draws the GC plot looks for basenji_tk first where the parent found it (a
+    checkout need not be installed), then on the caller's PYTHONPATH."""
+    import basenji_tk
+    from basenji_tk.coverage import gc
+
+    started = []
+
+    class Child:
+        def __init__(self, args, env, **kwargs):
+            started.append((args, env))
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    monkeypatch.setattr(gc.subprocess, "Popen", Child)
+    gc.ChildPlot()
+    (args, env), = started
+    assert args[0] == sys.executable and "from basenji_tk.plots import gc_model_table" in args[2]
+    first, rest = env["PYTHONPATH"].split(os.pathsep)
+    assert os.path.join(first, "basenji_tk") == os.path.dirname(basenji_tk.__file__)
+    assert rest == "/somewhere/else"

@@ -239,7 +239,8 @@ class ChildPlot:
              "    gc_model_table(*json.loads(job))\n")
 
     def __init__(self):
-        package_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        # the folder holding basenji_tk/, so the child imports this very package (also from a checkout)
+        package_parent = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
         path = os.pathsep.join(filter(None, [package_parent, os.environ.get("PYTHONPATH")]))
         self.png = None
         self.proc = subprocess.Popen([sys.executable, "-c", self._CODE], env=dict(os.environ, PYTHONPATH=path),
