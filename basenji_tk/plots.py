@@ -140,7 +140,7 @@ def gc_model(table, coefficients, path, title: str = "") -> str:
     """The GC model of ``bam_cov.py``: log2 mean coverage per 1% GC bin and the fitted cubic.
 
     ``table`` holds one dict per GC bin (``gc``, ``positions``, ``log2_mean``, ``used``), as
-    :func:`basenji_tk.coverage.core.fit_gc` makes it. Bins used in the fit are filled, the others open;
+    :func:`basenji_tk.coverage.gc.fit_gc` makes it. Bins used in the fit are filled, the others open;
     the grey bars below show how many positions each bin holds.
     """
     gc = np.array([row["gc"] for row in table])

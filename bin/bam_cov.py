@@ -83,7 +83,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.coverage.core import Options, bam_cov
+    from basenji_tk.coverage.pipeline import Options, bam_cov
 
     options = Options(
         shift=args.shift, max_lag=args.max_lag, full=args.full, strand=args.strand,

@@ -9,6 +9,7 @@ import gzip
 import json
 import os
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -20,7 +21,7 @@ from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_
 from basenji_tk.data import dataset as ds
 from basenji_tk import files
 from basenji_tk.data import tfrecords as tfr
-from basenji_tk.coverage.core import Options, bam_cov
+from basenji_tk.coverage.pipeline import Options, bam_cov
 
 # ------------------------------------------------------------------ helpers
 
@@ -569,3 +570,65 @@ def test_odd_chromosome_names_large_bins_and_strands_with_bins(tmp_path):
     big = run(bam, tmp_path / "big.h5", shift=0, bin=5_000_000)
     assert big.total_coverage == 90
     assert h5_tracks(tmp_path / "big.h5")["gi|123|x"].tolist() == [30, 0]
+
+
+# ------------------------------------------------------------------ the stage's modules
+
+
+def test_0_1_names_resolve_to_the_module_that_defines_them():
+    """basenji_tk.coverage was one module in 0.1: its names still resolve, each warning naming its own home."""
+    import importlib
+    import warnings
+
+    from basenji_tk import coverage
+
+    old_names = ["bam_cov", "Options", "Summary", "Alignments", "Reads", "read_alignments", "group_reads",
+                 "learn_shift", "strand_cross_correlation", "global_offsets", "multi_em", "GenomeGC", "GCModel",
+                 "fit_gc", "write_gc_report", "ChildPlot", "TrackWriter", "CHUNK", "DROP_REASONS", "GC_BINS",
+                 "open_bam", "TRACK_EXTS"]
+    defined = {}
+    for sub in coverage._FORMER:
+        module = importlib.import_module(f"basenji_tk.coverage.{sub}")
+        defined.update({name: sub for name, value in vars(module).items()
+                        if getattr(value, "__module__", None) == module.__name__ and name not in defined})
+    for name in sorted(set(old_names) | set(defined)):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            value = getattr(coverage, name)
+        assert len(caught) == 1 and caught[0].category is DeprecationWarning
+        message = str(caught[0].message)
+        home = defined.get(name) or next(s for s in coverage._FORMER
+                                         if hasattr(importlib.import_module(f"basenji_tk.coverage.{s}"), name))
+        assert message.startswith(f"basenji_tk.coverage.{name} is now basenji_tk.coverage.{home}.{name};"), message
+        assert value is getattr(importlib.import_module(f"basenji_tk.coverage.{home}"), name)
+
+
+def test_importing_one_coverage_module_imports_only_what_it_needs():
+    """``from basenji_tk.coverage import em`` imports em and the modules em imports, not the whole stage."""
+    code = ("import sys\nfrom basenji_tk.coverage import em\n"
+            "print(' '.join(sorted(m for m in sys.modules if m.startswith('basenji_tk.coverage.'))))")
+    proc = subprocess.run([sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, check=True)
+    assert proc.stdout.split() == ["basenji_tk.coverage.checks", "basenji_tk.coverage.em",
+                                   "basenji_tk.coverage.events"]
+
+
+def test_gc_plot_child_imports_this_package(monkeypatch):
+    """The child that draws the GC plot looks for basenji_tk first where the parent found it (a
+    checkout need not be installed), then on the caller's PYTHONPATH."""
+    import basenji_tk
+    from basenji_tk.coverage import gc
+
+    started = []
+
+    class Child:
+        def __init__(self, args, env, **kwargs):
+            started.append((args, env))
+
+    monkeypatch.setenv("PYTHONPATH", "/somewhere/else")
+    monkeypatch.setattr(gc.subprocess, "Popen", Child)
+    gc.ChildPlot()
+    (args, env), = started
+    assert args[0] == sys.executable and "from basenji_tk.plots import gc_model_table" in args[2]
+    first, rest = env["PYTHONPATH"].split(os.pathsep)
+    assert os.path.join(first, "basenji_tk") == os.path.dirname(basenji_tk.__file__)
+    assert rest == "/somewhere/else"

@@ -1,6 +1,6 @@
-"""Checks around :func:`basenji_tk.coverage.core.bam_cov`: outputs, the BAM, the GC FASTA, stranded data.
+"""Checks around :func:`basenji_tk.coverage.pipeline.bam_cov`: outputs, the BAM, the GC FASTA, stranded data.
 
-Kept apart from :mod:`basenji_tk.coverage.core` (the computation) because each is a question about the
+Kept apart from the computation (events, EM, GC model, tracks) because each is a question about the
 inputs a user gave, answered with one :class:`InputError` line or one warning line:
 
 - :func:`output_plan`: what a run writes (track(s), ``STEM.json``, the GC report), so that a

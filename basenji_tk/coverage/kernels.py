@@ -1,9 +1,10 @@
-"""Compiled loops of :mod:`basenji_tk.coverage.core`: the EM's per-round passes, Gaussian window sums
-and the GC model's passes over chunks.
+"""Compiled loops of the coverage stage: the EM's per-round passes and Gaussian window sums
+(:mod:`basenji_tk.coverage.em`), the GC model's passes over chunks (:mod:`basenji_tk.coverage.gc`)
+and the GC division of each written chunk (:mod:`basenji_tk.coverage.tracks`).
 
 Each replaces a chain of NumPy calls (bincount, gather, where, ...) that would walk the same
 millions of entries several times; here one loop does the work of the chain. Kept apart from
-:mod:`basenji_tk.coverage.core` so that importing that module does not start numba.
+those modules so that importing them does not start numba.
 """
 
 from __future__ import annotations
