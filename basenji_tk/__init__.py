@@ -145,7 +145,15 @@ def _search_homes(old: str, homes, name: str, stacklevel: int = 3):
 
 def moved_attribute(package: str, former: tuple, name: str):
     """``package.name`` for a stage package that was one module in 0.1 (``basenji_tk.coverage``):
-    the name from the first of its ``former`` submodules that has it (a package's ``__getattr__``)."""
+    the name from the first of its ``former`` submodules that has it (a package's ``__getattr__``).
+
+    A submodule's own name is no 0.1 name: ``from basenji_tk.coverage import checks`` asks the
+    package for the attribute before it imports the submodule, and searching ``former`` then would
+    import those modules from inside each other's imports (a circular import)."""
+    import importlib.util
+
+    if not name.startswith("__") and importlib.util.find_spec(f"{package}.{name}") is not None:
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
     return _search_homes(package.partition(".")[2], [f"{package}.{sub}" for sub in former], name, stacklevel=5)
 
 

@@ -21,11 +21,4 @@ _FORMER = ("events", "em", "tracks", "gc", "pipeline", "checks")
 
 
 def __getattr__(name):
-    # ``from basenji_tk.coverage import checks`` looks for the attribute before it imports the
-    # submodule: a submodule is no 0.1 name, and searching _FORMER for it would import those
-    # modules from inside each other's imports (a circular import)
-    import importlib.util
-
-    if not name.startswith("__") and importlib.util.find_spec(f"{__name__}.{name}") is not None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     return moved_attribute(__name__, _FORMER, name)
