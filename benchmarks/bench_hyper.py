@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""GPyOpt search (basenji_tk.hyper.search.optimize) against random search on a synthetic objective.
+"""GPyOpt search (basenji_tk.hyper.optimizer.optimize) against random search on a synthetic objective.
 
 The objective (:func:`objective`) stands in for training: 4 mixed dimensions, as a
 real search would tune them, with a known minimum of 0::
@@ -48,11 +48,12 @@ def objective(number, values) -> float:
 
 def gap_curve(method: str, seed: int, evals: int = 20) -> np.ndarray:
     """``(evals,)`` best-so-far gap ((best - F_MIN) / (F_MAX - F_MIN)) after each evaluation."""
-    from basenji_tk.hyper import search as hyper
+    from basenji_tk.hyper.domain import parse_domain
+    from basenji_tk.hyper.optimizer import best_so_far, optimize
 
-    domain = hyper.parse_domain(SPEC)
-    trials = hyper.optimize(domain, objective, evals, init=INIT, seed=seed, method=method, exact=True)
-    return (hyper.best_so_far(trials) - F_MIN) / (F_MAX - F_MIN)
+    domain = parse_domain(SPEC)
+    trials = optimize(domain, objective, evals, init=INIT, seed=seed, method=method, exact=True)
+    return (best_so_far(trials) - F_MIN) / (F_MAX - F_MIN)
 
 
 def _run(job):

@@ -62,7 +62,8 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.hyper.search import Options, hyper_search
+    from basenji_tk.hyper.options import Options
+    from basenji_tk.hyper.search import hyper_search
 
     summary = hyper_search(args.params, args.domain, args.data_dirs, args.out, Options(
         n_trials=args.trials, init=args.init, seed=args.seed, parallel=args.parallel, objective=args.objective,

@@ -16,8 +16,12 @@ import pytest
 from conftest import BIN_DIR, REPO, assert_clean_failure, read_only, run_script, tiny_params, write_json
 
 from basenji_tk import files
-from basenji_tk.hyper import search as hyper
 from basenji_tk.errors import InputError
+from basenji_tk.hyper.domain import load_domain, parse_domain
+from basenji_tk.hyper.objective import TrainObjective, trial_params
+from basenji_tk.hyper.optimizer import optimize, penalised
+from basenji_tk.hyper.options import Options
+from basenji_tk.hyper.search import hyper_search
 
 spec = importlib.util.spec_from_file_location("bench_hyper", REPO / "benchmarks" / "bench_hyper.py")
 bench = importlib.util.module_from_spec(spec)
@@ -63,7 +67,7 @@ def test_gpyopt_reaches_the_optimum_and_beats_random_search():
 
 
 def test_encoding_round_trips_and_log_dims_sample_in_log_space():
-    domain = hyper.parse_domain(bench.SPEC)
+    domain = parse_domain(bench.SPEC)
     for d in domain.gpyopt():
         assert all(0.0 <= v <= 2 for v in np.ravel(d["domain"]))  # scaled to [0, 1] (categories: indices)
     rng = np.random.default_rng(0)
@@ -77,17 +81,17 @@ def test_encoding_round_trips_and_log_dims_sample_in_log_space():
 
 
 def test_failed_trials_get_a_penalty_and_the_search_goes_on():
-    assert list(hyper.penalised([1.0, float("nan"), 3.0])) == [1.0, 4.0, 3.0]  # worst + half the spread
-    assert list(hyper.penalised([2.0, float("nan")])) == [2.0, 3.0]
-    assert list(hyper.penalised([float("nan")] * 2)) == [1.0, 1.0]
-    domain = hyper.parse_domain(bench.SPEC)
+    assert list(penalised([1.0, float("nan"), 3.0])) == [1.0, 4.0, 3.0]  # worst + half the spread
+    assert list(penalised([2.0, float("nan")])) == [2.0, 3.0]
+    assert list(penalised([float("nan")] * 2)) == [1.0, 1.0]
+    domain = parse_domain(bench.SPEC)
 
     def sometimes(number, values):
         if number % 3 == 0:
             raise FloatingPointError("loss became nan")
         return float("nan") if number == 7 else bench.objective(number, values)
 
-    trials = hyper.optimize(domain, sometimes, 9, init=4, seed=1, exact=True)
+    trials = optimize(domain, sometimes, 9, init=4, seed=1, exact=True)
     assert sorted(t.number for t in trials) == list(range(1, 10))
     failed = [t for t in trials if not t.ok]
     assert [t.number for t in failed] == [3, 6, 7, 9]
@@ -95,7 +99,7 @@ def test_failed_trials_get_a_penalty_and_the_search_goes_on():
 
 
 def test_parallel_batches_propose_distinct_points():
-    domain = hyper.parse_domain(bench.SPEC)
+    domain = parse_domain(bench.SPEC)
     seen = []
 
     def slow(number, values):
@@ -103,7 +107,7 @@ def test_parallel_batches_propose_distinct_points():
         time.sleep(0.05)
         return bench.objective(number, values)
 
-    trials = hyper.optimize(domain, slow, 9, init=3, seed=0, parallel=3, exact=True)
+    trials = optimize(domain, slow, 9, init=3, seed=0, parallel=3, exact=True)
     assert sorted(t.number for t in trials) == list(range(1, 10))
     points = {json.dumps(t.values, sort_keys=True) for t in trials}
     assert len(points) == 9
@@ -134,7 +138,7 @@ def test_parallel_batches_propose_distinct_points():
 def test_bad_domains_are_refused_before_anything_runs(tmp_path, domain, words):
     params, path = inputs(tmp_path, domain)
     with pytest.raises(InputError) as err:
-        hyper.load_domain(path, params)
+        load_domain(path, params)
     for w in words:
         assert w in str(err.value), (w, str(err.value))
 
@@ -142,12 +146,12 @@ def test_bad_domains_are_refused_before_anything_runs(tmp_path, domain, words):
 def test_block_defaults_are_tunable_and_integer_ranges_round(tmp_path):
     params, path = inputs(tmp_path, {**DOMAIN, "model.trunk[1].filters": {"type": "continuous", "range": [4, 16]},
                                      "model.head[0].l2_scale": {"type": "continuous", "range": [0, 0.01]}})
-    domain, raw = hyper.load_domain(path, params)
+    domain, raw = load_domain(path, params)
     assert "dropout" not in raw["model"]["trunk"][1]
     dim = domain.dims[-2]
     assert dim.integer and isinstance(dim.decode(0.37), int)
     values = domain.sample(np.random.default_rng(0))
-    p = hyper.trial_params(raw, values, hyper.Options(objective="valid_loss", epochs=2, steps=3))
+    p = trial_params(raw, values, Options(objective="valid_loss", epochs=2, steps=3))
     assert p["model"]["trunk"][1]["dropout"] == values["model.trunk[1].dropout"]
     assert p["train"]["epochs"] == 2 and p["train"]["steps_per_epoch"] == 3 and p["train"]["monitor"] == "val_loss"
 
@@ -174,8 +178,8 @@ def fake_objective(number, values):
 def test_search_folder_restart_and_refusals(tmp_path):
     params, domain = inputs(tmp_path)
     data, out = fake_data(tmp_path), tmp_path / "search"
-    opts = hyper.Options(n_trials=4, init=3, seed=2, objective="valid_pearsonr", steps=2)
-    summary = hyper.hyper_search(params, domain, [data], out, opts, objective_fn=fake_objective)
+    opts = Options(n_trials=4, init=3, seed=2, objective="valid_pearsonr", steps=2)
+    summary = hyper_search(params, domain, [data], out, opts, objective_fn=fake_objective)
     assert summary["trials"] == 4 and summary["failed"] == 0
     table = rows(out / "trials.tsv")
     assert [r["trial"] for r in table] == ["1", "2", "3", "4"]
@@ -189,19 +193,19 @@ def test_search_folder_restart_and_refusals(tmp_path):
 
     # a different search in the same folder is refused; --restart with the same one goes on
     with pytest.raises(InputError, match="already holds a search.*--restart.*--force"):
-        hyper.hyper_search(params, domain, [data], out, opts, objective_fn=fake_objective)
+        hyper_search(params, domain, [data], out, opts, objective_fn=fake_objective)
     other = write_json(tmp_path / "other.json", {**DOMAIN, "train.momentum": {"type": "continuous",
                                                                                 "range": [0.8, 0.99]}})
     budget = write_json(tmp_path / "budget.json", {**DOMAIN, "train.steps_per_epoch": {"type": "discrete",
                                                                                          "values": [2, 4]}})
     with pytest.raises(InputError, match="train.steps_per_epoch, which --steps also sets"):
-        hyper.hyper_search(params, budget, [data], tmp_path / "budget", opts, objective_fn=fake_objective)
+        hyper_search(params, budget, [data], tmp_path / "budget", opts, objective_fn=fake_objective)
     with pytest.raises(InputError, match="other.json: this domain file's content differs from the interrupted"):
-        hyper.hyper_search(params, other, [data], out, hyper.Options(**{**opts.__dict__, "restart": True}),
-                           objective_fn=fake_objective)
+        hyper_search(params, other, [data], out, Options(**{**opts.__dict__, "restart": True}),
+                     objective_fn=fake_objective)
     with pytest.raises(InputError, match="--restart with a different search: seed"):
-        hyper.hyper_search(params, domain, [data], out, hyper.Options(**{**opts.__dict__, "restart": True,
-                                                                         "seed": 3}), objective_fn=fake_objective)
+        hyper_search(params, domain, [data], out, Options(**{**opts.__dict__, "restart": True,
+                                                             "seed": 3}), objective_fn=fake_objective)
 
     # a kill while a row was being written leaves a half line: dropped, and that trial runs again
     with open(out / "trials.tsv", "a") as fh:
@@ -212,15 +216,15 @@ def test_search_folder_restart_and_refusals(tmp_path):
         called.append(number)
         return fake_objective(number, values)
 
-    more = hyper.Options(**{**opts.__dict__, "restart": True, "n_trials": 7})
-    summary = hyper.hyper_search(params, domain, [data], out, more, objective_fn=counting)
+    more = Options(**{**opts.__dict__, "restart": True, "n_trials": 7})
+    summary = hyper_search(params, domain, [data], out, more, objective_fn=counting)
     assert called == [5, 6, 7] and summary["trials"] == 7
     assert [r["trial"] for r in rows(out / "trials.tsv")] == [str(n) for n in range(1, 8)]
     assert [r["trial"] for r in rows(out / "trials.tsv")][:4] == [r["trial"] for r in table]
 
     # --force replaces it
-    summary = hyper.hyper_search(params, domain, [data], out, hyper.Options(n_trials=2, init=2, force=True),
-                                 objective_fn=fake_objective)
+    summary = hyper_search(params, domain, [data], out, Options(n_trials=2, init=2, force=True),
+                           objective_fn=fake_objective)
     assert len(rows(out / "trials.tsv")) == 2
 
 
@@ -245,7 +249,7 @@ def test_restart_refuses_changed_inputs(tmp_path):
     naming it; and a params.json edited since -> one error naming the file."""
     params, domain = inputs(tmp_path)
     data, out = fake_data(tmp_path), tmp_path / "search"
-    hyper.hyper_search(params, domain, [data], out, hyper.Options(n_trials=2, init=2), objective_fn=fake_objective)
+    hyper_search(params, domain, [data], out, Options(n_trials=2, init=2), objective_fn=fake_objective)
     assert "statistics.json" in json.loads((out / "inputs.json").read_text())["data_dirs"][0]["files"]
     restart = ["hyper_search.py", "--restart", "-n", 3, "--init", 2, params, domain]
 
@@ -298,8 +302,8 @@ def test_a_trial_trains_in_its_own_folder_under_the_search_lock(tmp_path, demo_d
     out = tmp_path / "search"
     raw = json.loads(params.read_text())
     with files.claim(out):
-        objective = hyper.TrainObjective(raw, [demo_dataset], out, hyper.Options(objective="valid_loss", epochs=1,
-                                                                                 steps=2))
+        objective = TrainObjective(raw, [demo_dataset], out, Options(objective="valid_loss", epochs=1,
+                                                                     steps=2))
         result = objective(1, {"train.learning_rate": 0.001})
     assert math.isfinite(result["objective"]) and result["epochs"] == 1
     trial = out / "trial_001"
