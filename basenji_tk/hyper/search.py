@@ -82,7 +82,7 @@ import numpy as np
 
 from basenji_tk import cli, files
 from basenji_tk.errors import InputError
-from basenji_tk.model.train import write_json
+from basenji_tk.model.resume import write_json
 
 log = logging.getLogger("basenji_tk")
 
@@ -716,7 +716,7 @@ def prepare_search_dir(out: str, identity: dict, opts: Options, inputs: dict) ->
     ``inputs``: ``{"params": path, "domain": path, "data_dirs": [...]}`` of this run, named
     in the errors when they differ from the interrupted search's."""
     from basenji_tk.model.params import read_json
-    from basenji_tk.model.train import check_inputs
+    from basenji_tk.model.resume import check_inputs
 
     path = os.path.join(out, SEARCH)
     if os.path.exists(path):
@@ -796,7 +796,7 @@ def hyper_search(params_path, domain_path, data_dirs, out, opts: Options = Optio
     for flag, path in (("epochs", "train.epochs"), ("steps", "train.steps_per_epoch")):
         if getattr(opts, flag) is not None and path in domain.paths:
             raise InputError(f"{domain_path}: tunes {path}, which --{flag} also sets; drop one of them")
-    from basenji_tk.model.train import check_datasets
+    from basenji_tk.model.feeds import check_datasets
 
     check_datasets([str(d) for d in data_dirs])
     with open(domain_path) as fh:
@@ -812,7 +812,7 @@ def hyper_search(params_path, domain_path, data_dirs, out, opts: Options = Optio
 def _search(params_path, domain_path, data_dirs, out, opts, objective_fn, domain, params, domain_spec,
             identity) -> dict:
     """The claimed part of :func:`hyper_search`."""
-    from basenji_tk.model.train import input_prints
+    from basenji_tk.model.resume import input_prints
 
     data_dirs = [str(d) for d in data_dirs]
     resume = prepare_search_dir(out, identity, opts, {"params": params_path, "domain": domain_path,
