@@ -50,6 +50,7 @@ OWNED = (PARAMS, DATA_STATS, CHECKPOINT, BEST, HISTORY, STATE, LOGS, INPUTS)
 RESTART_MAY_CHANGE = ("epochs", "patience", "learning_rate", "clip_norm")
 
 
+# ----------------------------------------------------------------------------- the folder
 def write_json(path, obj):
     tmp = f"{path}.tmp"
     with open(tmp, "w") as fh:
@@ -131,6 +132,7 @@ def check_inputs(saved: dict, data_dirs, out: str, what: str = "dataset file") -
         files.check_unchanged(entry, d, what)
 
 
+# ----------------------------------------------------------------------------- history.tsv
 class History:
     """history.tsv: one row per finished epoch; rewritten through a temporary file.
 

@@ -17,6 +17,7 @@ from basenji_tk.errors import InputError
 log = logging.getLogger("basenji_tk")
 
 
+# ----------------------------------------------------------------------------- wiring
 @dataclass
 class Wiring:
     """Which dataset features feed which model inputs, and which labels each output predicts.
@@ -129,6 +130,7 @@ def check_model_fits(model, wiring: Wiring, spec, params_path: str):
                                      f"label '{label.name}' in {spec.path} is at {label.resolution} bp per position")
 
 
+# ----------------------------------------------------------------------------- compiling
 def make_optimizer(tp: dict):
     import keras
 
