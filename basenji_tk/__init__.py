@@ -24,7 +24,7 @@ only from its own stage or the stages before it (``tests/test_layout.py`` checks
     interpret/  ISM, fast ISM, saliency
     hyper/      Bayesian hyperparameter search (GPyOpt)
 
-``errors``, ``files``, ``cli`` and ``plots`` serve every stage. The flat module names of
+``errors``, ``files``, ``cli``, ``plots`` and ``stats`` serve every stage. The flat module names of
 release 0.1 (``basenji_tk.train``, ``basenji_tk.dna``, ...) still import, as the same module
 objects, with a DeprecationWarning; they go in 0.3.
 """
@@ -109,9 +109,9 @@ MOVED = {
     "blocks": "model.blocks",
     "models": "model.models",
     "losses": "model.losses",
-    "metrics": "model.metrics",
+    "metrics": ("model.metrics", "stats", "model.accumulator", "model.peaks"),
     "params": "model.params",
-    "train": "model.train",
+    "train": ("model.train", "model.wiring", "model.feeds", "model.resume", "model.seeds", "model.transfer"),
     "evaluate": "analysis.evaluate",
     "predict": "analysis.predict",
     "variants": "analysis.variants",

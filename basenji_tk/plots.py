@@ -54,7 +54,7 @@ def scatter(y, p, path, title: str = "", log: bool = True, max_points: int = 100
     as a hexbin with log-scaled counts. No diagonal: the two axes need not share
     a scale.
     """
-    from basenji_tk.model.metrics import log2p1, pearson_r  # imports Keras: only where it is needed
+    from basenji_tk.stats import log2p1, pearson_r  # imports scipy.stats: only where it is needed
 
     y, p = np.asarray(y, dtype=np.float64).ravel(), np.asarray(p, dtype=np.float64).ravel()
     if y.shape != p.shape:

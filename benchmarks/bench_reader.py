@@ -9,8 +9,8 @@ and (2) when ../shared/data is present, 131,072 bp sequences of the whole of chr
 
 Baseline, in the same run: the training rate on the same dataset, in sequences per
 second, as ``train.py`` trains: the model of a params file built by
-``models.build_model``, compiled by ``train.compile_model``, fed by
-``train.train_dataset`` (the same reader, at the params' batch size, rc and shift)
+``models.build_model``, compiled by ``wiring.compile_model``, fed by
+``feeds.train_dataset`` (the same reader, at the params' batch size, rc and shift)
 repeated, through ``model.fit``; the best of ``--train_repeats`` epochs of
 ``--train_steps`` steps after one untimed epoch (which traces the step). The model is
 params/demo.json (16,384 bp) for the demo data and params/basenji2018.json (131,072
@@ -76,7 +76,7 @@ def training_rate(data_dir, params_path, steps, repeats, seed=0):
     import keras
 
     import bench_train
-    from basenji_tk.model import models, train
+    from basenji_tk.model import feeds, models, wiring
     from basenji_tk.model.params import load_params
     from basenji_tk.data.tfrecords import load_statistics
 
@@ -84,13 +84,13 @@ def training_rate(data_dir, params_path, steps, repeats, seed=0):
     tp, mp = params["train"], params["model"]
     tp["seed"] = seed
     stats = load_statistics(data_dir)
-    spec = train.check_datasets([data_dir])
-    wiring = train.wire(mp, tp, spec, params_path)
+    spec = feeds.check_datasets([data_dir])
+    wired = wiring.wire(mp, tp, spec, params_path)
     keras.utils.set_random_seed(seed)
     model = models.build_model(mp, stats["num_targets"], where=params_path)
-    train.check_model_fits(model, wiring, spec, params_path)
-    train.compile_model(model, tp, stats["num_targets"], wiring)
-    ds = train.train_dataset([data_dir], tp, epoch=0, wiring=wiring).repeat()
+    wiring.check_model_fits(model, wired, spec, params_path)
+    wiring.compile_model(model, tp, stats["num_targets"], wired)
+    ds = feeds.train_dataset([data_dir], tp, epoch=0, wiring=wired).repeat()
     step_s, _ = bench_train.fit_step_seconds(model, ds, steps, repeats)
     return tp["batch_size"] / step_s, tp["batch_size"]
 
@@ -144,7 +144,7 @@ def main(argv=None):
 
     print(f"tf.data reader (train split, shuffle, rc, shift=3, repeat), batch {args.batch_size}, "
           f"best of {args.repeats} windows of {args.batches} batches after {args.warmup} warm-up; "
-          f"training: model.fit on train.train_dataset (the same reader) as train.py")
+          f"training: model.fit on feeds.train_dataset (the same reader) as train.py")
     for line in notes:
         print(line)
     print(f"machine: {common.machine()}; load average (1 min) at start {load_start:.1f}, "

@@ -3,7 +3,7 @@
 Measured: ``model.fit`` steps of the model of ``params/basenji2018.json`` (131,072 bp
 in, 4 convolutions pooling 2-4-4-4 to 1,024 bins of 128 bp, 7 densely connected
 dilated convolutions, a width-1 convolution and the final dense layer), built by
-``models.build_model`` and compiled by ``train.compile_model`` (Poisson loss, Adam,
+``models.build_model`` and compiled by ``wiring.compile_model`` (Poisson loss, Adam,
 the Pearson R and R^2 metrics) as ``train.py`` does. The input is GENERATED: one
 fixed batch of random one-hot sequences and Poisson targets, repeated from memory
 (the values do not affect the speed, and no reader is involved: bench_reader.py
@@ -181,11 +181,11 @@ def fit_step_seconds(model, ds, steps, repeats):
 
 
 def build_compiled(params, num_targets, jit=False, dropout=True):
-    """The params' model compiled as ``train.compile_model`` does; ``jit`` turns XLA on;
+    """The params' model compiled as ``wiring.compile_model`` does; ``jit`` turns XLA on;
     ``dropout=False`` builds it with every block's dropout rate set to 0 (an experiment)."""
     import copy
 
-    from basenji_tk.model import models, train
+    from basenji_tk.model import models, wiring
 
     model_params = params["model"]
     if not dropout:
@@ -194,7 +194,7 @@ def build_compiled(params, num_targets, jit=False, dropout=True):
             if "dropout" in spec:
                 spec["dropout"] = 0.0
     model = models.build_model(model_params, num_targets)
-    train.compile_model(model, params["train"], num_targets)
+    wiring.compile_model(model, params["train"], num_targets)
     if jit:
         model.jit_compile = True  # before the first fit: the train function is made then
     return model

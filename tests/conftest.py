@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,6 +99,22 @@ def write_fasta(path, records, bgzip=False, plain_gzip=False):
     else:
         Path(path).write_text(text)
     return path
+
+
+def paired(seed, n_rows=500, n_targets=4, noise=1.0):
+    """GENERATED: y ~ gamma, p = y + noise (different noise per target)."""
+    rng = np.random.default_rng(seed)
+    y = rng.gamma(2.0, 3.0, size=(n_rows, n_targets))
+    p = y * rng.uniform(0.2, 2.0, n_targets) + rng.normal(0, noise * (1 + np.arange(n_targets)), (n_rows, n_targets))
+    return y, p
+
+
+def classes(seed, n_rows=400, n_targets=3, decimals=1):
+    """GENERATED: labels with per-target prevalence; scores rounded so they tie often."""
+    rng = np.random.default_rng(seed)
+    labels = rng.random((n_rows, n_targets)) < rng.uniform(0.05, 0.5, n_targets)
+    scores = np.round(labels * rng.uniform(0, 1.5, n_targets) + rng.normal(0, 1, (n_rows, n_targets)), decimals)
+    return labels, scores
 
 
 @pytest.fixture(scope="session")

@@ -259,7 +259,7 @@ def test_basenji2018_is_the_published_shape():
 def test_basenji2018_trains_at_full_length(tmp_path):
     """Forward and backward at 131,072 bp on CPU, and a few steps of fitting (GENERATED targets)."""
     from basenji_tk.model.params import load_params
-    from basenji_tk.model.train import compile_model
+    from basenji_tk.model.wiring import compile_model
 
     params = load_params(REPO / "params" / "basenji2018.json")
     model = models.build_model(params["model"], 2)

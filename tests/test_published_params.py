@@ -91,7 +91,7 @@ def test_stage2_shares_the_trunk_with_stage1_by_layer_name():
     """train.init_from copies the layers the two stages share from the input on: all 46 trunk
     layers (23 convolutions, 23 batch norms). The first FC's batch norm has the same name and width
     in both, but it follows FCs of other inputs (4,200 against 4,200 + 1,630), so it is not copied."""
-    from basenji_tk.model.train import shared_layers
+    from basenji_tk.model.transfer import shared_layers
 
     _, one = build("chromdragonn_resnet_stage1", {"training_contexts": 103})
     _, two = build("chromdragonn_resnet_stage2")

@@ -13,10 +13,10 @@ import pytest
 from conftest import BIN_DIR, assert_clean_failure, read_only, run_script, tiny_params, write_json
 
 from basenji_tk import files
-from basenji_tk.model import metrics, models
+from basenji_tk.model import feeds, models, seeds, wiring
 from basenji_tk.data import tfrecords
-from basenji_tk.model import train as train_module
 from basenji_tk.errors import InputError
+from basenji_tk.stats import pearson_r, r_squared
 from basenji_tk.model.train import KILL_ENV, train
 
 
@@ -45,8 +45,8 @@ def test_outputs_and_streamed_validation_metrics(tiny_model, demo_dataset):
         ps.append(model.predict(x, verbose=0))
     n = ys[0].shape[-1]
     y, p = np.concatenate(ys).reshape(-1, n), np.concatenate(ps).reshape(-1, n)
-    assert float(best["val_pearsonr"]) == pytest.approx(metrics.pearson_r(y, p).mean(), abs=2e-4)
-    assert float(best["val_r2"]) == pytest.approx(metrics.r_squared(y, p).mean(), abs=2e-4)
+    assert float(best["val_pearsonr"]) == pytest.approx(pearson_r(y, p).mean(), abs=2e-4)
+    assert float(best["val_r2"]) == pytest.approx(r_squared(y, p).mean(), abs=2e-4)
 
 
 @pytest.mark.parametrize("name, imports", [("model_best.keras", "basenji_tk, keras"),
@@ -108,7 +108,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run(tmp_path, demo_dataset):
     ma = models.load_model(straight / "checkpoint.keras", compile=True)
     mb = models.load_model(killed / "checkpoint.keras", compile=True)
     assert int(mb.optimizer.iterations.numpy()) == 18
-    assert len(train_module.seed_generators(mb)) == 4  # 2 dropouts, in-model rc and shift
+    assert len(seeds.seed_generators(mb)) == 4  # 2 dropouts, in-model rc and shift
     wa, wb = ma.get_weights(), mb.get_weights()
     assert len(wa) == len(wb) > 0
     for x, y in zip(wa, wb):
@@ -339,8 +339,8 @@ def test_two_inputs_two_heads_and_sample_weights_train(tmp_path, contract_data):
     assert set(model.input) == {"sequence", "expression"} and set(model.output) == {"profile", "total"}
 
     # the weights reach the loss: batches of the same records with weights zeroed give a zero weighted loss
-    wiring = train_module.wire(load(path)["model"], load(path)["train"], records_spec(contract_data), str(path))
-    x, y, w = next(iter(train_module.valid_dataset([str(contract_data)], 4, wiring)))
+    wired = wiring.wire(load(path)["model"], load(path)["train"], records_spec(contract_data), str(path))
+    x, y, w = next(iter(feeds.valid_dataset([str(contract_data)], 4, wired)))
     assert set(w) == {"profile", "total"} and tuple(w["profile"].shape) == (4, 1) and tuple(w["total"].shape) == (4,)
 
 
@@ -402,7 +402,7 @@ def test_balanced_batches_hold_one_positive_to_three_negatives(contract_data):
     from basenji_tk.data import records
 
     ds = records.dataset(contract_data, "train", shuffle=True, seed=1)
-    batches = list(train_module.balance(ds, "bound", 0.25, 8).batch(8).take(12).as_numpy_iterator())
+    batches = list(feeds.balance(ds, "bound", 0.25, 8).batch(8).take(12).as_numpy_iterator())
     assert all(int(b["bound"].sum()) == 2 for b in batches)
     labels = [r["bound"][0] for r in records.read_records(contract_data, "train")]
     assert 0 < sum(labels) < len(labels) / 4  # positives are rarer than 1 in 4 here, so they were upsampled

@@ -22,7 +22,7 @@ import numpy as np
 from basenji_tk import cli
 from basenji_tk.hyper.domain import set_value
 from basenji_tk.hyper.options import OBJECTIVES, Options
-from basenji_tk.model.train import write_json
+from basenji_tk.model.resume import write_json
 
 log = logging.getLogger("basenji_tk")
 

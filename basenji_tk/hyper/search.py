@@ -44,7 +44,7 @@ from basenji_tk.hyper.objective import RESULT, TrainObjective, trial_dir
 from basenji_tk.hyper.optimizer import best_so_far, optimize
 from basenji_tk.hyper.options import IDENTITY, OBJECTIVES, Options
 from basenji_tk.hyper.trials import Trial, TrialLog
-from basenji_tk.model.train import write_json
+from basenji_tk.model.resume import write_json
 
 log = logging.getLogger("basenji_tk")
 
@@ -115,7 +115,7 @@ def prepare_search_dir(out: str, identity: dict, opts: Options, inputs: dict) ->
     ``inputs``: ``{"params": path, "domain": path, "data_dirs": [...]}`` of this run, named
     in the errors when they differ from the interrupted search's."""
     from basenji_tk.model.params import read_json
-    from basenji_tk.model.train import check_inputs
+    from basenji_tk.model.resume import check_inputs
 
     path = os.path.join(out, SEARCH)
     if os.path.exists(path):
@@ -195,7 +195,7 @@ def hyper_search(params_path, domain_path, data_dirs, out, opts: Options = Optio
     for flag, path in (("epochs", "train.epochs"), ("steps", "train.steps_per_epoch")):
         if getattr(opts, flag) is not None and path in domain.paths:
             raise InputError(f"{domain_path}: tunes {path}, which --{flag} also sets; drop one of them")
-    from basenji_tk.model.train import check_datasets
+    from basenji_tk.model.feeds import check_datasets
 
     check_datasets([str(d) for d in data_dirs])
     with open(domain_path) as fh:
@@ -211,7 +211,7 @@ def hyper_search(params_path, domain_path, data_dirs, out, opts: Options = Optio
 def _search(params_path, domain_path, data_dirs, out, opts, objective_fn, domain, params, domain_spec,
             identity) -> dict:
     """The claimed part of :func:`hyper_search`."""
-    from basenji_tk.model.train import input_prints
+    from basenji_tk.model.resume import input_prints
 
     data_dirs = [str(d) for d in data_dirs]
     resume = prepare_search_dir(out, identity, opts, {"params": params_path, "domain": domain_path,
