@@ -138,8 +138,11 @@ def _search_homes(old: str, homes, name: str, stacklevel: int = 3):
         for home in homes:
             module = importlib.import_module(home)
             if hasattr(module, name):
+                value = getattr(module, name)
+                defined = getattr(value, "__module__", None)  # a home may import the name from another home
+                home = defined if defined in homes else home
                 _moved_warning(f"{old}.{name}", f"{home.partition('.')[2]}.{name}", stacklevel)
-                return getattr(module, name)
+                return value
     raise AttributeError(f"module 'basenji_tk.{old}' has no attribute {name!r}")
 
 
@@ -178,7 +181,7 @@ class _MovedFinder:
 
         old = spec.name.partition(".")[2]
         homes = MOVED[old] if isinstance(MOVED[old], tuple) else (MOVED[old],)
-        _moved_warning(old, " and basenji_tk.".join(homes))
+        _moved_warning(old, homes[0] + (f" (with {', '.join(homes[1:])})" if len(homes) > 1 else ""))
         if len(homes) == 1:
             module = importlib.import_module(f"{__name__}.{homes[0]}")
             spec.loader_state = module.__spec__  # the import system sets __spec__ to this alias spec next

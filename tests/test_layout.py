@@ -52,6 +52,24 @@ def test_every_module_sits_in_a_stage_or_is_shared():
         assert stage in STAGES or (stage is None and path.stem in SHARED), path
 
 
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_imports_only_earlier_stages(path):
+    stage = stage_of(path)
+    rank = STAGES.index(stage) if stage else -1  # shared modules import only shared modules
+    for line, target in imported_stages(path):
+        if target in SHARED or target in ("__version__", "moved_attribute", "on_import"):
+            continue
+        assert target in STAGES, f"{path}:{line} imports basenji_tk.{target}, not a stage"
+        assert STAGES.index(target) <= rank, (
+            f"{path.relative_to(PACKAGE)}:{line} ({stage or 'shared'}) imports from {target}, a later stage")
+
+
+@pytest.mark.parametrize("path", modules(), ids=lambda p: str(p.relative_to(PACKAGE)))
+def test_no_module_over_600_lines(path):
+    lines = len(path.read_text().splitlines())
+    assert lines <= MAX_LINES, f"{path.relative_to(PACKAGE)} has {lines} lines"
+
+
 @pytest.mark.parametrize("old", sorted(basenji_tk.MOVED))
 def test_old_module_names_import_with_a_warning(old):
     import sys
