@@ -30,18 +30,21 @@ class SedWriter:
     and skip the finished ones. ``close`` renames both files into place.
 
     ``targets``: ``(index, id, label)`` per scored target; ``stats``: the statistic names, one
-    ``(rows, targets)`` matrix each in sed.h5 and one column each in sed.tsv.
+    ``(rows, targets)`` matrix each in sed.h5 and one column each in sed.tsv; ``names``: the two
+    files' names; ``meta``: the per-row columns (:attr:`META`, or :attr:`VARIANT_META` for rows
+    of variants scored without genes).
     """
 
     META = ("snp", "chrom", "pos", "ref", "alt", "flipped", "gene", "tss_dist")
+    VARIANT_META = META[:6]  # rows of variants without genes
 
     def __init__(self, out_dir: str, targets: list[tuple[int, str, str]], stats: tuple, float32: bool, attrs: dict,
-                 restart: bool, inputs: str = "{}"):
+                 restart: bool, inputs: str = "{}", names: tuple = (H5_NAME, TSV_NAME), meta: tuple = META):
         import h5py
 
-        self.h5_path, self.tsv_path = os.path.join(out_dir, H5_NAME), os.path.join(out_dir, TSV_NAME)
+        self.h5_path, self.tsv_path = (os.path.join(out_dir, n) for n in names)
         self.h5_tmp, self.tsv_tmp = self.h5_path + PARTIAL, self.tsv_path + PARTIAL
-        self.targets, self.stats = targets, tuple(stats)
+        self.targets, self.stats, self.meta = targets, tuple(stats), tuple(meta)
         self.dtype = np.float32 if float32 else np.float16
         self.done = set()
         if restart and os.path.exists(self.h5_tmp) and os.path.exists(self.tsv_tmp):
@@ -57,7 +60,7 @@ class SedWriter:
                 raise InputError(f"{self.h5_tmp}: --restart with a different {changed[0]} "
                                  f"({before[changed[0]]} before, {attrs[changed[0]]} now); run without --restart")
             rows = int(self.h5.attrs["rows"])
-            for name in (*self.META, *self.stats):
+            for name in (*self.meta, *self.stats):
                 self.h5[name].resize(rows, axis=0)
             done = self.h5["done"]
             done.resize(int(self.h5.attrs["windows"]), axis=0)
@@ -69,7 +72,7 @@ class SedWriter:
             return
         self.h5 = h5py.File(self.h5_tmp, "w")
         string = h5py.string_dtype()
-        for name in self.META:
+        for name in self.meta:
             dtype = {"pos": np.int64, "tss_dist": np.int64, "flipped": bool}.get(name, string)
             self.h5.create_dataset(name, (0,), maxshape=(None,), dtype=dtype, chunks=True)
         for name in self.stats:
@@ -81,8 +84,7 @@ class SedWriter:
         self.h5.create_dataset("target_labels", data=np.array([t[2] for t in targets], dtype="S"))
         self.h5.attrs.update(attrs, rows=0, windows=0, tsv_bytes=0, inputs=inputs)
         self.tsv = open(self.tsv_tmp, "w")
-        self.tsv.write("snp\tchrom\tpos\tref\talt\tflipped\tgene\ttss_dist\ttarget_index\ttarget_id\t"
-                       + "\t".join(self.stats) + "\n")
+        self.tsv.write("\t".join((*self.meta, "target_index", "target_id", *self.stats)) + "\n")
         self.tsv.flush()
         self.h5.attrs["tsv_bytes"] = self.tsv.tell()
 
@@ -90,7 +92,7 @@ class SedWriter:
         """One window's rows: ``meta[name]`` lists of length P, ``stats`` ``(P, len(self.stats), targets)``."""
         n = len(meta["snp"])
         if n:
-            heads = ["\t".join(str(meta[name][i]) for name in self.META) for i in range(n)]
+            heads = ["\t".join(str(meta[name][i]) for name in self.meta) for i in range(n)]
             labels = [f"{index}\t{tid}" for index, tid, _ in self.targets]
             values = np.asarray(stats, dtype=np.float64).transpose(0, 2, 1).reshape(n * len(labels), len(self.stats))
             text = io.StringIO()
@@ -100,7 +102,7 @@ class SedWriter:
             self.tsv.write("".join(f"{heads[r // t]}\t{labels[r % t]}\t{row}\n" for r, row in enumerate(rows)))
             self.tsv.flush()
             rows = int(self.h5.attrs["rows"])
-            for name in self.META:
+            for name in self.meta:
                 ds = self.h5[name]
                 ds.resize(rows + n, axis=0)
                 ds[rows:] = np.asarray(meta[name], dtype=bool if name == "flipped" else None)
@@ -133,11 +135,12 @@ class SedWriter:
             self.tsv.close()
 
 
-def resumable(out_dir) -> bool:
-    return all(os.path.exists(os.path.join(str(out_dir), n + PARTIAL)) for n in (H5_NAME, TSV_NAME))
+def resumable(out_dir, names=((H5_NAME, TSV_NAME),)) -> bool:
+    """Whether ``out_dir`` holds the partial files of an interrupted run writing every ``(h5, tsv)`` pair of ``names``."""
+    return all(os.path.exists(os.path.join(str(out_dir), n + PARTIAL)) for pair in names for n in pair)
 
 
-def check_restart_inputs(out_dir, inputs: dict) -> None:
+def check_restart_inputs(out_dir, inputs: dict, h5_name: str = H5_NAME) -> None:
     """On --restart: refuse when a file the interrupted run read (``{what: path}``) changed since.
 
     The interrupted run saved :func:`files.fingerprint` of each in the partial sed.h5's ``inputs``
@@ -149,7 +152,7 @@ def check_restart_inputs(out_dir, inputs: dict) -> None:
 
     from basenji_tk import files
 
-    h5_tmp = os.path.join(str(out_dir), H5_NAME + PARTIAL)
+    h5_tmp = os.path.join(str(out_dir), h5_name + PARTIAL)
     try:
         with h5py.File(h5_tmp, "r") as h5:
             saved = h5.attrs.get("inputs")
