@@ -16,7 +16,7 @@ import pytest
 from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_script
 
 from basenji_tk import files
-from basenji_tk.analysis import sedwriter, variants
+from basenji_tk.analysis import effects, sedwriter, variants
 from basenji_tk.data import dna
 from basenji_tk.errors import InputError
 from basenji_tk.io.genes import read_genes
@@ -197,7 +197,7 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
     shutil.copytree(tmp_path / "cut", tmp_path / "cut2")  # a second interrupted run, for a changed VCF below
     scored = []
-    monkeypatch.setattr(variants, "sed_stats", lambda *a, f=variants.sed_stats: scored.append(1) or f(*a))
+    monkeypatch.setattr(effects, "sed_stats", lambda *a, f=effects.sed_stats: scored.append(1) or f(*a))
     again = variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2",
                                     restart=True)
     assert again["pairs"] == full["pairs"] and 0 < len(scored) < full["pairs"]
