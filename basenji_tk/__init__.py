@@ -114,7 +114,7 @@ MOVED = {
     "train": "model.train",
     "evaluate": "analysis.evaluate",
     "predict": "analysis.predict",
-    "variants": ("analysis.variants", "analysis.sedwriter", "io.vcf", "io.genes"),
+    "variants": ("analysis.variants", "analysis.effects", "analysis.sedwriter", "io.vcf", "io.genes"),
     "ld": "analysis.ld",
     "ism": "interpret.ism",
     "fastism": "interpret.fastism",

@@ -131,7 +131,8 @@ def check(h5_path, model, kind, output, cluster, resolution=None, extra=None, wi
     """Every row of ``h5_path`` against the brute force; returns the largest |statistic| seen."""
     vcf, _, tss = cluster
     genome = Genome(FASTA)
-    length = int(model.inputs[0].shape[1]) if not isinstance(model.input, dict) else int(model.input["sequence"].shape[1])
+    seq = model.input["sequence"] if isinstance(model.input, dict) else model.inputs[0]
+    length = int(seq.shape[1])
     h5, keys = rows_of(h5_path)
     want_rows = {(p, r, a) for _, p, r, a, _ in records(vcf)}
     assert sorted(keys) == sorted(want_rows), "one row per variant"
@@ -258,3 +259,50 @@ def test_binned_output_without_genes_and_unknown_output_are_errors(zoo_binned, z
     with pytest.raises(InputError, match="--output: 'nope' is not an output .*profile, total"):
         score_variants(zoo_profile.model_dir, vcf, None, tmp_path / "b", fasta=FASTA, output="nope")
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+def test_restart_of_a_two_output_run_gives_the_same_files(zoo_profile, cluster, tmp_path, monkeypatch):
+    """Both outputs' writers resume where the interrupted run stopped, even when it stopped between them."""
+    from basenji_tk.analysis import effects, sedwriter
+    from basenji_tk.errors import InputError
+
+    vcf, genes, _ = cluster
+    model = zoo_profile.model_dir
+    run = dict(fasta=FASTA, batch_size=2)  # a window's two sequences are one batch, in either run
+    score_variants(model, vcf, None, tmp_path / "full", **run)
+    add = sedwriter.SedWriter.add
+    calls = []
+
+    def crash_in_the_fifth_window(self, key, meta, stats):
+        calls.append(key)
+        if len(calls) == 10:  # window 5's first writer (profile) has its rows, its second (total) not
+            raise KeyboardInterrupt
+        add(self, key, meta, stats)
+
+    monkeypatch.setattr(sedwriter.SedWriter, "add", crash_in_the_fifth_window)
+    with pytest.raises(KeyboardInterrupt):
+        score_variants(model, vcf, None, tmp_path / "cut", **run)
+    monkeypatch.setattr(sedwriter.SedWriter, "add", add)
+    names = sorted(p.name for p in (tmp_path / "cut").iterdir() if not p.name.startswith("."))
+    assert names == ["sed_profile.h5.partial", "sed_profile.tsv.partial", "sed_total.h5.partial",
+                     "sed_total.tsv.partial"]
+    cut = tmp_path / "cut"
+    with h5py.File(cut / "sed_profile.h5.partial") as a, h5py.File(cut / "sed_total.h5.partial") as b:
+        assert (int(a.attrs["windows"]), int(b.attrs["windows"])) == (5, 4)
+    with pytest.raises(InputError, match="interrupted run.*--restart.*--force"):
+        score_variants(model, vcf, None, tmp_path / "cut", **run)
+    with pytest.raises(InputError, match="different output_kind|different targets"):  # settings must match
+        score_variants(model, vcf, None, tmp_path / "cut", **run, restart=True, targets="ctcf")
+    scored = []
+    monkeypatch.setattr(effects, "profile_stats", lambda *a, f=effects.profile_stats: scored.append(1) or f(*a))
+    score_variants(model, vcf, None, tmp_path / "cut", **run, restart=True)
+    n = len(records(vcf))
+    assert len(scored) == n - 4  # windows 1-4 were finished in both files; 5 (half written) and on are scored
+    with h5py.File(tmp_path / "cut" / "sed_profile.h5") as h5:
+        assert len(h5["pos"]) == n
+    for name in ("sed_profile", "sed_total"):
+        assert (tmp_path / "full" / f"{name}.tsv").read_text() == (tmp_path / "cut" / f"{name}.tsv").read_text()
+        with h5py.File(tmp_path / "full" / f"{name}.h5") as a, h5py.File(tmp_path / "cut" / f"{name}.h5") as b:
+            for key in ("pos", "alt", *(k for k in ("profile_jsd", "total_diff") if k in a)):
+                np.testing.assert_array_equal(a[key][:], b[key][:], err_msg=f"{name} {key}")
+            assert len(b["done"]) == n

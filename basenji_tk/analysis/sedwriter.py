@@ -136,7 +136,7 @@ class SedWriter:
 
 
 def resumable(out_dir, names=((H5_NAME, TSV_NAME),)) -> bool:
-    """Whether ``out_dir`` holds the partial files of an interrupted run writing every ``(h5, tsv)`` pair of ``names``."""
+    """Whether ``out_dir`` holds the partial files of an interrupted run that writes the ``(h5, tsv)`` ``names``."""
     return all(os.path.exists(os.path.join(str(out_dir), n + PARTIAL)) for pair in names for n in pair)
 
 
