@@ -256,6 +256,9 @@ def scored_outputs(tm, output=None, targets=None, genes: bool = True) -> list[Sc
     if tm.sequence is None:
         takes = ", ".join(f"'{i.name}' ({i.kind})" for i in tm.inputs.values())
         raise InputError(f"sed.py needs a model with a sequence input; {tm.model_path} takes only {takes}")
+    if tm.window != tm.seq_length:
+        raise InputError(f"{tm.model_path}: the sequence input ({tm.seq_length:,} bp) covers only part of the model's "
+                         f"{tm.window:,}-bp window; sed.py scores models whose sequence is their window")
     chosen = [tm.output(output)] if output is not None else [o for o in tm.outputs.values() if o.kind in effects.STATS]
     binned = [o for o in chosen if o.kind == "binned"]
     if binned and not genes:
@@ -307,17 +310,16 @@ def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = F
             if restart:
                 log.info(f"--restart: no interrupted run in {out_dir}; starting from the beginning")
         genome = tm.genome(fasta)
-        resolver = resolve_inputs(tm, opts, genome.sizes)
-        read = {"VCF": vcf, "genes file": genes_path, "FASTA": genome.path, "model file": tm.model_path,
-                "context table": opts.context_tsv}
-        read.update({f"--input {t.partition('=')[0]}": t.partition("=")[2] for t in opts.values
-                     if t.partition("=")[2].endswith(".npy")})
-        read = {what: path for what, path in read.items() if path is not None}
-        if resume:
-            check_restart_inputs(out_dir, read, names[0][0])
-        prints = {what: files.fingerprint(path) for what, path in read.items()}
-        tm.predictor(rc, shifts)  # a bad --shifts is an error before anything is written
-        with resolver:
+        with resolve_inputs(tm, opts, genome.sizes) as resolver:  # every problem with the other inputs, up front
+            read = {"VCF": vcf, "genes file": genes_path, "FASTA": genome.path, "model file": tm.model_path,
+                    "context table": opts.context_tsv}
+            read.update({f"--input {t.partition('=')[0]}": t.partition("=")[2] for t in opts.values
+                         if t.partition("=")[2].endswith(".npy")})
+            read = {what: path for what, path in read.items() if path is not None}
+            if resume:
+                check_restart_inputs(out_dir, read, names[0][0])
+            prints = {what: files.fingerprint(path) for what, path in read.items()}
+            tm.predictor(rc, shifts)  # a bad --shifts is an error before anything is written
             return _score(tm, scored, genome, vcf, genes_path, out_dir, rc, shifts, batch_size, resume, float32,
                           max_indel, quiet, naive, prints, resolver, opts)
 
@@ -408,9 +410,6 @@ def _score(tm, scored, genome, vcf, genes_path, out_dir, rc, shifts, batch_size,
              f"{counts['vcf_long_indel_skipped'] + counts['vcf_symbolic_skipped']:,} other alleles skipped); "
              + (f"{len(genes):,} genes" if genes is not None else "no genes"))
     seq_length = tm.seq_length
-    if tm.window != seq_length:
-        raise InputError(f"{tm.model_path}: the sequence input ({seq_length:,} bp) covers only part of the model's "
-                         f"{tm.window:,}-bp window; sed.py scores models whose sequence is their window")
     passes = _passes(scored, genes, variants, seq_length, genome.sizes, genes_path)
     kept = [s for _, members, _ in passes for s in members]
     try:
@@ -445,9 +444,10 @@ def _score(tm, scored, genome, vcf, genes_path, out_dir, rc, shifts, batch_size,
         raise
     seconds = time.time() - started
     timing = dict(seconds=round(seconds, 2), variants_per_second=round(total / seconds, 2) if seconds > 0 else None)
+    base = dict(counts)
     for _, members, pc in passes:
         for s in members:
-            h5_path, tsv_path = s.writer.close({**counts, **pc, **timing})
+            h5_path, tsv_path = s.writer.close({**base, **pc, **timing})  # each file: its own pass's counts
             log.info(f"wrote {h5_path} and {tsv_path}: {pc['pairs']:,} {'pairs' if genes is not None else 'variants'}"
                      f" x {len(s.chosen)} targets")
         counts.update(pc)
