@@ -16,7 +16,7 @@ costs nothing measurable: ``import basenji_tk`` takes under 1 ms either way.
 The package is laid out by stage, in the order data flows through it; a module imports
 only from its own stage or the stages before it (``tests/test_layout.py`` checks this):
 
-    io/         file formats: BGZF, BAM, BigWig, FASTA/genome, VCF, genotypes
+    io/         file formats: BGZF, BAM, BigWig, FASTA/genome, VCF, gene TSSs, genotypes
     coverage/   BAM to coverage tracks (bam_cov.py)
     data/       DNA, targets and label transforms, dataset builders, records and tf.data
     model/      layers, blocks, models, losses, metrics, params, training
@@ -114,7 +114,7 @@ MOVED = {
     "train": ("model.train", "model.wiring", "model.feeds", "model.resume", "model.seeds", "model.transfer"),
     "evaluate": "analysis.evaluate",
     "predict": "analysis.predict",
-    "variants": "analysis.variants",
+    "variants": ("analysis.variants", "analysis.effects", "analysis.sedwriter", "io.vcf", "io.genes"),
     "ld": ("analysis.ld", "io.genotypes", "analysis.sedld_stats", "analysis.sedld_inputs", "analysis.sedld_outputs",
            "analysis.sedld", "analysis.gwas"),
     "ism": "interpret.ism",

@@ -15,10 +15,13 @@ import numpy as np
 import pytest
 from conftest import BIN_DIR, DATA, FASTA, assert_clean_failure, read_only, run_script
 
-from basenji_tk.data import dna
 from basenji_tk import files
-from basenji_tk.analysis import variants
+from basenji_tk.analysis import effects, sedwriter, variants
+from basenji_tk.data import dna
+from basenji_tk.errors import InputError
+from basenji_tk.io.genes import read_genes
 from basenji_tk.io.genome import Genome
+from basenji_tk.io.vcf import read_vcf
 
 VCF = DATA / "variants_1kg.vcf.gz"
 TSS = DATA / "tss.bed"
@@ -69,7 +72,7 @@ def test_read_vcf_flips_splits_dedups_and_counts(tmp_path):
              record(chrom, pos + 200, genome.fetch(chrom, pos + 199, pos + 202), genome.fetch(chrom, pos + 199, pos + 200),
                     "del2"),  # a 2-bp deletion
              record("chrZ", 10, "A", "C", "elsewhere")]
-    v = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body + extra), genome)
+    v = read_vcf(write_vcf(tmp_path / "v.vcf", header, body + extra), genome)
     c = v.counts
     assert c["records"] == 36 and c["flipped"] == 1 and c["ref_mismatch_skipped"] == 1
     assert c["duplicates"] == 1 and c["chrom_not_in_fasta"] == 1
@@ -79,14 +82,14 @@ def test_read_vcf_flips_splits_dedups_and_counts(tmp_path):
     assert sorted(v.alt[k] for k, x in enumerate(v.ids) if x == "multi") == sorted([other, third])
     assert list(v.pos) == sorted(v.pos)  # sorted, whatever the file order
     # the real records: no REF mismatch anywhere in the demo VCF
-    real = variants.read_vcf(VCF, genome)
+    real = read_vcf(VCF, genome)
     assert real.counts["ref_mismatch_skipped"] == 0 and real.counts["flipped"] == 0
     assert real.counts["scorable"] > 24_000
 
 
 def test_read_genes_bed_and_gtf(tmp_path):
     genome = Genome(FASTA)
-    genes, counts = variants.read_genes(TSS, genome)
+    genes, counts = read_genes(TSS, genome)
     names = [g.name for g in genes]
     assert len(genes) > 300 and len(set(g.name for g in genes if not g.locus)) == sum(not g.locus for g in genes)
     # Y_RNA names six small genes 0.4-18 Mb apart in the real tss.bed: six genes, not one spanning 18 Mb
@@ -104,7 +107,7 @@ def test_read_genes_bed_and_gtf(tmp_path):
                    '20\tx\ttranscript\t1501\t3000\t.\t-\t.\tgene_id "G2"; gene_name "TWO";\n'
                    '20\tx\ttranscript\t1201\t2000\t.\t+\t.\tgene_id "G1"; gene_name "ONE";\n'
                    '20\tx\texon\t1001\t1100\t.\t+\t.\tgene_id "G1"; gene_name "ONE";\n')
-    genes, _ = variants.read_genes(gtf, genome)
+    genes, _ = read_genes(gtf, genome)
     assert [(g.name, list(g.tss)) for g in genes] == [("ONE", [1000, 1200]), ("TWO", [2999])]
 
 
@@ -150,7 +153,7 @@ def test_statistics_match_brute_force(tmp_path, tiny_model, rc):
         names = [x.decode() for x in h5["gene"][:]]
         ids = [x.decode() for x in h5["snp"][:]]
         rows = sorted({ids.index("flip_me"), ids.index("del3"), *range(0, len(ids), max(1, len(ids) // 6))})
-        gene_list, _ = variants.read_genes(genes, genome)
+        gene_list, _ = read_genes(genes, genome)
         by_name = {g.name: g for g in gene_list}
         for i in rows:
             g = by_name[names[i]]
@@ -175,7 +178,7 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
     genes = tmp_path / "genes.bed"
     genes.write_text("".join(tss_lines))
     full = variants.score_variants(tiny_model, vcf, genes, tmp_path / "full", fasta=FASTA, targets="ctcf,2")
-    add = variants.SedWriter.add
+    add = sedwriter.SedWriter.add
     calls = []
 
     def crash_after_three(self, key, meta, stats):
@@ -184,17 +187,17 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
         calls.append(key)
         add(self, key, meta, stats)
 
-    monkeypatch.setattr(variants.SedWriter, "add", crash_after_three)
+    monkeypatch.setattr(sedwriter.SedWriter, "add", crash_after_three)
     with pytest.raises(KeyboardInterrupt):
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
     assert (tmp_path / "cut" / "sed.h5.partial").exists() and not (tmp_path / "cut" / "sed.h5").exists()
-    monkeypatch.setattr(variants.SedWriter, "add", add)
+    monkeypatch.setattr(sedwriter.SedWriter, "add", add)
     # an interrupted run is not replaced without --restart or --force
-    with pytest.raises(variants.InputError, match="interrupted run.*--restart.*--force"):
+    with pytest.raises(InputError, match="interrupted run.*--restart.*--force"):
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2")
     shutil.copytree(tmp_path / "cut", tmp_path / "cut2")  # a second interrupted run, for a changed VCF below
     scored = []
-    monkeypatch.setattr(variants, "sed_stats", lambda *a, f=variants.sed_stats: scored.append(1) or f(*a))
+    monkeypatch.setattr(effects, "sed_stats", lambda *a, f=effects.sed_stats: scored.append(1) or f(*a))
     again = variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf,2",
                                     restart=True)
     assert again["pairs"] == full["pairs"] and 0 < len(scored) < full["pairs"]
@@ -204,7 +207,7 @@ def test_restart_skips_finished_genes_and_gives_the_same_files(tmp_path, tiny_mo
         assert [x.decode() for x in b["target_ids"][:]] == ["ctcf", "tss"]
     assert (tmp_path / "full" / "sed.tsv").read_text() == (tmp_path / "cut" / "sed.tsv").read_text()
     # a restart with other settings is refused
-    with pytest.raises(variants.InputError, match="different targets"):
+    with pytest.raises(InputError, match="different targets"):
         (tmp_path / "cut" / "sed.h5").rename(tmp_path / "cut" / "sed.h5.partial")
         (tmp_path / "cut" / "sed.tsv").rename(tmp_path / "cut" / "sed.tsv.partial")
         variants.score_variants(tiny_model, vcf, genes, tmp_path / "cut", fasta=FASTA, targets="ctcf", restart=True)
@@ -266,12 +269,12 @@ def compress(path, how):
 def test_vcf_compressions_and_windows_line_endings_read_the_same(tmp_path, how):
     genome = Genome(FASTA)
     header, body = real_records(300)
-    want = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body), genome)
+    want = read_vcf(write_vcf(tmp_path / "v.vcf", header, body), genome)
     assert len(want) == 300
     crlf = tmp_path / "crlf.vcf"
     crlf.write_bytes(("\r\n".join(header + body) + "\r\n").encode())
     for path in (compress(tmp_path / "v.vcf", how), compress(crlf, how)):
-        got = variants.read_vcf(path, genome)
+        got = read_vcf(path, genome)
         assert got.ids == want.ids and got.alt == want.alt and list(got.pos) == list(want.pos)
         assert dict(got.counts) == dict(want.counts)
 
@@ -287,8 +290,8 @@ def test_vcf_errors_name_the_line_an_editor_shows(tmp_path, how):
     }
     for name, (bad, words) in cases.items():
         path = compress(write_vcf(tmp_path / f"{name}.vcf", header, body[:5] + [bad] + body[6:]), how)
-        with pytest.raises(variants.InputError) as err:
-            variants.read_vcf(path, genome)
+        with pytest.raises(InputError) as err:
+            read_vcf(path, genome)
         msg = str(err.value)
         assert msg.startswith(f"{path}: line {len(header) + 6}: ") and words in msg, msg
         assert "truncated" not in msg
@@ -297,8 +300,8 @@ def test_vcf_errors_name_the_line_an_editor_shows(tmp_path, how):
     cut = tmp_path / f"cut-{whole.name}"
     data = whole.read_bytes()
     cut.write_bytes(data[:len(data) // 2])
-    with pytest.raises(variants.InputError, match="truncated|cut short"):
-        variants.read_vcf(cut, genome)
+    with pytest.raises(InputError, match="truncated|cut short"):
+        read_vcf(cut, genome)
 
 
 def test_variant_past_the_chromosome_end_is_counted_apart(tmp_path):
@@ -307,7 +310,7 @@ def test_variant_past_the_chromosome_end_is_counted_apart(tmp_path):
     header, body = real_records(10)
     extra = [record("20", size + 500, "A", "G", "past"),  # CONSTRUCTED: past the 20 Mb FASTA's end
              record("20", size, "AC", "A", "straddles")]  # CONSTRUCTED: REF reaches past the end
-    v = variants.read_vcf(write_vcf(tmp_path / "v.vcf", header, body + extra), genome)
+    v = read_vcf(write_vcf(tmp_path / "v.vcf", header, body + extra), genome)
     assert v.counts["past_chrom_end_skipped"] == 2 and v.counts["ref_mismatch_skipped"] == 0
     assert len(v) == 10
 
@@ -320,26 +323,26 @@ def test_vcf_from_another_caller_whole_chromosome_csi_index():
     path = shared("grch37_chr20", "CEUtrio_20.vcf.bgz")
     with gzip.open(path, "rt") as fh:
         pos = [int(x.split("\t")[1]) for x in fh if not x.startswith("#")]
-    v = variants.read_vcf(path, Genome(FASTA))
+    v = read_vcf(path, Genome(FASTA))
     assert v.counts["past_chrom_end_skipped"] == sum(p > 20_000_000 for p in pos) > 0
     assert v.counts["ref_mismatch_skipped"] == 0
-    u = variants.read_vcf(shared("grch37_chr20", "unphased.vcf.gz"), Genome(FASTA))  # csi-indexed, unphased
+    u = read_vcf(shared("grch37_chr20", "unphased.vcf.gz"), Genome(FASTA))  # csi-indexed, unphased
     assert u.counts["records"] == 24_990 and u.counts["ref_mismatch_skipped"] == 0
 
 
 def test_gene_bed_with_a_header_line_and_windows_line_endings(tmp_path):
     genome = Genome(FASTA)
     lines = open(TSS).read().splitlines()[:40]
-    want, _ = variants.read_genes(TSS, genome)
+    want, _ = read_genes(TSS, genome)
     names = {x.split("\t")[3] for x in lines} - {"Y_RNA"}  # the 40 lines hold one of its six loci
     want = [(g.name, list(g.tss), g.strand, g.locus) for g in want if g.name in names]
     bed = tmp_path / "genes.bed"
     bed.write_bytes(("chrom\tstart\tend\tname\tstrand\ttype\tlevel\tsource\r\n" + "\r\n".join(lines) + "\r\n").encode())
-    got, _ = variants.read_genes(bed, genome)
+    got, _ = read_genes(bed, genome)
     assert [(g.name, list(g.tss), g.strand, g.locus) for g in got if g.name in names] == want
     bed.write_text("20\t100\t200\n")
-    with pytest.raises(variants.InputError, match="genes.bed: line 1: .*3 tab-separated columns"):
-        variants.read_genes(bed, genome)
+    with pytest.raises(InputError, match="genes.bed: line 1: .*3 tab-separated columns"):
+        read_genes(bed, genome)
 
 
 def test_finished_output_kept_unless_force_and_a_second_run_is_refused(tmp_path, tiny_model):

@@ -1,241 +1,149 @@
-"""Variant effects on predicted expression: VCF and gene reading, allele windows, SED/SAD statistics.
+"""Variant effects on a trained model's predictions (``sed.py``): allele windows and scoring.
 
-:func:`score_variants` (``sed.py``) gives every gene one model window centred on its TSS (the
-middle of its TSSs when it has several) and scores every variant inside that window against it:
+Each output of the model is scored where it makes sense (:mod:`basenji_tk.analysis.effects` has
+the statistics):
 
-* the reference window is predicted once and shared by all the gene's variants;
-* each variant's alternative window is the reference with the allele substituted. SNPs keep every
-  position. An indel keeps the window aligned left of the variant; right of it the sequence
-  shifts by the length difference (a deletion pulls in genome bases from past the window's end,
-  an insertion pushes bases out of it), so bins right of the variant compare positions that are
-  that many bp apart (under one 128-bp bin for indels up to ``--max_indel``, default 32 bp).
+* **binned** tracks (Basenji): every gene gets one model window centred on its TSS (the middle of
+  its TSSs when it has several) and every variant inside that window is scored against it: the
+  reference window is predicted once and shared by all the gene's variants (SED, logSED, SAD,
+  maxlog2 at the gene's TSS bins). These need GENES;
+* every other kind (a profile and its total, one value per sequence, a probability): each
+  variant gets its own window centred on it (its first base at ``window // 2``), reference and
+  alternative. GENES are optional: given, only variants inside a gene's window (as a binned
+  output would see it) are scored, one row per variant-gene pair.
 
-Statistics per SNP-gene pair and target, from the reference ``r`` and alternative ``a``
-predictions (``(bins,)`` each; negative predictions count as 0 in logarithms):
+Each alternative window is the reference with the allele substituted. SNPs keep every position.
+An indel keeps the window aligned left of the variant; right of it the sequence shifts by the
+length difference (a deletion pulls in genome bases from past the window's end, an insertion
+pushes bases out of it), so positions right of the variant compare bases that are that many bp
+apart (under one 128-bp bin for indels up to ``--max_indel``, default 32 bp).
 
-* ``SED``     = sum over the gene's TSSs of ``a[b] - r[b]`` at the TSS's bin ``b`` (Basenji's
-  SNP expression difference);
-* ``logSED``  = ``log2(sum a[b] + 1) - log2(sum r[b] + 1)`` over the same bins;
-* ``SAD``     = ``sum over all bins (a - r)``;
-* ``maxlog2`` = ``max over bins |log2(a + 1) - log2(r + 1)|``.
+A model's other inputs (a context vector, fixed values, signal tracks) are filled per window by
+:func:`basenji_tk.analysis.inputs.resolve_inputs`; they are the same for the reference and the
+alternative. Outputs sharing a placement share predictions; each scored output is written by its
+own :class:`~basenji_tk.analysis.sedwriter.SedWriter`: ``sed.h5``/``sed.tsv`` when one output is
+scored (a binned model's files are laid out as before), ``sed_OUTPUT.h5``/``sed_OUTPUT.tsv`` each
+when several are.
 
-VCF reading (:func:`read_vcf`): multi-allelic records are split; a variant seen twice (same
-chromosome, position and alleles) is scored once; REF is checked against the FASTA: a SNP whose ALT
-is the genome base is flipped (scored with the genome base as reference, recorded in ``flipped``),
-other mismatches are skipped and counted, as are symbolic alleles, indels longer than
-``max_indel`` and chromosomes the FASTA lacks. Positions are 0-based internally; outputs show the
-VCF's 1-based position.
+The variants come from :func:`basenji_tk.io.vcf.read_vcf`, the genes from
+:func:`basenji_tk.io.genes.read_genes`.
 """
 
 from __future__ import annotations
 
-import io
 import logging
 import os
-import re
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from basenji_tk.io import vcf as vcfio
+from basenji_tk.analysis import effects
+from basenji_tk.analysis.sedwriter import H5_NAME, PARTIAL, TSV_NAME, SedWriter, check_restart_inputs, resumable
 from basenji_tk.errors import InputError
-from basenji_tk.io.genome import Genome, chrom_lookup, table_lines
+from basenji_tk.io.genes import Gene, read_genes
+from basenji_tk.io.genome import Genome
+from basenji_tk.io.vcf import Variants, read_vcf
 
 log = logging.getLogger("basenji_tk")
 
-STATS = ("SED", "logSED", "SAD", "maxlog2")
-LOCUS_GAP = 200_000  # bp: TSSs of one gene name farther apart than this are separate genes (loci)
-H5_NAME, TSV_NAME = "sed.h5", "sed.tsv"
-PARTIAL = ".partial"  # an unfinished run's outputs, kept for --restart
+STATS = effects.BINNED  # a binned output's statistics, the columns of a Basenji-style sed.h5
 
 
-# ----------------------------------------------------------------------------- variants
+# ----------------------------------------------------------------------------- windows
 @dataclass
-class Variants:
-    """Variants sorted by (FASTA chromosome order, position), one row per (position, REF, ALT)."""
+class Window:
+    """One model window and the variants scored in it.
 
-    chrom: list  # FASTA name per variant
-    pos: np.ndarray  # int64, 0-based
-    ref: list  # as scored (the genome's base after a flip)
-    alt: list
-    ids: list
-    flipped: np.ndarray  # bool
-    counts: Counter = field(default_factory=Counter)
+    A gene's window (binned outputs): ``gene`` and its ``tss_bins`` (output bin of each TSS inside
+    the predicted bins). A variant's own window (other outputs): one variant, and ``genes``, the
+    genes it is paired with (None when scored without genes). ``key`` names it in sed.h5's ``done``."""
 
-    def __len__(self):
-        return len(self.pos)
-
-
-def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
-    """Every scorable variant of a VCF (plain, bgzip or plain gzip; any order), checked against ``genome``.
-
-    A malformed record is an :class:`InputError` naming its line (as a text editor counts
-    them, header included)."""
-    path = str(path)
-    to_fasta = chrom_lookup(genome.chroms)
-    order = {c: i for i, c in enumerate(genome.chroms)}
-    counts, missing = Counter(), Counter()
-    seen, rows = set(), []
-    with vcfio.open_vcf(path) as vcf:
-        records = iter(vcf)
-        while True:
-            try:
-                rec = next(records)
-            except StopIteration:
-                break
-            except (ValueError, OSError) as err:
-                raise InputError(vcfio.bad_record(path, counts["records"] + 1, err)) from None
-            counts["records"] += 1
-            chrom = to_fasta(rec.chrom)
-            if chrom is None:
-                missing[rec.chrom] += 1
-                continue
-            if rec.ref is None or not rec.alts:
-                counts["no_alt"] += 1
-                continue
-            for alt in rec.alts:
-                counts["alleles"] += 1
-                ref = rec.ref.upper()
-                alt = alt.upper()
-                if not re.fullmatch(r"[ACGTN]+", alt) or not re.fullmatch(r"[ACGTN]+", ref):
-                    counts["symbolic_skipped"] += 1
-                    continue
-                if len(ref) != len(alt) and max(len(ref), len(alt)) > max_indel + 1:
-                    counts["long_indel_skipped"] += 1
-                    continue
-                pos = rec.pos - 1
-                if pos < 0 or pos + len(ref) > genome.sizes[chrom]:
-                    counts["past_chrom_end_skipped"] += 1  # e.g. a whole-chromosome VCF on a part of it
-                    continue
-                key = (chrom, pos, ref, alt)
-                if key in seen:
-                    counts["duplicates"] += 1
-                    continue
-                seen.add(key)
-                genome_ref = genome.fetch(chrom, pos, pos + len(ref)).upper()
-                flipped = False
-                if genome_ref != ref:
-                    if len(ref) == 1 and len(alt) == 1 and genome_ref == alt:
-                        ref, alt, flipped = alt, ref, True
-                        counts["flipped"] += 1
-                    else:
-                        counts["ref_mismatch_skipped"] += 1
-                        continue
-                vid = rec.id if rec.id and rec.id != "." else f"{rec.chrom}:{rec.pos}:{rec.ref}:{alt if not flipped else ref}"
-                rows.append((order[chrom], pos, ref, alt, vid, flipped))
-    if missing:
-        counts["chrom_not_in_fasta"] = sum(missing.values())
-        names = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
-        if not rows:
-            raise InputError(f"{path}: no VCF chromosome is in the FASTA {genome.path} (VCF has {names}; FASTA has "
-                             f"{', '.join(genome.chroms[:5])}{' ...' if len(genome.chroms) > 5 else ''})")
-        log.warning(f"warning: {counts['chrom_not_in_fasta']:,} VCF records on chromosomes missing from the FASTA "
-                    f"skipped: {names}")
-    rows.sort(key=lambda r: (r[0], r[1]))
-    counts["scorable"] = len(rows)
-    names = genome.chroms
-    return Variants(chrom=[names[r[0]] for r in rows], pos=np.array([r[1] for r in rows], dtype=np.int64),
-                    ref=[r[2] for r in rows], alt=[r[3] for r in rows], ids=[r[4] for r in rows],
-                    flipped=np.array([r[5] for r in rows], dtype=bool), counts=counts)
-
-
-# ----------------------------------------------------------------------------- genes
-@dataclass
-class Gene:
-    name: str
+    key: str
     chrom: str  # FASTA name
-    tss: np.ndarray  # int64, 0-based TSS positions, sorted
-    strand: str
-    locus: int = 0  # 1, 2, ... for a name found at loci more than LOCUS_GAP apart (0: one locus)
+    start: int  # window start (0-based)
+    variants: np.ndarray  # indices into Variants
+    gene: Gene | None = None
+    tss_bins: np.ndarray | None = None
+    genes: list | None = None
 
 
-def read_genes(path, genome: Genome) -> tuple[list[Gene], Counter]:
-    """Genes from a TSS BED (chrom, start, end, name, and a +/- strand in column 5 or 6) or a GTF
-    (the TSS of every ``transcript``, grouped by ``gene_name`` or ``gene_id``).
+def gene_key(gene: Gene) -> str:
+    return f"{gene.chrom}:{gene.name}" + (f"#{gene.locus}" if gene.locus else "")
 
-    Plain or gzip; ``#``/``track``/``browser`` lines, and a first BED line of column names, are
-    skipped; Windows line endings are accepted. A name whose TSSs lie more than ``LOCUS_GAP`` bp
-    apart (e.g. ``Y_RNA``, which GENCODE gives to many small genes) is one gene per locus
-    (``locus`` 1, 2, ... in genome order), each with its own window."""
-    path = str(path)
-    if not os.path.exists(path):
-        raise InputError(f"{path}: no such genes file")
-    gtf = re.search(r"\.gtf(\.gz)?$", path) is not None
-    to_fasta = chrom_lookup(genome.chroms)
-    tss, strands, counts = defaultdict(list), {}, Counter()
-    for k, (number, cols) in enumerate(table_lines(path)):
-        if k == 0 and not gtf and len(cols) >= 3 and not (_is_int(cols[1]) or _is_int(cols[2])):
-            continue  # a column-name header ("chrom start end name ...")
-        try:
-            name, chrom, position, strand = (_gtf_tss if gtf else _bed_tss)(cols)
-        except (ValueError, IndexError) as err:
-            kind = "GTF" if gtf else "BED"
-            raise InputError(f"{path}: line {number}: expected a {kind} gene line ({err})") from None
-        if name is None:
+
+class _Locator:
+    """The variants inside a window: ``(chrom, start, length) -> (indices that fit, how many reach past its end)``."""
+
+    def __init__(self, variants: Variants):
+        self.variants, self.by_chrom = variants, {}
+        for i, c in enumerate(variants.chrom):
+            self.by_chrom.setdefault(c, [i, i])[1] = i + 1
+        self.ref_len = np.array([len(r) for r in variants.ref], dtype=np.int64)
+
+    def __call__(self, chrom: str, start: int, length: int) -> tuple[np.ndarray, int]:
+        pos = self.variants.pos
+        lo, hi = self.by_chrom.get(chrom, (0, 0))
+        idx = np.arange(lo + np.searchsorted(pos[lo:hi], start), lo + np.searchsorted(pos[lo:hi], start + length))
+        fits = pos[idx] + self.ref_len[idx] <= start + length
+        return idx[fits], int((~fits).sum())
+
+
+def gene_start(gene: Gene, seq_length: int) -> int:
+    """Start of the gene's window: centred on the middle of its TSSs."""
+    return int(gene.tss[0] + gene.tss[-1]) // 2 - seq_length // 2
+
+
+def gene_windows(genes: list[Gene], variants: Variants, seq_length: int, num_bins: int, pool_width: int,
+                 offset: int, sizes: dict, counts: Counter) -> list[Window]:
+    """A window per gene centred on the middle of its TSSs, with its TSS bins and variants.
+
+    ``offset``: bp from the window start to the first output bin; ``sizes``: chromosome lengths.
+    TSSs outside the predicted bins and variants reaching past the window's end are counted."""
+    locate = _Locator(variants)
+    out = []
+    for gene in genes:
+        start = gene_start(gene, seq_length)
+        bins = (gene.tss - start - offset) // pool_width
+        inside = (gene.tss - start - offset >= 0) & (bins < num_bins)
+        counts["tss_outside_window"] += int((~inside).sum())
+        if not inside.any():
+            counts["genes_without_tss_in_bins"] += 1
             continue
-        fasta_chrom = to_fasta(chrom)
-        if fasta_chrom is None:
-            counts["chrom_not_in_fasta"] += 1
+        if start < 0 or start + seq_length > sizes[gene.chrom]:
+            counts["windows_padded_with_n"] += 1  # past a chromosome end: N, as in training
+        idx, past = locate(gene.chrom, start, seq_length)
+        counts["variant_past_window_end"] += past
+        out.append(Window(gene_key(gene), gene.chrom, start, idx, gene=gene, tss_bins=bins[inside]))
+    return out
+
+
+def variant_windows(variants: Variants, window: int, sizes: dict, counts: Counter, genes=None,
+                    gene_span: int | None = None) -> list[Window]:
+    """A window of ``window`` bp per variant with its first base at ``window // 2``.
+
+    With ``genes``: only the variants inside a gene's window (``gene_span`` bp centred on the middle
+    of its TSSs, what a binned output of the model would see), each with the genes it is in."""
+    paired = None
+    if genes is not None:
+        locate, paired = _Locator(variants), defaultdict(list)
+        for gene in genes:
+            for v in locate(gene.chrom, gene_start(gene, gene_span), gene_span)[0].tolist():
+                paired[v].append(gene)
+        counts["variants_near_no_gene"] += len(variants) - len(paired)
+    out = []
+    for v in (sorted(paired) if paired is not None else range(len(variants))):
+        chrom, pos = variants.chrom[v], int(variants.pos[v])
+        start = pos - window // 2
+        if start < 0 or start + window > sizes[chrom]:
+            counts["windows_padded_with_n"] += 1
+        if pos + len(variants.ref[v]) > start + window:
+            counts["variant_past_window_end"] += 1  # an allele longer than half the window
             continue
-        if not 0 <= position < genome.sizes[fasta_chrom]:
-            counts["tss_outside_chromosome"] += 1
-            continue
-        tss[(name, fasta_chrom)].append(position)
-        strands[(name, fasta_chrom, position)] = strand
-    genes = []
-    for (name, chrom), p in tss.items():
-        p = np.unique(np.array(p, dtype=np.int64))
-        loci = np.split(p, np.flatnonzero(np.diff(p) > LOCUS_GAP) + 1)
-        if len(loci) > 1:
-            counts["names_at_several_loci"] += 1
-        for k, where in enumerate(loci):
-            genes.append(Gene(name, chrom, where, strands[(name, chrom, int(where[0]))], k + 1 if len(loci) > 1 else 0))
-    order = {c: i for i, c in enumerate(genome.chroms)}
-    genes.sort(key=lambda g: (order[g.chrom], int(g.tss[0]), g.name))
-    if not genes:
-        raise InputError(f"{path}: no gene TSS on the FASTA's chromosomes ({', '.join(genome.chroms[:5])})")
-    return genes, counts
-
-
-def _is_int(text: str) -> bool:
-    return text.strip().lstrip("-").isdigit()
-
-
-def _bed_tss(cols):
-    if len(cols) < 4:
-        raise ValueError(f"{len(cols)} tab-separated columns, expected 4 or more: chrom, start, end, name")
-    start, end = int(cols[1]), int(cols[2])
-    strand = next((cols[k] for k in (5, 4) if len(cols) > k and cols[k] in ("+", "-")), "+")
-    if end <= start:
-        raise ValueError(f"end {end} not after start {start}")
-    return cols[3], cols[0], start if strand == "+" else end - 1, strand
-
-
-def _gtf_tss(cols):
-    if len(cols) < 9:
-        raise ValueError(f"{len(cols)} columns, GTF has 9")
-    if cols[2] != "transcript":
-        return None, None, None, None
-    attrs = dict(re.findall(r'(\w+) "([^"]*)"', cols[8]))
-    name = attrs.get("gene_name") or attrs.get("gene_id")
-    if not name:
-        raise ValueError("no gene_name or gene_id attribute")
-    start, end = int(cols[3]) - 1, int(cols[4])  # GTF: 1-based, inclusive
-    return name, cols[0], start if cols[6] == "+" else end - 1, cols[6]
-
-
-# ----------------------------------------------------------------------------- statistics
-def sed_stats(ref: np.ndarray, alt: np.ndarray, tss_bins: np.ndarray) -> np.ndarray:
-    """Statistics of a window's pairs: ``ref`` ``(bins, targets)`` and ``alt`` ``(pairs, bins,
-    targets)`` predictions -> ``(pairs, len(STATS), targets)``, computed in float64."""
-    ref, alt = ref.astype(np.float64), alt.astype(np.float64)
-    r_tss, a_tss = ref[tss_bins].sum(axis=0), alt[:, tss_bins].sum(axis=1)
-    log_r, log_a = np.log2(np.maximum(ref, 0) + 1), np.log2(np.maximum(alt, 0) + 1)
-    return np.stack([a_tss - r_tss,
-                     np.log2(np.maximum(a_tss, 0) + 1) - np.log2(np.maximum(r_tss, 0) + 1),
-                     (alt - ref).sum(axis=1),
-                     np.abs(log_a - log_r).max(axis=1)], axis=1)
+        key = f"{chrom}:{pos + 1}:{variants.ref[v]}:{variants.alt[v]}"
+        out.append(Window(key, chrom, start, np.array([v], dtype=np.int64),
+                          genes=paired[v] if paired is not None else None))
+    return out
 
 
 def alt_sequence(window: str, offset: int, ref: str, alt: str, length: int) -> str:
@@ -248,82 +156,45 @@ def alt_sequence(window: str, offset: int, ref: str, alt: str, length: int) -> s
     return (window[:offset] + alt + window[offset + len(ref):])[:length]
 
 
-# ----------------------------------------------------------------------------- windows and scoring
-@dataclass
-class Window:
-    """One gene's model window and the variants scored in it."""
-
-    gene: Gene
-    start: int  # window start (0-based)
-    tss_bins: np.ndarray  # output bin of each TSS inside the predicted bins
-    variants: np.ndarray  # indices into Variants
-
-    @property
-    def key(self) -> str:
-        return f"{self.gene.chrom}:{self.gene.name}" + (f"#{self.gene.locus}" if self.gene.locus else "")
-
-
-def gene_windows(genes: list[Gene], variants: Variants, seq_length: int, num_bins: int, pool_width: int,
-                 offset: int, sizes: dict, counts: Counter) -> list[Window]:
-    """A window per gene centred on the middle of its TSSs, with its TSS bins and variants.
-
-    ``offset``: bp from the window start to the first output bin; ``sizes``: chromosome lengths.
-    TSSs outside the predicted bins and variants reaching past the window's end are counted."""
-    by_chrom = {}
-    for i, c in enumerate(variants.chrom):
-        by_chrom.setdefault(c, [i, i])[1] = i + 1
-    ref_len = np.array([len(r) for r in variants.ref], dtype=np.int64)
-    out = []
-    for gene in genes:
-        start = int(gene.tss[0] + gene.tss[-1]) // 2 - seq_length // 2
-        bins = (gene.tss - start - offset) // pool_width
-        inside = (gene.tss - start - offset >= 0) & (bins < num_bins)
-        counts["tss_outside_window"] += int((~inside).sum())
-        if not inside.any():
-            counts["genes_without_tss_in_bins"] += 1
-            continue
-        if start < 0 or start + seq_length > sizes[gene.chrom]:
-            counts["windows_padded_with_n"] += 1  # past a chromosome end: N, as in training
-        lo, hi = by_chrom.get(gene.chrom, (0, 0))
-        a = lo + np.searchsorted(variants.pos[lo:hi], start)
-        b = lo + np.searchsorted(variants.pos[lo:hi], start + seq_length)
-        idx = np.arange(a, b)
-        fits = variants.pos[idx] + ref_len[idx] <= start + seq_length
-        counts["variant_past_window_end"] += int((~fits).sum())
-        out.append(Window(gene, start, bins[inside], idx[fits]))
-    return out
-
-
+# ----------------------------------------------------------------------------- predicting and scoring
 def score_windows(predict, genome: Genome, windows: list[Window], variants: Variants, seq_length: int,
-                  max_indel: int, batch_size: int, emit, naive: bool = False, progress=None) -> None:
+                  max_indel: int, batch_size: int, emit, statistics, naive: bool = False, progress=None,
+                  extra=None, sequence: str = "sequence") -> None:
     """Predict every window's reference and alternatives; ``emit(window, variant indices, stats)``
-    once per window, in order, with ``stats`` of shape ``(pairs, len(STATS), targets)`` (None
-    when the window holds no variant).
+    once per window, in order, with ``stats`` ``{name: (pairs, S, targets)}`` (None when the window
+    holds no variant).
 
-    ``predict``: ``(B, L, 4)`` float32 -> ``(B, bins, targets)``. Sequences of consecutive windows
-    share batches; a window is emitted once all its sequences are predicted. ``naive`` predicts
-    the reference again next to every alternative (the two-passes-per-variant baseline of the
-    benchmark; same results, twice the work).
+    ``predict``: ``{input name: (B, ...)}`` float32 -> ``{output: (B, ...)}``; the sequence input
+    ``sequence`` is ``(B, seq_length, 4)``, the window's bases.
+    ``extra(window)``: the window's other inputs ``{name: array}`` (shared by its sequences).
+    ``statistics(window, ref, alt)``: ``ref`` ``{output: array}`` and ``alt`` ``{output: (P, ...)}``
+    -> ``{name: (P, S, targets)}``. Sequences of consecutive windows share batches; a window is
+    emitted once all its sequences are predicted. ``naive`` predicts the reference again next to
+    every alternative (the two-passes-per-variant baseline of the benchmark; same results, twice
+    the work).
     """
     from basenji_tk.data import dna
 
-    pending = []  # (window number, variant index or None for a reference, one-hot)
+    pending = []  # (window number, variant index or None for a reference, one-hot, other inputs)
     refs, results = {}, defaultdict(list)
 
     def run_batch():
-        preds = predict(np.stack([x for _, _, x in pending]))
+        batch = {sequence: np.stack([x for _, _, x, _ in pending])}
+        for name in pending[0][3]:
+            batch[name] = np.stack([e[name] for _, _, _, e in pending])
+        preds = predict(batch)
         k = 0
         while k < len(pending):  # runs of one window's alternatives share one statistics call
-            w, v, _ = pending[k]
+            w, v, _, _ = pending[k]
             if v is None:
-                refs[w] = preds[k]
+                refs[w] = {n: p[k] for n, p in preds.items()}
                 k += 1
                 continue
             end = k
             while end < len(pending) and pending[end][0] == w and pending[end][1] is not None:
                 end += 1
             results[w].append(([pending[j][1] for j in range(k, end)],
-                               sed_stats(refs[w], preds[k:end], windows[w].tss_bins)))
+                               statistics(windows[w], refs[w], {n: p[k:end] for n, p in preds.items()})))
             if progress:
                 progress(end - k)
             k = end
@@ -333,13 +204,15 @@ def score_windows(predict, genome: Genome, windows: list[Window], variants: Vari
         for w in sorted(k for k in refs if k < current):
             parts = results.pop(w, [])
             vidx = np.array([v for ids, _ in parts for v in ids], dtype=np.int64)
-            emit(windows[w], vidx, np.concatenate([st for _, st in parts]) if parts else None)
+            emit(windows[w], vidx, {n: np.concatenate([st[n] for _, st in parts]) for n in parts[0][1]}
+                 if parts else None)
             del refs[w]
 
     for w, win in enumerate(windows):
-        text = genome.fetch(win.gene.chrom, win.start, win.start + seq_length + max_indel)
+        text = genome.fetch(win.chrom, win.start, win.start + seq_length + max_indel)
         ref_oh = dna.one_hot(text[:seq_length], dtype=np.float32)
-        items = [(w, None, ref_oh)]
+        others = extra(win) if extra is not None else {}
+        items = [(w, None, ref_oh, others)]
         for v in win.variants.tolist():
             o = int(variants.pos[v]) - win.start
             ref, alt = variants.ref[v], variants.alt[v]
@@ -349,8 +222,8 @@ def score_windows(predict, genome: Genome, windows: list[Window], variants: Vari
             else:
                 x = dna.one_hot(alt_sequence(text, o, ref, alt, seq_length), dtype=np.float32)
             if naive:
-                items.append((w, None, ref_oh))
-            items.append((w, v, x))
+                items.append((w, None, ref_oh, others))
+            items.append((w, v, x, others))
         for item in items:
             pending.append(item)
             if len(pending) == batch_size:
@@ -361,191 +234,161 @@ def score_windows(predict, genome: Genome, windows: list[Window], variants: Vari
     emit_before(len(windows))
 
 
-# ----------------------------------------------------------------------------- outputs
-class SedWriter:
-    """``sed.h5`` and ``sed.tsv`` appended window by window under ``.partial`` names.
+# ----------------------------------------------------------------------------- sed.py
+@dataclass
+class Scored:
+    """One output ``sed.py`` scores: its :class:`~basenji_tk.analysis.trained.OutputInfo`, the chosen
+    ``(index, id, label)`` targets, its two files' names, and (once open) its writer."""
 
-    After each window the HDF5 file records the rows written, the TSV's length and the window's
-    key in ``done``, so ``restart`` can drop anything written after the last finished window
-    and skip the finished ones. ``close`` renames both files into place.
-    """
+    output: object
+    chosen: list
+    names: tuple
+    writer: SedWriter | None = None
 
-    META = ("snp", "chrom", "pos", "ref", "alt", "flipped", "gene", "tss_dist")
-
-    def __init__(self, out_dir: str, targets: list[tuple[int, str, str]], float32: bool, attrs: dict,
-                 restart: bool, inputs: str = "{}"):
-        import h5py
-
-        self.h5_path, self.tsv_path = os.path.join(out_dir, H5_NAME), os.path.join(out_dir, TSV_NAME)
-        self.h5_tmp, self.tsv_tmp = self.h5_path + PARTIAL, self.tsv_path + PARTIAL
-        self.targets = targets
-        self.dtype = np.float32 if float32 else np.float16
-        self.done = set()
-        if restart and os.path.exists(self.h5_tmp) and os.path.exists(self.tsv_tmp):
-            try:
-                self.h5 = h5py.File(self.h5_tmp, "a")
-            except OSError as err:
-                raise InputError(f"{self.h5_tmp}: cannot reopen the interrupted run ({err}); run without "
-                                 f"--restart") from None
-            before = {k: self.h5.attrs.get(k) for k in attrs}
-            changed = [k for k, v in attrs.items() if str(before[k]) != str(v)]
-            if changed:
-                self.h5.close()
-                raise InputError(f"{self.h5_tmp}: --restart with a different {changed[0]} "
-                                 f"({before[changed[0]]} before, {attrs[changed[0]]} now); run without --restart")
-            rows = int(self.h5.attrs["rows"])
-            for name in (*self.META, *STATS):
-                self.h5[name].resize(rows, axis=0)
-            done = self.h5["done"]
-            done.resize(int(self.h5.attrs["windows"]), axis=0)
-            self.done = {k.decode() for k in done[:]}
-            self.tsv = open(self.tsv_tmp, "r+")
-            self.tsv.truncate(int(self.h5.attrs["tsv_bytes"]))
-            self.tsv.seek(0, os.SEEK_END)
-            log.info(f"restart: {len(self.done):,} windows ({rows:,} rows) already scored in {self.h5_tmp}")
-            return
-        self.h5 = h5py.File(self.h5_tmp, "w")
-        string = h5py.string_dtype()
-        for name in self.META:
-            dtype = {"pos": np.int64, "tss_dist": np.int64, "flipped": bool}.get(name, string)
-            self.h5.create_dataset(name, (0,), maxshape=(None,), dtype=dtype, chunks=True)
-        for name in STATS:
-            self.h5.create_dataset(name, (0, len(targets)), maxshape=(None, len(targets)), dtype=self.dtype,
-                                   chunks=(max(1, 65536 // max(1, len(targets))), len(targets)))
-        self.h5.create_dataset("done", (0,), maxshape=(None,), dtype=string, chunks=True)
-        self.h5.create_dataset("target_index", data=np.array([t[0] for t in targets], dtype=np.int64))
-        self.h5.create_dataset("target_ids", data=np.array([t[1] for t in targets], dtype="S"))
-        self.h5.create_dataset("target_labels", data=np.array([t[2] for t in targets], dtype="S"))
-        self.h5.attrs.update(attrs, rows=0, windows=0, tsv_bytes=0, inputs=inputs)
-        self.tsv = open(self.tsv_tmp, "w")
-        self.tsv.write("snp\tchrom\tpos\tref\talt\tflipped\tgene\ttss_dist\ttarget_index\ttarget_id\t"
-                       + "\t".join(STATS) + "\n")
-        self.tsv.flush()
-        self.h5.attrs["tsv_bytes"] = self.tsv.tell()
-
-    def add(self, key: str, meta: dict, stats) -> None:
-        """One window's rows: ``meta[name]`` lists of length P, ``stats`` ``(P, len(STATS), targets)``."""
-        n = len(meta["snp"])
-        if n:
-            heads = ["\t".join(str(meta[name][i]) for name in self.META) for i in range(n)]
-            labels = [f"{index}\t{tid}" for index, tid, _ in self.targets]
-            values = np.asarray(stats, dtype=np.float64).transpose(0, 2, 1).reshape(n * len(labels), len(STATS))
-            text = io.StringIO()
-            np.savetxt(text, values, fmt="%.6g", delimiter="\t")
-            rows = text.getvalue().splitlines()
-            t = len(labels)
-            self.tsv.write("".join(f"{heads[r // t]}\t{labels[r % t]}\t{row}\n" for r, row in enumerate(rows)))
-            self.tsv.flush()
-            rows = int(self.h5.attrs["rows"])
-            for name in self.META:
-                ds = self.h5[name]
-                ds.resize(rows + n, axis=0)
-                ds[rows:] = np.asarray(meta[name], dtype=bool if name == "flipped" else None)
-            for s, name in enumerate(STATS):
-                ds = self.h5[name]
-                ds.resize(rows + n, axis=0)
-                ds[rows:] = stats[:, s, :].astype(self.dtype)
-            self.h5.attrs["rows"] = rows + n
-        done = self.h5["done"]
-        windows = int(self.h5.attrs["windows"])
-        done.resize(windows + 1, axis=0)
-        done[windows] = key
-        self.h5.attrs.update(windows=windows + 1, tsv_bytes=self.tsv.tell())
-        self.h5.flush()
-        self.done.add(key)
-
-    def close(self, counts: dict) -> tuple[str, str]:
-        self.h5.attrs.update({f"count_{k}": v for k, v in counts.items()})
-        self.h5.close()
-        self.tsv.close()
-        os.replace(self.h5_tmp, self.h5_path)
-        os.replace(self.tsv_tmp, self.tsv_path)
-        return self.h5_path, self.tsv_path
-
-    def abort(self) -> None:
-        """Close, keeping the partial files for --restart."""
-        try:
-            self.h5.close()
-        finally:
-            self.tsv.close()
+    @property
+    def stats(self) -> tuple:
+        return effects.stat_names(self.output.kind, self.output.activation)
 
 
-def _resumable(out_dir) -> bool:
-    return all(os.path.exists(os.path.join(str(out_dir), n + PARTIAL)) for n in (H5_NAME, TSV_NAME))
-
-
-def _check_restart_inputs(out_dir, inputs: dict) -> None:
-    """On --restart: refuse when a file the interrupted run read (``{what: path}``) changed since.
-
-    The interrupted run saved :func:`files.fingerprint` of each in the partial sed.h5's ``inputs``
-    attribute (JSON): size, mtime and a SHA-256 of the first and last MiB and 16 sampled blocks.
-    """
-    import json
-
-    import h5py
-
-    from basenji_tk import files
-
-    h5_tmp = os.path.join(str(out_dir), H5_NAME + PARTIAL)
-    try:
-        with h5py.File(h5_tmp, "r") as h5:
-            saved = h5.attrs.get("inputs")
-    except OSError as err:
-        raise InputError(f"{h5_tmp}: cannot reopen the interrupted run ({err}); run without --restart") from None
-    if saved is None:
-        raise InputError(f"{h5_tmp}: the interrupted run saved no fingerprints of its inputs, so --restart cannot "
-                         "tell whether they changed; run without --restart")
-    saved = json.loads(saved)
-    for what, path in inputs.items():
-        before = saved.get(what)
-        if before is None or os.path.abspath(str(path)) != before.get("path"):
-            raise InputError(f"{path}: --restart with a different {what} (the interrupted run read "
-                             f"{(before or {}).get('path')}); run without --restart")
-        files.check_unchanged(before, path, what)
+def scored_outputs(tm, output=None, targets=None, genes: bool = True) -> list[Scored]:
+    """The outputs of ``tm`` to score: ``output`` (a name), or every output with statistics (binned
+    ones only with ``genes``). A model without a sequence input is an error."""
+    if tm.sequence is None:
+        takes = ", ".join(f"'{i.name}' ({i.kind})" for i in tm.inputs.values())
+        raise InputError(f"sed.py needs a model with a sequence input; {tm.model_path} takes only {takes}")
+    if tm.window != tm.seq_length:
+        raise InputError(f"{tm.model_path}: the sequence input ({tm.seq_length:,} bp) covers only part of the model's "
+                         f"{tm.window:,}-bp window; sed.py scores models whose sequence is their window")
+    chosen = [tm.output(output)] if output is not None else [o for o in tm.outputs.values() if o.kind in effects.STATS]
+    binned = [o for o in chosen if o.kind == "binned"]
+    if binned and not genes:
+        if output is not None or len(binned) == len(chosen):
+            raise InputError(f"GENES not given: output '{binned[0].name}' of {tm.model_path} is binned, and binned "
+                             "tracks are scored at gene TSSs (give a TSS BED or GTF)")
+        log.info(f"not scored without GENES: the binned output(s) {', '.join(o.name for o in binned)}")
+        chosen = [o for o in chosen if o.kind != "binned"]
+    several = len(chosen) > 1
+    return [Scored(o, tm.select_targets(targets, o), (f"sed_{o.name}.h5", f"sed_{o.name}.tsv") if several
+                   else (H5_NAME, TSV_NAME)) for o in chosen]
 
 
 def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = False, shifts=(0,), targets=None,
                    batch_size: int = 8, restart: bool = False, float32: bool = False, max_indel: int = 32,
-                   model_file=None, quiet: bool = False, naive: bool = False, force: bool = False) -> dict:
-    """``sed.py``: score every variant of ``vcf`` near the genes of ``genes_path``; returns counts.
+                   model_file=None, quiet: bool = False, naive: bool = False, force: bool = False, output=None,
+                   inputs=None) -> dict:
+    """``sed.py``: score every variant of ``vcf`` with the outputs of ``model_dir`` (``output``: just
+    that one), near the genes of ``genes_path`` (needed for binned outputs, optional for the others);
+    returns counts. ``inputs``: :class:`~basenji_tk.analysis.inputs.InputOptions` for the model's
+    inputs besides the sequence.
 
-    A finished ``out_dir`` (sed.h5 or sed.tsv) is kept unless ``force``; an interrupted one is
-    continued with ``restart`` (its inputs must be unchanged) or replaced with ``force``."""
+    A finished ``out_dir`` is kept unless ``force``; an interrupted one is continued with
+    ``restart`` (its inputs must be unchanged) or replaced with ``force``."""
     from basenji_tk import files
-    from basenji_tk.analysis.evaluate import MODEL_FILE
-    from basenji_tk.analysis.predict import open_genome, training_statistics
+    from basenji_tk.analysis.inputs import InputOptions, resolve_inputs
+    from basenji_tk.analysis.trained import TrainedModel, model_path_of
 
     if int(batch_size) < 1:
         raise InputError(f"--batch_size: expected a positive number, got {batch_size}")
     if int(max_indel) < 0:
         raise InputError(f"--max_indel: expected 0 or more, got {max_indel}")
     for path, what in ((vcf, "VCF"), (genes_path, "genes")):
-        if not os.path.isfile(str(path)):
+        if path is not None and not os.path.isfile(str(path)):
             raise InputError(f"{path}: no such {what} file")
-    model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
-    if not os.path.isfile(model_path):
-        raise InputError(f"{model_path}: model file not found")
-    stats, stats_path = training_statistics(model_dir)
+    model_path_of(model_dir, model_file)
+    opts = inputs or InputOptions()
     with files.claim(out_dir):
-        resume = restart and _resumable(out_dir)
+        tm = TrainedModel.load(model_dir, model_file)
+        scored = scored_outputs(tm, output, targets, genes_path is not None)
+        names = [s.names for s in scored]
+        resume = restart and resumable(out_dir, names)
         if not resume:
-            files.refuse_overwrite(out_dir, [H5_NAME, TSV_NAME], force, restart_hint=_resumable(out_dir))
-            if _resumable(out_dir) and not force:
-                raise InputError(f"{out_dir}: holds an interrupted run ({H5_NAME}{PARTIAL}); use --restart to continue "
-                                 "it or --force to start again")
+            files.refuse_overwrite(out_dir, [n for pair in names for n in pair], force,
+                                   restart_hint=resumable(out_dir, names))
+            if resumable(out_dir, names) and not force:
+                raise InputError(f"{out_dir}: holds an interrupted run ({names[0][0]}{PARTIAL}); use --restart to "
+                                 "continue it or --force to start again")
             if restart:
                 log.info(f"--restart: no interrupted run in {out_dir}; starting from the beginning")
-        genome = open_genome(fasta, stats, stats_path)
-        inputs = {"VCF": vcf, "genes file": genes_path, "FASTA": genome.path, "model file": model_path}
-        if resume:
-            _check_restart_inputs(out_dir, inputs)
-        prints = {what: files.fingerprint(path) for what, path in inputs.items()}
-        return _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, out_dir, rc, shifts,
-                      targets, batch_size, resume, float32, max_indel, quiet, naive, prints)
+        genome = tm.genome(fasta)
+        with resolve_inputs(tm, opts, genome.sizes) as resolver:  # every problem with the other inputs, up front
+            read = {"VCF": vcf, "genes file": genes_path, "FASTA": genome.path, "model file": tm.model_path,
+                    "context table": opts.context_tsv}
+            read.update({f"--input {t.partition('=')[0]}": t.partition("=")[2] for t in opts.values
+                         if t.partition("=")[2].endswith(".npy")})
+            read = {what: path for what, path in read.items() if path is not None}
+            if resume:
+                check_restart_inputs(out_dir, read, names[0][0])
+            prints = {what: files.fingerprint(path) for what, path in read.items()}
+            tm.predictor(rc, shifts)  # a bad --shifts is an error before anything is written
+            return _score(tm, scored, genome, vcf, genes_path, out_dir, rc, shifts, batch_size, resume, float32,
+                          max_indel, quiet, naive, prints, resolver, opts)
 
 
-def _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, out_dir, rc, shifts, targets,
-           batch_size, restart, float32, max_indel, quiet, naive, prints) -> dict:
+def _attrs(tm, s: Scored, genome, vcf, genes_path, rc, shifts, max_indel, opts) -> dict:
+    """The run's settings stored with one output's files (compared on --restart)."""
+    import json
+
+    out = s.output
+    attrs = dict(model=os.path.abspath(tm.model_path), vcf=os.path.abspath(str(vcf)),
+                 genes=os.path.abspath(str(genes_path)) if genes_path else "", fasta=os.path.abspath(genome.path),
+                 rc=bool(rc), shifts=",".join(str(x) for x in shifts), targets=",".join(c[1] for c in s.chosen),
+                 seq_length=tm.seq_length)
+    if out.kind == "binned":
+        attrs.update(pool_width=out.resolution, max_indel=int(max_indel))  # as sed.h5 always had
+    else:
+        attrs.update(max_indel=int(max_indel), output_kind=out.kind, window="centred on the variant")
+    if out.kind != "binned" or len(tm.outputs) > 1:
+        attrs["output"] = out.name
+    if tm.extra_inputs:
+        attrs["extra_inputs"] = json.dumps(dict(context=opts.context, context_tsv=opts.context_tsv,
+                                                input=list(opts.values)))
+    return attrs
+
+
+def _passes(scored, genes, variants, seq_length, sizes, genes_path) -> list:
+    """``[(windows, [Scored], counts)]``: outputs scored in the same windows share one pass (and its predictions)."""
+    groups = defaultdict(list)
+    for s in scored:
+        o = s.output
+        groups[("gene", o.num_positions, o.resolution, o.offset) if o.kind == "binned" else ("variant",)].append(s)
+    passes = []
+    for key, members in groups.items():
+        if key[0] == "gene":
+            pc = Counter({k: 0 for k in ("tss_outside_window", "genes_without_tss_in_bins", "windows_padded_with_n",
+                                         "variant_past_window_end")})
+            windows = gene_windows(genes, variants, seq_length, key[1], key[2], key[3], sizes, pc)
+            if not windows:
+                raise InputError(f"{genes_path}: no gene has a TSS inside the model's predicted bins")
+            pc["genes_scored"] = len(windows)
+            pc["pairs"] = sum(len(w.variants) for w in windows)
+        else:
+            pc = Counter({k: 0 for k in ("windows_padded_with_n", "variant_past_window_end")})
+            windows = variant_windows(variants, seq_length, sizes, pc, genes, seq_length)
+            pc["pairs"] = sum(len(w.genes) if w.genes is not None else 1 for w in windows)
+        passes.append((windows, members, pc))
+    return passes
+
+
+def _meta(variants, win: Window, vidx: np.ndarray):
+    """The rows of a window's scored variants (their sed.h5 columns) and, per row, its row in the statistics."""
+    if win.gene is not None:
+        genes, rows = [win.gene] * len(vidx), np.arange(len(vidx))
+    elif win.genes is not None:
+        genes, rows = win.genes, np.zeros(len(win.genes), dtype=np.int64)  # one variant, several genes
+    else:
+        genes, rows = None, np.arange(len(vidx))
+    v = vidx[rows]
+    pos = variants.pos[v]
+    meta = dict(snp=[variants.ids[i] for i in v], chrom=[win.chrom] * len(v), pos=pos + 1,
+                ref=[variants.ref[i] for i in v], alt=[variants.alt[i] for i in v], flipped=variants.flipped[v])
+    if genes is not None:
+        nearest = np.array([g.tss[np.abs(g.tss - p).argmin()] for g, p in zip(genes, pos)], dtype=np.int64)
+        meta.update(gene=[g.name for g in genes], tss_dist=pos - nearest)
+    return meta, rows
+
+
+def _score(tm, scored, genome, vcf, genes_path, out_dir, rc, shifts, batch_size, restart, float32, max_indel, quiet,
+           naive, prints, resolver, opts) -> dict:
     """The work of :func:`score_variants` inside its claim on ``out_dir``."""
     import json
     import time
@@ -553,66 +396,81 @@ def _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, ou
     from tqdm import tqdm
 
     from basenji_tk import cli
-    from basenji_tk.analysis.evaluate import ensemble_model, predict_batch
-    from basenji_tk.analysis.predict import bin_offset, load_trained
 
-    genes, gene_counts = read_genes(genes_path, genome)
+    genes, gene_counts = read_genes(genes_path, genome) if genes_path is not None else (None, Counter())
     variants = read_vcf(vcf, genome, max_indel)
     counts = Counter({f"vcf_{k}": 0 for k in ("records", "alleles", "scorable", "flipped", "duplicates",
                                                 "ref_mismatch_skipped", "past_chrom_end_skipped", "symbolic_skipped",
                                                 "long_indel_skipped", "chrom_not_in_fasta")})
     counts.update({f"vcf_{k}": v for k, v in variants.counts.items()})
     counts.update({f"genes_{k}": v for k, v in gene_counts.items()})
-    counts.update({k: 0 for k in ("tss_outside_window", "genes_without_tss_in_bins", "windows_padded_with_n",
-                                  "variant_past_window_end")})
     log.info(f"{vcf}: {counts['vcf_scorable']:,} variants to score ({counts['vcf_flipped']:,} flipped, "
              f"{counts['vcf_ref_mismatch_skipped']:,} REF mismatches, {counts['vcf_past_chrom_end_skipped']:,} past "
              f"the chromosome's end, {counts['vcf_duplicates']:,} duplicates, "
              f"{counts['vcf_long_indel_skipped'] + counts['vcf_symbolic_skipped']:,} other alleles skipped); "
-             f"{len(genes):,} genes")
-
-    model, model_path, details, chosen = load_trained(model_dir, model_path, stats, stats_path, targets)
-    seq_length, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
-    model = ensemble_model(model, rc, shifts, seq_length)
-    index = np.array([c[0] for c in chosen])
-    windows = gene_windows(genes, variants, seq_length, num_bins, pool_width,
-                           bin_offset(seq_length, num_bins, pool_width), genome.sizes, counts)
-    if not windows:
-        raise InputError(f"{genes_path}: no gene has a TSS inside the model's predicted bins")
-
-    attrs = dict(model=os.path.abspath(model_path), vcf=os.path.abspath(str(vcf)),
-                 genes=os.path.abspath(str(genes_path)), fasta=os.path.abspath(genome.path), rc=bool(rc),
-                 shifts=",".join(str(s) for s in shifts), targets=",".join(c[1] for c in chosen),
-                 seq_length=seq_length, pool_width=pool_width, max_indel=int(max_indel))
-    writer = SedWriter(out_dir, chosen, float32, attrs, restart, inputs=json.dumps(prints))
-    todo = [w for w in windows if w.key not in writer.done]
-    pairs = sum(len(w.variants) for w in todo)
-    counts["genes_scored"] = len(windows)
-    counts["pairs"] = sum(len(w.variants) for w in windows)
-    log.info(f"scoring {pairs:,} variant-gene pairs in {len(todo):,} windows of {seq_length:,} bp"
-             + (f" ({len(windows) - len(todo):,} windows done before the restart)" if len(todo) < len(windows) else ""))
-
-    def emit(win: Window, vidx: np.ndarray, st) -> None:
-        tss = win.gene.tss
-        pos = variants.pos[vidx]
-        nearest = tss[np.abs(pos[:, None] - tss[None, :]).argmin(axis=1)] if len(vidx) else pos
-        meta = dict(snp=[variants.ids[v] for v in vidx], chrom=[win.gene.chrom] * len(vidx), pos=pos + 1,
-                    ref=[variants.ref[v] for v in vidx], alt=[variants.alt[v] for v in vidx],
-                    flipped=variants.flipped[vidx], gene=[win.gene.name] * len(vidx), tss_dist=pos - nearest)
-        writer.add(win.key, meta, None if st is None else st[:, :, index])
-
+             + (f"{len(genes):,} genes" if genes is not None else "no genes"))
+    seq_length = tm.seq_length
+    passes = _passes(scored, genes, variants, seq_length, genome.sizes, genes_path)
+    kept = [s for _, members, _ in passes for s in members]
+    try:
+        for s in kept:
+            s.writer = SedWriter(out_dir, s.chosen, s.stats, float32,
+                                 _attrs(tm, s, genome, vcf, genes_path, rc, shifts, max_indel, opts), restart,
+                                 inputs=json.dumps(prints), names=s.names,
+                                 meta=SedWriter.META if genes is not None else SedWriter.VARIANT_META)
+    except BaseException:
+        for s in kept:
+            if s.writer is not None:
+                s.writer.abort()
+        raise
+    todo = [[w for w in windows if any(w.key not in s.writer.done for s in members)] for windows, members, _ in passes]
+    total = sum(len(w.variants) for windows in todo for w in windows)
+    for (windows, members, pc), left in zip(passes, todo):
+        what = (f"{pc['pairs']:,} variant-gene pairs in {len(windows):,} gene windows" if members[0].output.kind ==
+                "binned" else f"{len(windows):,} variants in windows centred on them")
+        log.info(f"scoring {what} of {seq_length:,} bp for {', '.join(s.output.describe() for s in members)}"
+                 + (f" ({len(windows) - len(left):,} windows done before the restart)" if len(left) < len(windows)
+                    else ""))
+    extra = (lambda win: resolver((win.chrom, win.start, win.start + tm.window))) if tm.extra_inputs else None
     started = time.time()
     try:
-        with tqdm(total=pairs, desc="variants", unit="variant", disable=not cli.show_progress(quiet)) as bar:
-            score_windows(lambda x: predict_batch(model, x), genome, todo, variants, seq_length, max_indel,
-                          int(batch_size), emit, naive=naive, progress=bar.update)
+        with tqdm(total=total, desc="variants", unit="variant", disable=not cli.show_progress(quiet)) as bar:
+            for (_, members, _), windows in zip(passes, todo):
+                _run_pass(tm, members, windows, variants, genome, seq_length, max_indel, batch_size, naive, rc,
+                          shifts, extra, bar.update)
     except BaseException:
-        writer.abort()
+        for s in kept:
+            s.writer.abort()
         raise
     seconds = time.time() - started
-    counts["seconds"] = round(seconds, 2)
-    counts["variants_per_second"] = round(pairs / seconds, 2) if seconds > 0 else None
-    h5_path, tsv_path = writer.close(counts)
-    log.info(f"wrote {h5_path} and {tsv_path}: {counts['pairs']:,} pairs x {len(chosen)} targets; "
-             f"{pairs:,} scored now at {counts['variants_per_second'] or 0:,.1f} variants/s")
+    timing = dict(seconds=round(seconds, 2), variants_per_second=round(total / seconds, 2) if seconds > 0 else None)
+    base = dict(counts)
+    for _, members, pc in passes:
+        for s in members:
+            h5_path, tsv_path = s.writer.close({**base, **pc, **timing})  # each file: its own pass's counts
+            log.info(f"wrote {h5_path} and {tsv_path}: {pc['pairs']:,} {'pairs' if genes is not None else 'variants'}"
+                     f" x {len(s.chosen)} targets")
+        counts.update(pc)
+    counts.update(timing)
+    log.info(f"{total:,} alternative alleles scored now at {timing['variants_per_second'] or 0:,.1f} variants/s")
     return dict(counts)
+
+
+def _run_pass(tm, members, windows, variants, genome, seq_length, max_indel, batch_size, naive, rc, shifts, extra,
+              progress) -> None:
+    """Score ``windows`` for the outputs ``members`` (one shared prediction per sequence)."""
+
+    def statistics(win, ref, alt):
+        return {s.output.name: effects.effect_stats(s.output.kind, s.output.activation, ref[s.output.name],
+                                                    alt[s.output.name], win.tss_bins) for s in members}
+
+    def emit(win, vidx, st):
+        meta, rows = _meta(variants, win, vidx)
+        for s in members:
+            if win.key not in s.writer.done:
+                index = np.array([c[0] for c in s.chosen])
+                s.writer.add(win.key, meta, None if st is None else st[s.output.name][rows][:, :, index])
+
+    score_windows(lambda batch: tm.predict(batch, rc, shifts), genome, windows, variants, seq_length, max_indel,
+                  int(batch_size), emit, statistics, naive=naive, progress=progress, extra=extra,
+                  sequence=tm.sequence.name)

@@ -347,7 +347,7 @@ def read_sites(bed_path, genome) -> list[Site]:
 
 def variant_sites(vcf_path, genome) -> tuple[list[Site], dict]:
     """Two sites (reference and alternative allele) per SNP of a VCF; other alleles are counted."""
-    from basenji_tk.analysis.variants import read_vcf
+    from basenji_tk.io.vcf import read_vcf
 
     v = read_vcf(vcf_path, genome, max_indel=0)
     sites, skipped = [], 0

@@ -1,5 +1,5 @@
-"""Opening VCFs for ``sed.py`` and ``sed_ld.py``: plain text, bgzip or plain gzip, and errors
-that name the line.
+"""Reading VCFs for ``sed.py``, ``sed_ld.py`` and ``ism.py``: plain text, bgzip or plain gzip,
+errors that name the line, and the variants to score checked against the genome.
 
 pysam parses the records. A VCF compressed with plain ``gzip`` (not ``bgzip``) cannot be opened
 by htslib directly (it needs to seek), so :func:`open_vcf` streams it: a thread decompresses it
@@ -10,16 +10,32 @@ htslib reports most malformed records as "truncated file". :func:`bad_record` re
 itself to say what is wrong with the failing line: its number as a text editor counts it
 (header lines included, from 1), and whether it is empty, has fewer than the 8 fixed
 columns, a POS that is not a number, or really is the cut-off end of the file.
+
+:func:`read_vcf` gives the variants to score: multi-allelic records are split; a variant seen
+twice (same chromosome, position and alleles) is scored once; REF is checked against the FASTA:
+a SNP whose ALT is the genome base is flipped (scored with the genome base as reference,
+recorded in ``flipped``), other mismatches are skipped and counted, as are symbolic alleles,
+indels longer than ``max_indel`` and chromosomes the FASTA lacks. Positions are 0-based
+internally; outputs show the VCF's 1-based position.
 """
 
 from __future__ import annotations
 
 import gzip
+import logging
 import os
+import re
 import threading
+from collections import Counter
 from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import numpy as np
 
 from basenji_tk.errors import InputError
+from basenji_tk.io.genome import Genome, chrom_lookup
+
+log = logging.getLogger("basenji_tk")
 
 FIXED_COLUMNS = 8  # CHROM POS ID REF ALT QUAL FILTER INFO
 
@@ -193,3 +209,93 @@ def _line_problem(raw: str, at_failure: bool) -> str | None:
     if not cols[3] or not cols[4]:
         return "empty REF or ALT column"
     return None
+
+
+# ----------------------------------------------------------------------------- variants to score
+@dataclass
+class Variants:
+    """Variants sorted by (FASTA chromosome order, position), one row per (position, REF, ALT)."""
+
+    chrom: list  # FASTA name per variant
+    pos: np.ndarray  # int64, 0-based
+    ref: list  # as scored (the genome's base after a flip)
+    alt: list
+    ids: list
+    flipped: np.ndarray  # bool
+    counts: Counter = field(default_factory=Counter)
+
+    def __len__(self):
+        return len(self.pos)
+
+
+def read_vcf(path, genome: Genome, max_indel: int = 32) -> Variants:
+    """Every scorable variant of a VCF (plain, bgzip or plain gzip; any order), checked against ``genome``.
+
+    A malformed record is an :class:`InputError` naming its line (as a text editor counts
+    them, header included)."""
+    path = str(path)
+    to_fasta = chrom_lookup(genome.chroms)
+    order = {c: i for i, c in enumerate(genome.chroms)}
+    counts, missing = Counter(), Counter()
+    seen, rows = set(), []
+    with open_vcf(path) as vcf:
+        records = iter(vcf)
+        while True:
+            try:
+                rec = next(records)
+            except StopIteration:
+                break
+            except (ValueError, OSError) as err:
+                raise InputError(bad_record(path, counts["records"] + 1, err)) from None
+            counts["records"] += 1
+            chrom = to_fasta(rec.chrom)
+            if chrom is None:
+                missing[rec.chrom] += 1
+                continue
+            if rec.ref is None or not rec.alts:
+                counts["no_alt"] += 1
+                continue
+            for alt in rec.alts:
+                counts["alleles"] += 1
+                ref = rec.ref.upper()
+                alt = alt.upper()
+                if not re.fullmatch(r"[ACGTN]+", alt) or not re.fullmatch(r"[ACGTN]+", ref):
+                    counts["symbolic_skipped"] += 1
+                    continue
+                if len(ref) != len(alt) and max(len(ref), len(alt)) > max_indel + 1:
+                    counts["long_indel_skipped"] += 1
+                    continue
+                pos = rec.pos - 1
+                if pos < 0 or pos + len(ref) > genome.sizes[chrom]:
+                    counts["past_chrom_end_skipped"] += 1  # e.g. a whole-chromosome VCF on a part of it
+                    continue
+                key = (chrom, pos, ref, alt)
+                if key in seen:
+                    counts["duplicates"] += 1
+                    continue
+                seen.add(key)
+                genome_ref = genome.fetch(chrom, pos, pos + len(ref)).upper()
+                flipped = False
+                if genome_ref != ref:
+                    if len(ref) == 1 and len(alt) == 1 and genome_ref == alt:
+                        ref, alt, flipped = alt, ref, True
+                        counts["flipped"] += 1
+                    else:
+                        counts["ref_mismatch_skipped"] += 1
+                        continue
+                vid = rec.id if rec.id and rec.id != "." else f"{rec.chrom}:{rec.pos}:{rec.ref}:{alt if not flipped else ref}"
+                rows.append((order[chrom], pos, ref, alt, vid, flipped))
+    if missing:
+        counts["chrom_not_in_fasta"] = sum(missing.values())
+        names = ", ".join(sorted(missing)[:5]) + (" ..." if len(missing) > 5 else "")
+        if not rows:
+            raise InputError(f"{path}: no VCF chromosome is in the FASTA {genome.path} (VCF has {names}; FASTA has "
+                             f"{', '.join(genome.chroms[:5])}{' ...' if len(genome.chroms) > 5 else ''})")
+        log.warning(f"warning: {counts['chrom_not_in_fasta']:,} VCF records on chromosomes missing from the FASTA "
+                    f"skipped: {names}")
+    rows.sort(key=lambda r: (r[0], r[1]))
+    counts["scorable"] = len(rows)
+    names = genome.chroms
+    return Variants(chrom=[names[r[0]] for r in rows], pos=np.array([r[1] for r in rows], dtype=np.int64),
+                    ref=[r[2] for r in rows], alt=[r[3] for r in rows], ids=[r[4] for r in rows],
+                    flipped=np.array([r[5] for r in rows], dtype=bool), counts=counts)
