@@ -116,8 +116,8 @@ MOVED = {
     "predict": "analysis.predict",
     "variants": "analysis.variants",
     "ld": "analysis.ld",
-    "ism": "interpret.ism",
-    "fastism": "interpret.fastism",
+    "ism": ("interpret.mutagenesis", "interpret.satmut", "interpret.saliency", "interpret.sites"),
+    "fastism": ("interpret.fastism", "interpret.fastism_layers", "interpret.mutagenesis"),
 }
 
 

@@ -47,7 +47,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
-    from basenji_tk.interpret.ism import saliency_maps
+    from basenji_tk.interpret.saliency import saliency_maps
 
     res = saliency_maps(args.model_dir, args.regions, args.out_dir, fasta=args.fasta, target=args.target,
                         stat=args.stat, tss_flank=args.tss_flank, center_len=args.center_len, layer=args.layer,

@@ -59,7 +59,7 @@ def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.analysis.evaluate import parse_shifts
-    from basenji_tk.interpret.ism import sat_mut
+    from basenji_tk.interpret.satmut import sat_mut
 
     counts = sat_mut(args.model_dir, args.out_dir, bed=args.regions, vcf=args.vcf, fasta=args.fasta,
                      mut_len=args.mut_len, stat=args.stat, targets=args.targets, rc=args.rc,

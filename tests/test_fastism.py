@@ -10,7 +10,8 @@ import pytest
 
 from basenji_tk.model import models
 from basenji_tk.errors import InputError
-from basenji_tk.interpret.fastism import FastISM, NotSupported, naive_predict_mutants
+from basenji_tk.interpret.fastism import FastISM, NotSupported
+from basenji_tk.interpret.mutagenesis import naive_predict_mutants
 from basenji_tk.model.params import check_params
 
 ATOL, RTOL = 1e-4, 1e-4

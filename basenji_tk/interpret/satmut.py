@@ -1,0 +1,169 @@
+"""``sat_mut.py``: saturation mutagenesis around BED regions or VCF SNPs, written to ``scores.h5``."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+
+from basenji_tk import files
+from basenji_tk.errors import InputError
+from basenji_tk.interpret.mutagenesis import STATS, Predictor, importance, saturation_mutagenesis, score_bins
+from basenji_tk.interpret.sites import read_sites, variant_sites
+
+log = logging.getLogger("basenji_tk")
+
+
+def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 200, stat: str = "sum",
+            targets=None, rc: bool = False, shifts=(0,), batch_size: int = 32, method: str = "auto",
+            tss_flank: int = 0, float32: bool = False, plots: bool = False, model_file=None,
+            quiet: bool = False, force: bool = False) -> dict:
+    """``sat_mut.py``: ISM of the central ``mut_len`` bp of a window centred on each BED region or
+    VCF SNP (both alleles). Writes ``out_dir/scores.h5`` (and PNGs with ``plots``); returns counts."""
+    import os
+    import time
+
+    import h5py
+    from tqdm import tqdm
+
+    from basenji_tk import cli
+    from basenji_tk.data import dna
+    from basenji_tk.analysis.predict import _tmp_name, bin_offset, load_trained, open_genome, training_statistics
+
+    if (bed is None) == (vcf is None):
+        raise InputError("give either a BED file of regions or --vcf, not both")
+    if stat not in STATS:
+        raise InputError(f"--stat: '{stat}' (expected one of {', '.join(STATS)})")
+    if int(batch_size) < 1 or int(mut_len) < 1 or int(tss_flank) < 0:
+        raise InputError("expected --batch_size >= 1, --mut_len >= 1 and --tss_flank >= 0")
+    shifts = tuple(int(x) for x in shifts) or (0,)
+    stats, stats_path = training_statistics(model_dir)
+    genome = open_genome(fasta, stats, stats_path)
+    if bed is not None:
+        sites, counts = read_sites(bed, genome), {}
+    else:
+        sites, counts = variant_sites(vcf, genome)
+
+    with files.claim(out_dir):
+        from basenji_tk.model.models import receptive_field
+
+        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, targets)
+        L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
+        if mut_len > L:
+            raise InputError(f"--mut_len {mut_len} is longer than the model's {L:,} bp input")
+        if any(abs(s) >= L for s in shifts):
+            raise InputError(f"--shifts: every shift must be shorter than the model's {L:,} bp input")
+        tidx = np.array([c[0] for c in chosen])
+        offset = bin_offset(L, num_bins, pool_width)
+        field = receptive_field(model)
+        predictor = Predictor(model, method, rc, shifts, int(batch_size))
+
+        mut_start = L // 2 - mut_len // 2
+        mut_stop = mut_start + mut_len
+        todo, padded, off_end = [], 0, 0
+        for s in sites:
+            mid = (s.start + s.end) // 2
+            w0 = mid - L // 2
+            size = genome.sizes[s.chrom]
+            if w0 + mut_start < 0 or w0 + mut_stop > size:
+                off_end += 1
+                continue
+            padded += int(w0 < 0 or w0 + L > size)
+            todo.append((s, w0))
+        counts.update(sites=len(sites), sites_off_chromosome_end_skipped=off_end, windows_padded_with_n=padded)
+        if off_end:
+            log.warning(f"warning: {off_end} site(s) skipped: their central {mut_len} bp run off a chromosome end")
+        if padded:
+            log.info(f"{padded} window(s) run off a chromosome end and are padded with N")
+        if not todo:
+            raise InputError(f"{bed or vcf}: no site left to mutate ({off_end} run off chromosome ends)")
+        files.refuse_overwrite(out_dir, ["scores.h5"], force)
+
+        out_path = os.path.join(str(out_dir), "scores.h5")
+        tmp = _tmp_name(out_path)
+        n, T = len(todo), len(chosen)
+        dtype = "float32" if float32 else "float16"
+        predicted = skipped = 0
+        started = time.time()
+        log.info(f"mutating {n:,} sequences x {mut_len} bp x 3 bases ({predictor.method} path, stat {stat})")
+        try:
+            with h5py.File(tmp, "w") as h5:
+                seqs = h5.create_dataset("seqs", (n, mut_len, 4), dtype="uint8")
+                scores = h5.create_dataset("scores", (n, mut_len, 4, T), dtype=dtype,
+                                           chunks=(1, mut_len, 4, T), compression="gzip")
+                imp = h5.create_dataset("importance", (n, mut_len, T), dtype=dtype)
+                ref_scores = h5.create_dataset("ref_score", (n, T), dtype="float32")
+                for i, (s, w0) in enumerate(tqdm(todo, desc="sequences", unit="seq",
+                                                  disable=not cli.show_progress(quiet))):
+                    text = genome.fetch(s.chrom, w0, w0 + L)
+                    if s.allele == "alt":
+                        k = s.start - w0
+                        text = text[:k] + s.alt + text[k + 1:]
+                    one_hot = dna.one_hot(text, dtype=np.float32)
+                    position = (s.start + s.end) // 2 - w0
+                    bins = score_bins(stat, num_bins, pool_width, offset, mut_start, mut_stop, position, tss_flank) \
+                        if predictor.positional else np.zeros(0, np.int64)
+                    res = saturation_mutagenesis(predictor, one_hot, mut_start, mut_stop, bins, tidx, pool_width,
+                                                 offset, field)
+                    seqs[i] = one_hot[mut_start:mut_stop].astype(np.uint8)
+                    scores[i] = res.scores
+                    imp[i] = importance(res.scores)
+                    ref_scores[i] = res.ref_score
+                    predicted += res.predicted
+                    skipped += res.skipped
+                seconds = time.time() - started
+                for name, values in (("chrom", [s.chrom for s, _ in todo]), ("name", [s.name for s, _ in todo]),
+                                     ("strand", [s.strand for s, _ in todo]), ("allele", [s.allele for s, _ in todo]),
+                                     ("ref", [s.ref for s, _ in todo]), ("alt", [s.alt for s, _ in todo]),
+                                     ("target_ids", [c[1] for c in chosen]), ("target_labels", [c[2] for c in chosen])):
+                    h5.create_dataset(name, data=np.array(values, dtype="S"))
+                w0s = np.array([w0 for _, w0 in todo], dtype=np.int64)
+                h5.create_dataset("window_start", data=w0s)
+                h5.create_dataset("start", data=w0s + mut_start)
+                h5.create_dataset("end", data=w0s + mut_stop)
+                h5.create_dataset("site_start", data=np.array([s.start for s, _ in todo], dtype=np.int64))
+                h5.create_dataset("site_end", data=np.array([s.end for s, _ in todo], dtype=np.int64))
+                counts.update(mutants_predicted=predicted, mutants_out_of_reach=skipped, seconds=round(seconds, 2),
+                              mutants_per_second=round(predicted / seconds, 1) if seconds > 0 else None)
+                h5.attrs.update(model=os.path.abspath(model_path), genome=os.path.abspath(genome.path), stat=stat,
+                                mut_len=mut_len, tss_flank=tss_flank, rc=bool(rc), shifts=",".join(map(str, shifts)),
+                                method=predictor.method, seq_length=L, pool_width=pool_width,
+                                **{k: v for k, v in counts.items() if v is not None})
+            os.replace(tmp, out_path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+        log.info(f"wrote {out_path}: {n:,} sequences, {predicted:,} mutants predicted at "
+                 f"{counts['mutants_per_second'] or 0:,.0f}/s ({predictor.method} path)"
+                 + (f", {skipped:,} out of the scored bins' reach (0)" if skipped else ""))
+        if plots:
+            counts["plots"] = len(plot_scores(out_path, os.path.join(str(out_dir), "plots")))
+        return counts
+
+
+def plot_scores(scores_path, plot_dir) -> list[str]:
+    """One PNG per sequence and target of a ``scores.h5``: loss and gain logos and a heatmap."""
+    import os
+
+    import h5py
+
+    from basenji_tk import plots
+    from basenji_tk.analysis.evaluate import file_label
+
+    os.makedirs(plot_dir, exist_ok=True)
+    paths = []
+    with h5py.File(scores_path, "r") as h5:
+        targets = [t.decode() for t in h5["target_ids"][:]]
+        names = [x.decode() for x in h5["name"][:]]
+        alleles = [x.decode() for x in h5["allele"][:]]
+        chroms = [x.decode() for x in h5["chrom"][:]]
+        starts = h5["start"][:]
+        for i in range(len(names)):
+            seq = h5["seqs"][i].astype(np.float32)
+            sc = h5["scores"][i].astype(np.float32)
+            label = file_label(names[i] + (f"_{alleles[i]}" if alleles[i] else ""))
+            for k, t in enumerate(targets):
+                path = os.path.join(plot_dir, f"{i:04d}_{label}_{file_label(t)}.png")
+                title = f"{names[i]}{' (' + alleles[i] + ')' if alleles[i] else ''} {chroms[i]}:{starts[i]:,} — {t}"
+                paths.append(plots.ism_figure(sc[:, :, k], seq, path, title=title, start=int(starts[i])))
+    return paths
