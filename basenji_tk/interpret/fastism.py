@@ -32,7 +32,7 @@ from basenji_tk.errors import InputError
 from basenji_tk.interpret.fastism_layers import (
     BANDED, CONST, DELTA_CONV_RATIO, FLAG, FULL, IDENTITY, MAX_FLAT_STARTS, MERGE, POINTWISE, SUPPORTED,
     AliasStep, BandedStep, DeltaConvStep, FlatDenseStep, FullStep, MergeStep, NotSupported, PointwiseStep, Run,
-    SequenceStep, VectorStep, Window, accepts_training, band, banded_geometry, call_at_inference, graph_nodes)
+    SequenceStep, FixedInputStep, Window, accepts_training, band, banded_geometry, call_at_inference, graph_nodes)
 from basenji_tk.interpret.mutagenesis import check_mutants, mutant_batches
 
 
@@ -44,15 +44,21 @@ class FastISM:
     ``model(mutant, training=False)`` gives for each single-base mutant of
     ``reference``; see the module docstring for the method.
 
-    Attributes after analysis: ``seq_length`` (L), ``seq_depth`` (C), ``vector_inputs``
-    (``(name, D, dtype)`` of each extra vector input), ``widths`` (``{layer name: (window
-    width, output length)}`` of every windowed convolution, pooling and cropping layer).
+    ``sequence``: the name of the input that is mutated (default: the model's only input of
+    shape ``(batch, length, channels)``). Every other input, a vector ``(batch, D)`` or a
+    positional signal ``(batch, N, C)`` (a Tn5 bias track), is held fixed: the same for every
+    mutant, given as ``other_inputs``.
+
+    Attributes after analysis: ``seq_length`` (L), ``seq_depth`` (C), ``other_inputs``
+    (``(name, shape, dtype)`` of each fixed input, shape without the batch axis), ``widths``
+    (``{layer name: (window width, output length)}`` of every windowed convolution, pooling
+    and cropping layer).
 
     Build one per model and reuse it: the analysis is quick, but each instance traces its
     own functions (once per batch size). The cached reference activations (one reference
     at a time) take about the memory of one forward pass (~280 MB for a 131 kb Basenji)."""
 
-    def __init__(self, model: keras.Model):
+    def __init__(self, model: keras.Model, sequence: str | None = None):
         if len(model.outputs) != 1:
             raise NotSupported(f"model '{model.name}' has {len(model.outputs)} outputs; FastISM handles one")
         self.model = model
@@ -65,8 +71,9 @@ class FastISM:
         self._uses = {}  # id(tensor) -> number of layer calls (and model outputs) that take it
         for t in [t for node in self._nodes for t in node.input_tensors] + list(model.outputs):
             self._uses[id(t)] = self._uses.get(id(t), 0) + 1
-        self.vector_inputs = []
+        self.other_inputs = []
         self.widths = {}
+        self._sequence = sequence
         self._analyse()
         self._out_id = id(model.outputs[0])
         if self._state[self._out_id] == FLAG:
@@ -104,17 +111,18 @@ class FastISM:
             op, outs = node.operation, node.outputs
             if node.is_input:
                 tensor = outs[0]
-                if len(tensor.shape) == 3:
+                if len(tensor.shape) == 3 and self._sequence in (None, op.name):
                     seq_inputs.append(tensor)
+                    self._seq_id = id(tensor)
                     self.seq_length, self.seq_depth = int(tensor.shape[1]), int(tensor.shape[2])
                     self._seq_dtype = tensor.dtype
                     pos = np.arange(self.seq_length)
                     self._state[id(tensor)] = self._window(pos, pos, self.seq_length)
                     self._steps.append(SequenceStep(id(tensor), self.seq_depth, tensor.dtype))
-                elif len(tensor.shape) == 2:
+                elif len(tensor.shape) in (2, 3) and None not in tensor.shape[1:]:
                     self._state[id(tensor)] = CONST
-                    self._steps.append(VectorStep(id(tensor), len(self.vector_inputs), tensor.dtype))
-                    self.vector_inputs.append((op.name, int(tensor.shape[1]), tensor.dtype))
+                    self._steps.append(FixedInputStep(id(tensor), len(self.other_inputs), tensor.dtype))
+                    self.other_inputs.append((op.name, tuple(int(d) for d in tensor.shape[1:]), tensor.dtype))
                 else:
                     raise NotSupported(f"input '{op.name}' of shape {tuple(tensor.shape)}")
                 continue
@@ -122,7 +130,8 @@ class FastISM:
                 raise NotSupported(f"{type(op).__name__} layer '{op.name}' is not supported by FastISM")
             self._plan_node(node)
         if len(seq_inputs) != 1:
-            raise NotSupported(f"FastISM needs exactly one (batch, length, channels) sequence input, "
+            which = f"an input named '{self._sequence}' of shape" if self._sequence else "exactly one"
+            raise NotSupported(f"FastISM needs {which} (batch, length, channels) sequence input, "
                                f"found {len(seq_inputs)}")
 
     def _plan_node(self, node):
@@ -249,13 +258,13 @@ class FastISM:
         """Reference activations for every request (``(N + pads, C)``; ``(U,)`` for a Dense
         output), and the prediction without the batch axis."""
         values = {}
-        vector_index = {name: i for i, (name, _, _) in enumerate(self.vector_inputs)}
+        fixed_index = {name: i for i, (name, _, _) in enumerate(self.other_inputs)}
         for node in self._nodes:
             if node.is_input:
                 tensor = node.outputs[0]
                 name = node.operation.name
-                values[id(tensor)] = (sequence if len(tensor.shape) == 3
-                                      else tf.cast(others[vector_index[name]][None], tensor.dtype))
+                values[id(tensor)] = (sequence if id(tensor) == self._seq_id
+                                      else tf.cast(others[fixed_index[name]][None], tensor.dtype))
                 continue
             args, kwargs = node.arguments.fill_in(values)
             outputs = call_at_inference(node.operation, accepts_training(node.operation), *args, **kwargs)
@@ -280,19 +289,19 @@ class FastISM:
                              f"got {reference.shape}")
         other_inputs = other_inputs or {}
         others = []
-        for name, length, _ in self.vector_inputs:
+        for name, shape, _ in self.other_inputs:
             if name not in other_inputs:
                 raise InputError(f"other_inputs lacks '{name}' (the model's inputs: "
-                                 f"{', '.join(n for n, _, _ in self.vector_inputs)})")
-            value = np.asarray(other_inputs[name], dtype=np.float32).reshape(-1)
-            if value.shape != (length,):
-                raise InputError(f"other_inputs['{name}'] must have {length} values, got {value.size}")
-            others.append(value)
+                                 f"{', '.join(n for n, _, _ in self.other_inputs)})")
+            value = np.asarray(other_inputs[name], dtype=np.float32)
+            if value.size != int(np.prod(shape)):
+                raise InputError(f"other_inputs['{name}'] must have shape {shape}, got {value.shape}")
+            others.append(value.reshape(shape))
         return reference, others
 
     def _reference(self, reference, other_inputs):
-        """``(refs, prediction, vector inputs)`` for this reference, cached until it (or a
-        vector input) changes."""
+        """``(refs, prediction, fixed inputs)`` for this reference, cached until it (or a
+        fixed input) changes."""
         reference, others = self._inputs(reference, other_inputs)
         cached = self._cached
         if (cached is None or not np.array_equal(cached[0], reference)
@@ -311,7 +320,7 @@ class FastISM:
 
         reference: ``(L, C)`` one-hot of one sequence; positions: ``(M,)`` ints in ``[0, L)``;
         bases: ``(M,)`` ints in ``[0, C)`` (A, C, G, T): mutant ``i`` has row ``positions[i]``
-        replaced by ``e_{bases[i]}``; other_inputs: ``{name: (D,)}`` for the model's vector
+        replaced by ``e_{bases[i]}``; other_inputs: ``{name: array}`` for the model's fixed
         inputs, the same for every mutant. Returns ``(M, *model.output_shape[1:])`` float32.
         Mutants run ``batch_size`` at a time in position order (neighbours share window
         starts; the last batch padded), one traced function per batch size."""

@@ -46,12 +46,14 @@ from keras import ops
 
 from basenji_tk.model import layers as bt_layers
 
-IDENTITY = (keras.layers.Dropout, bt_layers.StochasticShift)  # the identity at inference
+IDENTITY = (keras.layers.Dropout, keras.layers.Identity, bt_layers.StochasticShift)  # the identity at inference
 POINTWISE = (keras.layers.BatchNormalization, keras.layers.Activation, keras.layers.Dense)
 BANDED = (keras.layers.Conv1D, keras.layers.MaxPooling1D, keras.layers.AveragePooling1D, keras.layers.Cropping1D)
 MERGE = (keras.layers.Add, keras.layers.Concatenate)
-SUPPORTED = (IDENTITY + POINTWISE + BANDED + MERGE
-             + (keras.layers.Flatten, bt_layers.StochasticReverseComplement, bt_layers.SwitchReverse))
+# layers that are run in full (on the windows spliced into the reference): exact, not local
+NON_LOCAL = (keras.layers.Flatten, bt_layers.SoftmaxPositions)
+SUPPORTED = (IDENTITY + POINTWISE + BANDED + MERGE + NON_LOCAL
+             + (bt_layers.StochasticReverseComplement, bt_layers.SwitchReverse))
 
 # A convolution multiplies only its changed inputs (DeltaConvStep) when their number is at most this
 # fraction of its output window's (kernel products W_in * k against W_out * k for BandedStep).
@@ -67,7 +69,7 @@ MAX_FLAT_STARTS = 64
 
 FLAG = "flag"  # state of StochasticReverseComplement's 'reversed' output: always False at inference
 FULL = "full"  # state of a tensor computed in full for every mutant
-CONST = "const"  # a tensor computed from the vector inputs only: the same for every mutant
+CONST = "const"  # a tensor computed from the fixed inputs only: the same for every mutant
 
 
 class NotSupported(Exception):
@@ -178,7 +180,7 @@ class Run:
         self.positions = positions  # (B,) int32
         self.bases = bases  # (B,) int32
         self.refs = refs  # tuple of cached (padded) reference activations
-        self.others = others  # tuple of (D,) vector inputs
+        self.others = others  # tuple of the fixed inputs, without the batch axis
         self.env = {}
         self._offsets = {}
 
@@ -222,14 +224,16 @@ class SequenceStep:
 
 
 @dataclass
-class VectorStep:
+class FixedInputStep:
+    """An input other than the mutated sequence (a vector or a signal): the same for every mutant."""
+
     out: int
     index: int  # position in run.others
     dtype: str
 
     def __call__(self, run):
         value = tf.cast(run.others[self.index], self.dtype)
-        run.env[self.out] = tf.tile(value[None], [tf.shape(run.positions)[0], 1])
+        run.env[self.out] = tf.tile(value[None], [tf.shape(run.positions)[0]] + [1] * len(value.shape))
 
 
 @dataclass

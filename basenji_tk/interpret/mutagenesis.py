@@ -110,6 +110,12 @@ def importance(scores: np.ndarray) -> np.ndarray:
     return np.take_along_axis(scores, pick[:, None, :], axis=1)[:, 0, :]
 
 
+def _swap_strands(x: np.ndarray) -> np.ndarray:
+    """Swap each (+, -) pair of the last axis (a reverse complement of a stranded track)."""
+    order = np.arange(x.shape[-1]).reshape(-1, 2)[:, ::-1].reshape(-1)
+    return x[..., order]
+
+
 def _shift(one_hot: np.ndarray, shift: int) -> np.ndarray:
     """``(L, 4)`` moved ``shift`` bases right (left when negative), N-padded (as ``layers.ShiftSequence``)."""
     out = np.zeros_like(one_hot)
@@ -121,39 +127,44 @@ def _shift(one_hot: np.ndarray, shift: int) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- prediction engines
-def model_inputs(model, seqs: np.ndarray, other_inputs=None):
-    """The model's input for one-hot ``seqs`` ``(B, L, 4)``: the array itself, or a dict with
-    ``other_inputs`` (``{name: (D,)}``, the same for every sequence) repeated over the batch."""
-    from basenji_tk.model.models import SEQUENCE
-
+def model_inputs(model, seqs: np.ndarray, other_inputs=None, sequence: str = "sequence"):
+    """The model's input for one-hot ``seqs`` ``(B, L, 4)``: the array itself, or a dict with the
+    sequences under ``sequence`` (the input's name) and ``other_inputs`` (``{name: array}``, the
+    same for every sequence) repeated over the batch."""
     if not isinstance(model.input, dict):
         return seqs
     other = other_inputs or {}
-    missing = [k for k in model.input if k != SEQUENCE and k not in other]
+    missing = [k for k in model.input if k != sequence and k not in other]
     if missing:
         raise InputError(f"model '{model.name}' also takes the input '{missing[0]}'; give it with the sequences")
-    return {SEQUENCE: seqs, **{k: np.repeat(np.asarray(v, dtype=np.float32)[None], len(seqs), axis=0)
+    return {sequence: seqs, **{k: np.repeat(np.asarray(v, dtype=np.float32)[None], len(seqs), axis=0)
                                for k, v in other.items()}}
 
 
 class Predictor:
     """Predictions of single-base mutants of one reference, averaged over ``rc`` and ``shifts``.
 
-    ``model``: a basenji_tk ``keras.Model`` (not an ensemble wrapper). ``method``: ``auto``
-    (fast path where supported, else naive), ``fast`` (an :class:`InputError` when the model
-    has a layer the fast path cannot handle) or ``naive``."""
+    ``model``: a basenji_tk ``keras.Model`` with one output (not an ensemble wrapper). ``method``:
+    ``auto`` (fast path where supported, else naive), ``fast`` (an :class:`InputError` when the
+    model has a layer the fast path cannot handle) or ``naive``. ``sequence``: the name of the
+    DNA input of a model that takes a dict. With ``rc``, the positional inputs named in
+    ``signals`` (``{name: stranded}``) are reversed with the sequence (their (+, -) channel pairs
+    swapped when stranded), and reversed positional outputs flipped back (pairs swapped with
+    ``output_strands``), as :meth:`basenji_tk.analysis.trained.TrainedModel.predictor` does."""
 
-    def __init__(self, model, method: str = "auto", rc: bool = False, shifts=(0,), batch_size: int = 32):
+    def __init__(self, model, method: str = "auto", rc: bool = False, shifts=(0,), batch_size: int = 32,
+                 sequence: str = "sequence", signals=None, output_strands: bool = False):
         from basenji_tk.interpret import fastism
 
         if method not in METHODS:
             raise InputError(f"--method: '{method}' (expected one of {', '.join(METHODS)})")
         self.model, self.rc, self.shifts, self.batch_size = model, bool(rc), tuple(int(s) for s in shifts), batch_size
+        self.sequence, self.signals, self.output_strands = sequence, dict(signals or {}), bool(output_strands)
         self.engine = None
         self.method = "naive"
         if method != "naive":
             try:
-                self.engine = fastism.FastISM(model)
+                self.engine = fastism.FastISM(model, sequence if isinstance(model.input, dict) else None)
                 self.method = "fast"
             except fastism.NotSupported as err:
                 if method == "fast":
@@ -166,13 +177,23 @@ class Predictor:
             return np.zeros((0, *self.model.output_shape[1:]), dtype=np.float32)
         if self.engine is not None:
             return self.engine.predict_mutants(reference, positions, bases, other, self.batch_size)
-        return naive_predict_mutants(self.model, reference, positions, bases, other, self.batch_size)
+        return naive_predict_mutants(self.model, reference, positions, bases, other, self.batch_size, self.sequence)
 
     def _reference(self, reference, other):
         if self.engine is not None:  # from the activations it caches for the mutants anyway
             return self.engine.reference_prediction(reference, other)
-        x = model_inputs(self.model, reference[None], other)
+        x = model_inputs(self.model, reference[None], other, self.sequence)
         return np.asarray(self.model(x, training=False), dtype=np.float32)[0]
+
+    def _reversed_inputs(self, other):
+        if not other:
+            return other
+        out = dict(other)
+        for name, stranded in self.signals.items():
+            if name in out:
+                value = np.asarray(out[name])[::-1]
+                out[name] = _swap_strands(value) if stranded else value.copy()
+        return out
 
     def predict(self, reference: np.ndarray, positions, bases, other_inputs=None):
         """``(ref_pred (*out), mutant_preds (M, *out))`` for ``reference`` ``(L, 4)`` float32."""
@@ -188,11 +209,14 @@ class Predictor:
                 seq = moved[::-1, ::-1].copy() if reverse else moved
                 q = L - 1 - p[inside] if reverse else p[inside]
                 b = 3 - bases[inside] if reverse else bases[inside]
-                ref = self._reference(seq, other_inputs)
+                other = self._reversed_inputs(other_inputs) if reverse else other_inputs
+                ref = self._reference(seq, other)
                 out = np.repeat(ref[None], len(positions), axis=0)
-                out[inside] = self._one(seq, q, b, other_inputs)
+                out[inside] = self._one(seq, q, b, other)
                 if reverse and self.positional:
                     ref, out = ref[::-1], out[:, ::-1]
+                    if self.output_strands:
+                        ref, out = _swap_strands(ref), _swap_strands(out)
                 ref_sum = ref.astype(np.float64) if ref_sum is None else ref_sum + ref
                 mut_sum = out.astype(np.float64) if mut_sum is None else mut_sum + out
                 n += 1
@@ -268,18 +292,20 @@ def _naive_fn(model):
     return _NAIVE_FNS[model]
 
 
-def naive_predict_mutants(model, reference, positions, bases, other_inputs=None, batch_size=64) -> np.ndarray:
+def naive_predict_mutants(model, reference, positions, bases, other_inputs=None, batch_size=64,
+                          sequence: str = "sequence") -> np.ndarray:
     """The plain way: build each full one-hot mutant and run the model on it, ``batch_size`` at a time.
 
     Same arguments and result as :meth:`basenji_tk.interpret.fastism.FastISM.predict_mutants`:
-    ``(M, *output_shape[1:])`` float32. The reference for tests and benchmarks."""
-    from basenji_tk.model.models import SEQUENCE
-
+    ``(M, *output_shape[1:])`` float32; ``sequence`` names the DNA input of a model that takes a
+    dict. The reference for tests and benchmarks."""
     reference = np.asarray(reference, dtype=np.float32)
     length, depth = reference.shape
     positions, bases = check_mutants(positions, bases, length, depth)
     named = isinstance(model.input, dict)
-    others = {k: np.asarray(v, dtype=np.float32).reshape(1, -1) for k, v in (other_inputs or {}).items()}
+    shapes = {k: tuple(v.shape[1:]) for k, v in model.input.items()} if named else {}
+    others = {k: np.asarray(v, dtype=np.float32).reshape((1,) + shapes.get(k, np.shape(v)))
+              for k, v in (other_inputs or {}).items()}
     fn = _naive_fn(model)
     eye = np.eye(depth, dtype=np.float32)
     out = np.empty((len(positions), *model.output_shape[1:]), dtype=np.float32)
@@ -287,7 +313,7 @@ def naive_predict_mutants(model, reference, positions, bases, other_inputs=None,
         x = np.repeat(reference[None], len(p), axis=0)
         x[np.arange(len(p)), p] = eye[b]
         if named:
-            x = {SEQUENCE: x, **{k: np.repeat(v, len(p), axis=0) for k, v in others.items()}}
+            x = {sequence: x, **{k: np.repeat(v, len(p), axis=0) for k, v in others.items()}}
         y = np.asarray(fn(x), dtype=np.float32)
         out[begin:begin + batch_size] = y[:len(out) - begin]
     return out
