@@ -75,6 +75,20 @@ def add_prediction_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras")
 
 
+def add_input_options(p: argparse.ArgumentParser) -> None:
+    """What fills a model's inputs besides the DNA (:mod:`basenji_tk.analysis.inputs`): a context
+    vector, fixed values, and where the training dataset is now."""
+    p.add_argument("--context", default=None, metavar="NAME",
+                   help="context (cell type) whose vector a two-input model takes: a context of the training "
+                        "pairs dataset, or a row of --context_tsv")
+    p.add_argument("--context_tsv", default=None, metavar="FILE",
+                   help="TSV of contexts x features (as make_pairs.py's TABLE) to take the --context row from")
+    p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+                   help="a fixed value for a model input: a number, v1,v2,... or FILE.npy (repeatable)")
+    p.add_argument("--data", default=None, metavar="DIR",
+                   help="the training dataset folder, if it moved since training (for its context table)")
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Show defaults and keep the description's own line breaks.
 

@@ -137,3 +137,9 @@ def tiny_model(tmp_path_factory, demo_dataset):
     out = work / "model"
     run_script("train.py", "-q", "--seed", 0, params, demo_dataset, "-o", out, check=True)
     return out
+
+
+# The model zoo (tests/zoo.py): session fixtures zoo, zoo_binned, zoo_pairs, zoo_profile, zoo_table,
+# zoo_signal, zoo_imported_keras, zoo_imported_h5. Imported last: zoo.py imports from this module.
+from zoo import (zoo, zoo_binned, zoo_imported_h5, zoo_imported_keras, zoo_pairs, zoo_profile,  # noqa: E402,F401
+                 zoo_signal, zoo_table)

@@ -377,3 +377,26 @@ def old_plan(targets_file, pool_width, target_dtype="float16") -> FeaturePlan:
     spec = {"sequence": True, "labels": {"target": {"tracks": os.path.abspath(str(targets_file)),
                                                     "resolution": pool_width, "dtype": target_dtype}}}
     return plan_from_dict(spec, str(targets_file))
+
+
+def signal_plan(feature, where: str) -> FeaturePlan:
+    """The plan that reads a dataset's signal input ``feature`` again for new windows (prediction),
+    from what its ``meta`` recorded: the same tracks table, resolution, crop, smoothing, binarising,
+    transform and scale. ``where`` names the file the feature came from in errors."""
+    meta = feature.meta or {}
+    if feature.kind != "signal" or not meta.get("tracks"):
+        raise InputError(f"{where}: feature '{feature.name}' names no tracks table to read it from")
+    spec = {"tracks": meta["tracks"], "resolution": feature.resolution, "strands": bool(feature.strands),
+            "dtype": feature.dtype if feature.dtype in DTYPES else "float32"}
+    for key, name in (("crop_bp", "crop"), ("smooth_sigma", "smooth_sigma"), ("binarize", "binarize"),
+                      ("scale", "scale")):
+        if meta.get(key) is not None:
+            spec[name] = meta[key]
+    pseudocount = meta.get("log_pseudocount")
+    if pseudocount is not None:
+        if float(pseudocount) != 1.0:
+            raise InputError(f"{where}: feature '{feature.name}' was log transformed with pseudocount {pseudocount}; "
+                             "signal inputs know only log1p")
+        spec["transform"] = "log1p"
+    group = _group(where, "inputs", feature.name, spec, os.path.dirname(os.path.abspath(meta["tracks"])))
+    return FeaturePlan(path=where, sequence=False, groups=[group])

@@ -256,8 +256,14 @@ _SAID_OLD = set()
 def load_spec(data_dir) -> DatasetSpec:
     """Read and check a dataset folder's contract (either format)."""
     data_dir = str(data_dir)
-    stats = load_statistics(data_dir)
-    where = os.path.join(data_dir, STATISTICS)
+    return spec_from_statistics(load_statistics(data_dir), data_dir, os.path.join(data_dir, STATISTICS))
+
+
+def spec_from_statistics(stats: dict, data_dir, where: str, note_old: bool = True) -> DatasetSpec:
+    """The contract of the dataset folder ``data_dir`` from its statistics ``stats`` (read from
+    ``where``, e.g. the copy a model folder keeps); the folder itself is not read. ``note_old``:
+    log once that an old-format folder is read as it is."""
+    data_dir = str(data_dir)
     if "features" in stats:
         if not isinstance(stats["features"], dict) or not stats["features"]:
             raise InputError(f"{where}: 'features' must be an object with at least one feature")
@@ -267,7 +273,7 @@ def load_spec(data_dir) -> DatasetSpec:
             raise InputError(f"{where}: kind must be one of {', '.join(BUILDERS)}, got {kind!r}")
     else:
         features, kind = old_features(stats, where), "tiling"
-        if os.path.abspath(data_dir) not in _SAID_OLD:
+        if note_old and os.path.abspath(data_dir) not in _SAID_OLD:
             _SAID_OLD.add(os.path.abspath(data_dir))
             log.info(f"{data_dir}: {OLD_FORMAT} dataset (no 'features' in {STATISTICS}); read as it is, "
                      "as features 'sequence' + 'target'")
