@@ -1,4 +1,10 @@
-"""``sat_mut.py``: saturation mutagenesis around BED regions or VCF SNPs, written to ``scores.h5``."""
+"""``sat_mut.py``: saturation mutagenesis around BED regions or VCF SNPs, written to ``scores.h5``.
+
+Any model with a DNA sequence input: its other inputs (a context's vector, signal tracks, fixed
+values) are filled once per window (:func:`basenji_tk.analysis.inputs.resolve_inputs`) and held
+fixed while the sequence is mutated, so the scores answer what the sequence needs in that context.
+The output explained and how it is scored per kind: :mod:`basenji_tk.interpret.scoring`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +14,8 @@ import numpy as np
 
 from basenji_tk import files
 from basenji_tk.errors import InputError
-from basenji_tk.interpret.mutagenesis import STATS, Predictor, importance, saturation_mutagenesis, score_bins
+from basenji_tk.interpret.mutagenesis import STATS, Predictor, importance, saturation_mutagenesis
+from basenji_tk.interpret.scoring import choose_output, scored_bins
 from basenji_tk.interpret.sites import read_sites, variant_sites
 
 log = logging.getLogger("basenji_tk")
@@ -16,10 +23,13 @@ log = logging.getLogger("basenji_tk")
 
 def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 200, stat: str = "sum",
             targets=None, rc: bool = False, shifts=(0,), batch_size: int = 32, method: str = "auto",
-            tss_flank: int = 0, float32: bool = False, plots: bool = False, model_file=None,
-            quiet: bool = False, force: bool = False) -> dict:
+            tss_flank: int = 0, float32: bool = False, plots: bool = False, model_file=None, output=None,
+            inputs=None, quiet: bool = False, force: bool = False) -> dict:
     """``sat_mut.py``: ISM of the central ``mut_len`` bp of a window centred on each BED region or
-    VCF SNP (both alleles). Writes ``out_dir/scores.h5`` (and PNGs with ``plots``); returns counts."""
+    VCF SNP (both alleles). Writes ``out_dir/scores.h5`` (and PNGs with ``plots``); returns counts.
+
+    ``output``: the model output to score (needed when there are several); ``inputs``: an
+    :class:`~basenji_tk.analysis.inputs.InputOptions` for the model's other inputs."""
     import os
     import time
 
@@ -27,8 +37,10 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
     from tqdm import tqdm
 
     from basenji_tk import cli
+    from basenji_tk.analysis.inputs import resolve_inputs
+    from basenji_tk.analysis.predict import _tmp_name
+    from basenji_tk.analysis.trained import TrainedModel
     from basenji_tk.data import dna
-    from basenji_tk.analysis.predict import _tmp_name, bin_offset, load_trained, open_genome, training_statistics
 
     if (bed is None) == (vcf is None):
         raise InputError("give either a BED file of regions or --vcf, not both")
@@ -37,29 +49,42 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
     if int(batch_size) < 1 or int(mut_len) < 1 or int(tss_flank) < 0:
         raise InputError("expected --batch_size >= 1, --mut_len >= 1 and --tss_flank >= 0")
     shifts = tuple(int(x) for x in shifts) or (0,)
-    stats, stats_path = training_statistics(model_dir)
-    genome = open_genome(fasta, stats, stats_path)
+    from basenji_tk.model.models import receptive_field
+
+    tm = TrainedModel.load(model_dir, model_file)
+    seq = tm.sequence
+    if seq is None:
+        raise InputError(f"sat_mut.py mutates a DNA sequence input, and {tm.model_path} has none (inputs: "
+                         f"{', '.join(f'{i.name} {i.kind}' for i in tm.inputs.values())}); saliency.py "
+                         "attributes its predictions to those inputs")
+    L = tm.seq_length
+    if tm.window != L or seq.offset:
+        raise InputError(f"{tm.model_path}: the sequence input covers {L:,} bp of a {tm.window:,} bp window; "
+                         "sat_mut.py needs it to be the whole window")
+    scored = choose_output(tm, output, targets)
+    chosen, out = scored.targets, scored.info
+    if mut_len > L:
+        raise InputError(f"--mut_len {mut_len} is longer than the model's {L:,} bp input")
+    if any(abs(s) >= L for s in shifts):
+        raise InputError(f"--shifts: every shift must be shorter than the model's {L:,} bp input")
+    genome = tm.genome(fasta)
     if bed is not None:
         sites, counts = read_sites(bed, genome), {}
     else:
         sites, counts = variant_sites(vcf, genome)
+    fill = resolve_inputs(tm, inputs, genome.sizes)  # every input option's error comes here, before any work
+    mut_start = L // 2 - mut_len // 2
+    mut_stop = mut_start + mut_len
+    scored_bins(scored, stat, mut_start, mut_stop, L // 2, tss_flank)  # a statistic the output cannot take
 
     with files.claim(out_dir):
-        from basenji_tk.model.models import receptive_field
+        tidx = scored.target_index
+        pool_width, offset = (out.resolution, out.offset) if out.positional else (1, 0)
+        field = receptive_field(scored.model)
+        signals = {i.name: bool(i.feature is not None and i.feature.strands) for i in tm.extra_inputs
+                   if i.kind == "signal"}
+        predictor = Predictor(scored.model, method, rc, shifts, int(batch_size), seq.name, signals, out.strands)
 
-        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, targets)
-        L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
-        if mut_len > L:
-            raise InputError(f"--mut_len {mut_len} is longer than the model's {L:,} bp input")
-        if any(abs(s) >= L for s in shifts):
-            raise InputError(f"--shifts: every shift must be shorter than the model's {L:,} bp input")
-        tidx = np.array([c[0] for c in chosen])
-        offset = bin_offset(L, num_bins, pool_width)
-        field = receptive_field(model)
-        predictor = Predictor(model, method, rc, shifts, int(batch_size))
-
-        mut_start = L // 2 - mut_len // 2
-        mut_stop = mut_start + mut_len
         todo, padded, off_end = [], 0, 0
         for s in sites:
             mid = (s.start + s.end) // 2
@@ -85,9 +110,10 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
         dtype = "float32" if float32 else "float16"
         predicted = skipped = 0
         started = time.time()
-        log.info(f"mutating {n:,} sequences x {mut_len} bp x 3 bases ({predictor.method} path, stat {stat})")
+        log.info(f"mutating {n:,} sequences x {mut_len} bp x 3 bases ({predictor.method} path, "
+                 f"{scored.describe()}{f', stat {stat}' if out.positional else ''})")
         try:
-            with h5py.File(tmp, "w") as h5:
+            with fill, h5py.File(tmp, "w") as h5:
                 seqs = h5.create_dataset("seqs", (n, mut_len, 4), dtype="uint8")
                 scores = h5.create_dataset("scores", (n, mut_len, 4, T), dtype=dtype,
                                            chunks=(1, mut_len, 4, T), compression="gzip")
@@ -101,10 +127,10 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
                         text = text[:k] + s.alt + text[k + 1:]
                     one_hot = dna.one_hot(text, dtype=np.float32)
                     position = (s.start + s.end) // 2 - w0
-                    bins = score_bins(stat, num_bins, pool_width, offset, mut_start, mut_stop, position, tss_flank) \
-                        if predictor.positional else np.zeros(0, np.int64)
+                    bins = scored_bins(scored, stat, mut_start, mut_stop, position, tss_flank)
+                    other = fill((s.chrom, w0, w0 + L)) if tm.extra_inputs else None
                     res = saturation_mutagenesis(predictor, one_hot, mut_start, mut_stop, bins, tidx, pool_width,
-                                                 offset, field)
+                                                 offset, field, other)
                     seqs[i] = one_hot[mut_start:mut_stop].astype(np.uint8)
                     scores[i] = res.scores
                     imp[i] = importance(res.scores)
@@ -125,9 +151,10 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
                 h5.create_dataset("site_end", data=np.array([s.end for s, _ in todo], dtype=np.int64))
                 counts.update(mutants_predicted=predicted, mutants_out_of_reach=skipped, seconds=round(seconds, 2),
                               mutants_per_second=round(predicted / seconds, 1) if seconds > 0 else None)
-                h5.attrs.update(model=os.path.abspath(model_path), genome=os.path.abspath(genome.path), stat=stat,
+                h5.attrs.update(model=os.path.abspath(tm.model_path), genome=os.path.abspath(genome.path), stat=stat,
                                 mut_len=mut_len, tss_flank=tss_flank, rc=bool(rc), shifts=",".join(map(str, shifts)),
-                                method=predictor.method, seq_length=L, pool_width=pool_width,
+                                method=predictor.method, seq_length=L, pool_width=pool_width, output=out.name,
+                                output_kind=out.kind, **input_attrs(inputs),
                                 **{k: v for k, v in counts.items() if v is not None})
             os.replace(tmp, out_path)
         finally:
@@ -139,6 +166,14 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
         if plots:
             counts["plots"] = len(plot_scores(out_path, os.path.join(str(out_dir), "plots")))
         return counts
+
+
+def input_attrs(inputs) -> dict:
+    """What filled the model's other inputs, as HDF5 attributes (``context``, ``context_tsv``, ``inputs``)."""
+    if inputs is None:
+        return {}
+    got = {"context": inputs.context, "context_tsv": inputs.context_tsv, "inputs": ";".join(inputs.values)}
+    return {k: v for k, v in got.items() if v}
 
 
 def plot_scores(scores_path, plot_dir) -> list[str]:
