@@ -379,7 +379,8 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
 
     from basenji_tk import cli
     from basenji_tk.data import dna
-    from basenji_tk.analysis.predict import _tmp_name, bin_offset, load_trained, open_genome, training_statistics
+    from basenji_tk.analysis.predict import _tmp_name, bin_offset
+    from basenji_tk.analysis.trained import TrainedModel, folder_genome
 
     if (bed is None) == (vcf is None):
         raise InputError("give either a BED file of regions or --vcf, not both")
@@ -388,8 +389,7 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
     if int(batch_size) < 1 or int(mut_len) < 1 or int(tss_flank) < 0:
         raise InputError("expected --batch_size >= 1, --mut_len >= 1 and --tss_flank >= 0")
     shifts = tuple(int(x) for x in shifts) or (0,)
-    stats, stats_path = training_statistics(model_dir)
-    genome = open_genome(fasta, stats, stats_path)
+    genome = folder_genome(model_dir, fasta)
     if bed is not None:
         sites, counts = read_sites(bed, genome), {}
     else:
@@ -398,7 +398,8 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
     with files.claim(out_dir):
         from basenji_tk.model.models import receptive_field
 
-        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, targets)
+        tm = TrainedModel.load(model_dir, model_file)
+        model, model_path, details, chosen = tm.model, tm.model_path, tm.track_layout("sat_mut.py"), tm.select_targets(targets)
         L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
         if mut_len > L:
             raise InputError(f"--mut_len {mut_len} is longer than the model's {L:,} bp input")
@@ -535,18 +536,18 @@ def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "
     from basenji_tk import cli, plots as plot
     from basenji_tk.data import dna
     from basenji_tk.analysis.evaluate import file_label
-    from basenji_tk.analysis.predict import _tmp_name, bin_offset, load_trained, open_genome, training_statistics, \
-        write_window_bigwigs
+    from basenji_tk.analysis.predict import _tmp_name, bin_offset, write_window_bigwigs
+    from basenji_tk.analysis.trained import TrainedModel, folder_genome
 
     if stat not in STATS:
         raise InputError(f"--stat: '{stat}' (expected one of {', '.join(STATS)})")
-    stats, stats_path = training_statistics(model_dir)
-    genome = open_genome(fasta, stats, stats_path)
+    genome = folder_genome(model_dir, fasta)
     sites = read_sites(bed, genome)
 
     with files.claim(out_dir):
-        model, model_path, details, chosen = load_trained(model_dir, model_file, stats, stats_path, target,
-                                                           option="--target")
+        tm = TrainedModel.load(model_dir, model_file)
+        model, model_path = tm.model, tm.model_path
+        details, chosen = tm.track_layout("saliency.py"), tm.select_targets(target, option="--target")
         L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
         if len(chosen) != 1:
             raise InputError(f"--target: choose one target, got {len(chosen)}")
