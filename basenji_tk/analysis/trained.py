@@ -430,19 +430,33 @@ class TrainedModel:
             self._predictors[key] = self._build_predictor(*key)
         return self._predictors[key]
 
+    def _output_tensor(self, name: str, logits: bool):
+        t = _model_outputs(self.model)[name]
+        if not logits:
+            return t
+        activation, tensor = final_activation(t)
+        if tensor is None:
+            raise InputError(f"{self.model_path}: output '{name}' has no separate final activation "
+                             f"({activation or 'linear'}); its logits are not available")
+        return tensor
+
+    def output_model(self, name=None, logits: bool = False, option: str = "--output"):
+        """ONE output of the model itself (no ensembling) as a keras.Model on the model's own layers,
+        taking what ``tm.model`` takes; ``logits``: before its final sigmoid/softmax (see
+        :meth:`predictor`). ``name`` as in :meth:`output`."""
+        import keras
+
+        out = self.output(name, option)
+        key = ("output", out.name, bool(logits))
+        if key not in self._predictors:
+            self._predictors[key] = keras.Model(self.model.input, self._output_tensor(out.name, logits),
+                                                name=f"{self.model.name}_{out.name}")
+        return self._predictors[key]
+
     def _base(self, logits: bool):
         import keras
 
-        outs = _model_outputs(self.model)
-        if logits:
-            pre = {}
-            for name, t in outs.items():
-                activation, tensor = final_activation(t)
-                if tensor is None:
-                    raise InputError(f"{self.model_path}: output '{name}' has no separate final activation "
-                                     f"({activation or 'linear'}); its logits are not available")
-                pre[name] = tensor
-            outs = pre
+        outs = {name: self._output_tensor(name, logits) for name in _model_outputs(self.model)}
         return keras.Model(self.model.input, outs, name=f"{self.model.name}_outputs")
 
     def _build_predictor(self, rc: bool, shifts: tuple, logits: bool):
