@@ -286,3 +286,23 @@ def test_import_model_errors(case, tmp_path):
                  "targets_count": ["--targets", "2 names", "3 targets"]}[case]
         assert_clean_failure(proc, *words)
     assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- hyper_search.py
+@pytest.mark.parametrize("kind,objective", [("table", "valid_pearsonr"), ("pairs", "valid_auprc")])
+def test_hyper_search_runs_on_a_table_and_a_pairs_model(kind, objective, request, tmp_path):
+    """Two trials on the zoo's table dataset (one named head: its valid Pearson r) and on its pairs
+    dataset (the AUPRC of the valid pairs' probabilities)."""
+    from conftest import write_json
+
+    z = request.getfixturevalue(f"zoo_{kind}")
+    domain = write_json(tmp_path / "domain.json", {"train.learning_rate": {"type": "continuous",
+                                                                            "range": [1e-4, 1e-2], "log": True}})
+    out = tmp_path / "search"
+    proc = run_script("hyper_search.py", "-q", z.model_dir.parent / "model_params.json", domain, z.data_dir, "-o", out,
+                      "-n", 2, "--init", 2, "--epochs", 1, "--steps", 2, "--objective", objective)
+    assert proc.returncode == 0, proc.stderr
+    trials = pd.read_csv(out / "trials.tsv", sep="\t")
+    assert list(trials["status"]) == ["ok", "ok"], list(trials["error"])
+    assert np.isfinite(trials["objective"]).all() and ((trials["objective"] >= -1) & (trials["objective"] <= 1)).all()
+    assert (out / "best" / "model_best.keras").exists()
