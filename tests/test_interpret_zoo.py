@@ -203,9 +203,7 @@ def test_saliency_on_the_context_vector(zoo_pairs, tmp_path):
     assert rows[1].split("\t")[1] == names[int(np.argmax(np.abs(per_feature).mean(axis=0)))]
     assert (out / "top_features.png").exists()
     # finite difference of the logit along the top feature, region 0
-    from basenji_tk.interpret.scoring import output_model
-
-    logit = output_model(tm, "accessible", logits=True)
+    logit = tm.output_model("accessible", logits=True)
     k = int(np.argmax(np.abs(grads[0])))
     seq = dna.one_hot(genome.fetch("20", int(starts[0]), int(starts[0]) + tm.window), dtype=np.float32)[None]
     eps = 1e-2 * max(1.0, abs(float(context[k])))

@@ -512,8 +512,7 @@ def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = F
     A finished ``out_dir`` (sed.h5 or sed.tsv) is kept unless ``force``; an interrupted one is
     continued with ``restart`` (its inputs must be unchanged) or replaced with ``force``."""
     from basenji_tk import files
-    from basenji_tk.analysis.evaluate import MODEL_FILE
-    from basenji_tk.analysis.predict import open_genome, training_statistics
+    from basenji_tk.analysis.trained import folder_genome, model_path_of
 
     if int(batch_size) < 1:
         raise InputError(f"--batch_size: expected a positive number, got {batch_size}")
@@ -522,10 +521,8 @@ def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = F
     for path, what in ((vcf, "VCF"), (genes_path, "genes")):
         if not os.path.isfile(str(path)):
             raise InputError(f"{path}: no such {what} file")
-    model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
-    if not os.path.isfile(model_path):
-        raise InputError(f"{model_path}: model file not found")
-    stats, stats_path = training_statistics(model_dir)
+    model_path = model_path_of(model_dir, model_file)
+    stats, stats_path = None, None
     with files.claim(out_dir):
         resume = restart and _resumable(out_dir)
         if not resume:
@@ -535,7 +532,7 @@ def score_variants(model_dir, vcf, genes_path, out_dir, fasta=None, rc: bool = F
                                  "it or --force to start again")
             if restart:
                 log.info(f"--restart: no interrupted run in {out_dir}; starting from the beginning")
-        genome = open_genome(fasta, stats, stats_path)
+        genome = folder_genome(model_dir, fasta)
         inputs = {"VCF": vcf, "genes file": genes_path, "FASTA": genome.path, "model file": model_path}
         if resume:
             _check_restart_inputs(out_dir, inputs)
@@ -553,8 +550,8 @@ def _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, ou
     from tqdm import tqdm
 
     from basenji_tk import cli
-    from basenji_tk.analysis.evaluate import ensemble_model, predict_batch
-    from basenji_tk.analysis.predict import bin_offset, load_trained
+    from basenji_tk.analysis.predict import bin_offset
+    from basenji_tk.analysis.trained import TrainedModel
 
     genes, gene_counts = read_genes(genes_path, genome)
     variants = read_vcf(vcf, genome, max_indel)
@@ -571,9 +568,10 @@ def _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, ou
              f"{counts['vcf_long_indel_skipped'] + counts['vcf_symbolic_skipped']:,} other alleles skipped); "
              f"{len(genes):,} genes")
 
-    model, model_path, details, chosen = load_trained(model_dir, model_path, stats, stats_path, targets)
+    tm = TrainedModel.load(model_dir, model_path)
+    details, chosen = tm.track_layout("sed.py"), tm.select_targets(targets)
     seq_length, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
-    model = ensemble_model(model, rc, shifts, seq_length)
+    model = tm.predictor(rc, shifts)
     index = np.array([c[0] for c in chosen])
     windows = gene_windows(genes, variants, seq_length, num_bins, pool_width,
                            bin_offset(seq_length, num_bins, pool_width), genome.sizes, counts)
@@ -604,7 +602,7 @@ def _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, ou
     started = time.time()
     try:
         with tqdm(total=pairs, desc="variants", unit="variant", disable=not cli.show_progress(quiet)) as bar:
-            score_windows(lambda x: predict_batch(model, x), genome, todo, variants, seq_length, max_indel,
+            score_windows(lambda x: np.asarray(model.predict_on_batch(x)[next(iter(tm.outputs))], np.float32), genome, todo, variants, seq_length, max_indel,
                           int(batch_size), emit, naive=naive, progress=bar.update)
     except BaseException:
         writer.abort()

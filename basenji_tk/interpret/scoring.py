@@ -2,7 +2,8 @@
 
 A model may have several named outputs (:class:`basenji_tk.analysis.trained.TrainedModel`);
 the scripts explain one (``--output NAME``; the only one by default), as a model of its own
-on the same layers (:func:`output_model`), and score it by what the output is:
+on the same layers (:meth:`~basenji_tk.analysis.trained.TrainedModel.output_model`), and score
+it by what the output is:
 
 * ``binned`` tracks and ``profile`` outputs (positions x targets): the chosen targets summed
   over the bins ``--stat`` picks (:func:`basenji_tk.interpret.mutagenesis.score_bins`). A profile
@@ -28,33 +29,10 @@ from basenji_tk.interpret.mutagenesis import score_bins
 SQUASHING = ("sigmoid", "softmax")
 
 
-def output_model(tm, name: str, logits: bool = False):
-    """A ``keras.Model`` with ``tm.model``'s inputs and the one output ``name`` (before its final
-    sigmoid/softmax with ``logits``), on the model's own layers (no copy of the weights)."""
-    import keras
-
-    from basenji_tk.analysis.trained import final_activation
-
-    out = tm.model.output
-    if isinstance(out, dict):
-        tensor = out[name]
-    elif isinstance(out, (list, tuple)):
-        tensor = out[0] if len(out) == 1 else next(t for t in out if t._keras_history[0].name == name)
-    else:
-        tensor = out
-    if logits:
-        activation, pre = final_activation(tensor)
-        if pre is None:
-            raise InputError(f"--logit: output '{name}' of {tm.model_path} has no separate final activation "
-                             f"({activation or 'linear'}); its logits are not available")
-        tensor = pre
-    return keras.Model(tm.model.input, tensor, name=f"{tm.model.name}_{name}{'_logits' if logits else ''}")
-
-
 @dataclass
 class ScoredOutput:
     """The output a script explains: ``info`` (its :class:`~basenji_tk.analysis.trained.OutputInfo`),
-    ``model`` (one output, see :func:`output_model`), ``targets`` ``[(index, id, label)]`` chosen,
+    ``model`` (one output, on the model's own layers), ``targets`` ``[(index, id, label)]`` chosen,
     ``logit`` (explained before its sigmoid/softmax)."""
 
     info: object
@@ -90,7 +68,7 @@ def choose_output(tm, output=None, targets=None, logit: bool = False, target_opt
     if logit and info.activation not in SQUASHING:
         raise InputError(f"--logit: output '{info.name}' of {tm.model_path} does not end in a sigmoid or softmax "
                          f"(its final activation: {info.activation or 'linear'}), so it has no logit to explain")
-    return ScoredOutput(info, output_model(tm, info.name, logit), chosen, bool(logit))
+    return ScoredOutput(info, tm.output_model(info.name, logits=logit), chosen, bool(logit))
 
 
 def scored_bins(scored: ScoredOutput, stat: str, start: int, stop: int, position: int | None = None,
