@@ -117,8 +117,8 @@ MOVED = {
     "variants": ("analysis.variants", "analysis.effects", "analysis.sedwriter", "io.vcf", "io.genes"),
     "ld": ("analysis.ld", "io.genotypes", "analysis.sedld_stats", "analysis.sedld_inputs", "analysis.sedld_outputs",
            "analysis.sedld", "analysis.gwas"),
-    "ism": "interpret.ism",
-    "fastism": "interpret.fastism",
+    "ism": ("interpret.mutagenesis", "interpret.satmut", "interpret.saliency", "interpret.sites"),
+    "fastism": ("interpret.fastism", "interpret.fastism_layers", "interpret.mutagenesis"),
 }
 
 

@@ -83,7 +83,7 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
                         "pairs dataset, or a row of --context_tsv")
     p.add_argument("--context_tsv", default=None, metavar="FILE",
                    help="TSV of contexts x features (as make_pairs.py's TABLE) to take the --context row from")
-    p.add_argument("--input", action="append", default=[], metavar="NAME=VALUE",
+    p.add_argument("--input", action="append", default=None, metavar="NAME=VALUE",
                    help="a fixed value for a model input: a number, v1,v2,... or FILE.npy (repeatable)")
     p.add_argument("--data", default=None, metavar="DIR",
                    help="the training dataset folder, if it moved since training (for its context table)")

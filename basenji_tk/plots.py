@@ -121,6 +121,47 @@ def tracks(y, p, path, target_ids, region_label: str = "", bin_width: int | None
     return _save(fig, path)
 
 
+def classifier_curves(labels, scores, path, target_ids, title: str = "") -> str:
+    """ROC (left) and precision-recall (right) curves of a binary classifier, one line per target.
+
+    ``labels`` (0/1) and ``scores`` have shape ``(N, n)`` (``(N,)`` is one target); a target whose
+    labels are all one class is left out of the plot (its AUCs are undefined). The legend gives each
+    target's AUROC and AUPRC (scikit-learn's ``roc_auc_score`` and ``average_precision_score``)."""
+    from sklearn.metrics import average_precision_score, precision_recall_curve, roc_auc_score, roc_curve
+
+    y, s = np.asarray(labels, dtype=np.float64), np.asarray(scores, dtype=np.float64)
+    y, s = (y[:, None], s[:, None]) if y.ndim == 1 else (y, s)
+    if y.shape != s.shape or y.ndim != 2:
+        raise InputError(f"classifier_curves: expected labels and scores of one shape (N, n), got {y.shape} "
+                         f"and {s.shape}")
+    target_ids = [str(t) for t in target_ids]
+    fig, (roc, pr) = plt.subplots(1, 2, figsize=(9, 4.2))
+    roc.plot([0, 1], [0, 1], color="0.8", linewidth=1)
+    drawn = 0
+    for k, target in enumerate(target_ids):
+        truth = y[:, k] > 0.5
+        if truth.all() or not truth.any():
+            continue
+        fpr, tpr, _ = roc_curve(truth, s[:, k])
+        precision, recall, _ = precision_recall_curve(truth, s[:, k])
+        roc.plot(fpr, tpr, linewidth=1.2, label=f"{target} ({roc_auc_score(truth, s[:, k]):.3f})")
+        pr.step(recall, precision, where="post", linewidth=1.2,
+                label=f"{target} ({average_precision_score(truth, s[:, k]):.3f})")
+        drawn += 1
+    if not drawn:
+        for ax in (roc, pr):
+            ax.text(0.5, 0.5, "labels of one class only", ha="center", va="center", transform=ax.transAxes)
+    roc.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC (AUROC)", xlim=(0, 1), ylim=(0, 1))
+    pr.set(xlabel="recall", ylabel="precision", title="precision-recall (AUPRC)", xlim=(0, 1), ylim=(0, 1.02))
+    for ax in (roc, pr):
+        if drawn:
+            ax.legend(fontsize=7, loc="lower right" if ax is roc else "lower left")
+    if title:
+        fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def gc_model_table(tsv: str, path: str, coefficients: str) -> str:
     """:func:`gc_model` from the table ``bam_cov.py`` writes (``stem.gc_model.tsv``) and the
     coefficients as a JSON list; used by bam_cov's child process."""
@@ -404,6 +445,38 @@ def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str 
     ax.set_xlabel(f"{chrom} position (bp)" if chrom else "position (bp)", fontsize=8)
     ax.set_ylabel("saliency", fontsize=8)
     ax.tick_params(labelsize=7)
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, FIGURE_DPI)
+
+
+def feature_bars(names, values, path, top: int = 20, title: str = "", xlabel: str = "gradient x input") -> str:
+    """Horizontal bars of the ``top`` features with the largest ``|values|`` (signed: red above 0,
+    blue below), largest at the top; ``names`` and ``values`` ``(F,)``. Returns ``path``. 300 dpi.
+
+    Which of a model's non-sequence features (e.g. the expression of transcription factors) a
+    prediction leans on, and in which direction."""
+    values = np.asarray(values, dtype=np.float64)
+    names = [str(n) for n in names]
+    if values.ndim != 1 or len(names) != values.size:
+        raise ShapeError(f"feature_bars: expected {len(names)} values, one per name, got shape {values.shape}")
+    if top < 1:
+        raise InputError(f"feature_bars: top must be at least 1, got {top}")
+    finite = np.where(np.isfinite(values), values, 0.0)
+    order = np.argsort(-np.abs(finite), kind="stable")[:top][::-1]  # barh draws bottom-up
+    fig, ax = plt.subplots(figsize=(6.0, float(np.clip(0.25 * len(order) + 1.0, 2.0, 12.0))))
+    if not len(order):
+        ax.text(0.5, 0.5, "no features", ha="center", va="center", transform=ax.transAxes)
+    else:
+        shown = finite[order]
+        ax.barh(np.arange(len(order)), shown, color=np.where(shown >= 0, SALIENCY_POSITIVE, SALIENCY_NEGATIVE))
+        ax.set_yticks(np.arange(len(order)), [names[k] for k in order], fontsize=7)
+        ax.axvline(0.0, color="0.4", linewidth=0.5)
+    ax.set_xlabel(xlabel, fontsize=8)
+    ax.tick_params(axis="x", labelsize=7)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     if title:

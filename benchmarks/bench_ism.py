@@ -90,6 +90,7 @@ def bench_model(name, batch_size=64, n_positions=None, quick=False, repeats=3, s
     import numpy as np
 
     from basenji_tk.interpret import fastism
+    from basenji_tk.interpret.mutagenesis import naive_predict_mutants
 
     from basenji_tk.model import models
     mp = model_params(name)
@@ -110,7 +111,7 @@ def bench_model(name, batch_size=64, n_positions=None, quick=False, repeats=3, s
     t0 = time.perf_counter()
     engine = fastism.FastISM(model)
     fast = lambda: engine.predict_mutants(reference, pos, bases, other, batch_size)
-    naive = lambda: fastism.naive_predict_mutants(model, reference, pos, bases, other, batch_size)
+    naive = lambda: naive_predict_mutants(model, reference, pos, bases, other, batch_size)
     a, b = fast(), naive()  # warm-up: traces, reference activations
     setup = time.perf_counter() - t0
     repeats = 1 if quick and name == "basenji" else repeats

@@ -123,15 +123,15 @@ def compare(pfm, motif, min_overlap=None):
 
 
 def run_set(label, regions, args, out_dir):
-    from basenji_tk.interpret import ism
+    from basenji_tk.interpret.satmut import sat_mut
 
     bed = os.path.join(out_dir, f"{label}.bed")
     with open(bed, "w") as fh:
         fh.writelines(f"{c}\t{s}\t{e}\t{label}{i}\n" for i, (c, s, e) in enumerate(regions))
     t0 = time.time()
-    counts = ism.sat_mut(args.model_dir, os.path.join(out_dir, label), bed=bed, fasta=args.fasta,
-                         mut_len=args.mut_len, stat="center", targets="ctcf", batch_size=args.batch_size,
-                         method=args.method, quiet=True)
+    counts = sat_mut(args.model_dir, os.path.join(out_dir, label), bed=bed, fasta=args.fasta,
+                     mut_len=args.mut_len, stat="center", targets="ctcf", batch_size=args.batch_size,
+                     method=args.method, quiet=True)
     import h5py
 
     with h5py.File(os.path.join(out_dir, label, "scores.h5")) as h5:

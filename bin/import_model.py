@@ -32,10 +32,10 @@ def parse_args(argv=None):
     p.add_argument("model_file", help="Keras model file (.keras or .h5)")
     p.add_argument("-o", "--out", required=True, help="model folder to write")
     p.add_argument("-l", "--seq_length", type=int, default=None, help="input length (bp) when the file leaves it open")
-    p.add_argument("--kind", action="append", default=[], metavar="[OUTPUT=]KIND", help="output kind (see above)")
-    p.add_argument("--resolution", action="append", default=[], metavar="[OUTPUT=]BP", help="bp per output position")
-    p.add_argument("--offset", action="append", default=[], metavar="[OUTPUT=]BP", help="bp before the first position")
-    p.add_argument("--targets", action="append", default=[], metavar="[OUTPUT=]NAMES", help="target names or table")
+    p.add_argument("--kind", action="append", default=None, metavar="[OUTPUT=]KIND", help="output kind (see above)")
+    p.add_argument("--resolution", action="append", default=None, metavar="[OUTPUT=]BP", help="bp per output position")
+    p.add_argument("--offset", action="append", default=None, metavar="[OUTPUT=]BP", help="bp before the first position")
+    p.add_argument("--targets", action="append", default=None, metavar="[OUTPUT=]NAMES", help="target names or table")
     p.add_argument("--fasta", default=None, help="genome FASTA the model predicts (else scripts need --fasta)")
     p.add_argument("--force", action="store_true", help="replace a model already in MODEL_DIR")
     cli.add_logging_options(p)
@@ -47,8 +47,9 @@ def main(argv=None):
     cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.analysis.cards import import_model
 
-    import_model(args.model_file, args.out, seq_length=args.seq_length, resolution=args.resolution,
-                 offset=args.offset, targets=args.targets, kinds=args.kind, fasta=args.fasta, force=args.force)
+    import_model(args.model_file, args.out, seq_length=args.seq_length, resolution=args.resolution or (),
+                 offset=args.offset or (), targets=args.targets or (), kinds=args.kind or (), fasta=args.fasta,
+                 force=args.force)
     return 0
 
 

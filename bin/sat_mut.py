@@ -16,6 +16,15 @@ output bins chosen by --stat:
   center  the bins overlapping the mutated region
   tss     the bin holding the region's midpoint (a 1-bp TSS), +- --tss_flank bins
 
+That is for binned and profile outputs; an output of one number per target (a total,
+a value, a probability) is scored by the number itself. A model with several outputs
+needs --output NAME. A profile that is a softmax over its positions sums to 1, so a
+--stat covering all its positions is refused (score fewer, or its counts output).
+A model's other inputs are held fixed while the sequence is mutated, so the scores
+say what the sequence needs in that context: a context's vector (--context NAME, from
+the training dataset or --context_tsv), signal tracks (read from the tracks the
+dataset named), or fixed values (--input NAME=VALUE|FILE.npy).
+
 Predictions use the fast ISM path (reference activations reused outside each
 mutation's band; the same numbers) where the model allows, else every mutant is
 predicted in full (--method naive forces that). With center or tss, mutations
@@ -45,6 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--stat", choices=("sum", "center", "tss"), default="sum", help="output bins a score sums over")
     p.add_argument("--tss_flank", type=int, default=0, help="with --stat tss, also this many bins either side")
     p.add_argument("--targets", default=None, help="comma-separated target indices or ids; all when not given")
+    p.add_argument("--output", default=None, help="the model output to score (when it has several)")
+    cli.add_input_options(p)
     cli.add_prediction_options(p)
     p.set_defaults(batch_size=32)
     p.add_argument("--method", choices=("auto", "fast", "naive"), default="auto", help="prediction path")
@@ -59,13 +70,14 @@ def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.analysis.evaluate import parse_shifts
-    from basenji_tk.interpret.ism import sat_mut
+    from basenji_tk.analysis.inputs import options_from_args
+    from basenji_tk.interpret.satmut import sat_mut
 
     counts = sat_mut(args.model_dir, args.out_dir, bed=args.regions, vcf=args.vcf, fasta=args.fasta,
                      mut_len=args.mut_len, stat=args.stat, targets=args.targets, rc=args.rc,
                      shifts=parse_shifts(args.shifts), batch_size=args.batch_size, method=args.method,
                      tss_flank=args.tss_flank, float32=args.float32, plots=args.plots, model_file=args.model,
-                     quiet=args.quiet, force=args.force)
+                     output=args.output, inputs=options_from_args(args), quiet=args.quiet, force=args.force)
     print(f"{args.out_dir}/scores.h5: {counts['sites'] - counts['sites_off_chromosome_end_skipped']:,} sequences, "
           f"{counts['mutants_predicted']:,} mutants at {counts['mutants_per_second'] or 0:,.0f}/s")
     return 0

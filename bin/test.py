@@ -1,13 +1,15 @@
 #!/usr/bin/env python
-"""Score a trained model on a split of a dataset: per-target accuracy table and plots."""
+"""Score a trained model (any kind) on a split of a dataset: per-target accuracy tables and plots."""
 
 import argparse
 
 from basenji_tk import cli
 
 DESCRIPTION = """\
-Predict every sequence of --split (default test) of DATA_DIR with MODEL_DIR's
-model_best.keras (or --model) and write to --out:
+Predict every example of --split (default test) of DATA_DIR (a dataset of any builder:
+tiling, regions, table, pairs) with MODEL_DIR's model (from train.py or import_model.py;
+or --model), each output against the label it was trained on, and write to --out. For
+a model of binned tracks:
 
   acc.tsv                     one row per target: index, identifier, description,
                               pearsonr, r2 (1 - SS_res/SS_tot), log_pearsonr and log_r2
@@ -19,7 +21,15 @@ model_best.keras (or --model) and write to --out:
   tracks_<chrom>_<start>.png  experiment and prediction along the 3 sequences with the
                               most experiment signal
 
-and print a short table. --rc and --shifts average the predictions over reverse
+Other outputs, by kind: probabilities (binary labels) get auroc, auprc, positives,
+count and curves_<output>.png (ROC and PR); one value per record and totals get
+pearsonr, spearmanr, r2, rmse, count and scatter_<target>.png; profiles get jsd,
+profile_pearsonr (across positions, mean over records) and count_pearsonr, and the
+profiles of the 3 records with most reads. A model of several outputs writes
+acc_<output>.tsv per output, its plots prefixed with the output's name. Inputs the
+dataset lacks come from --input NAME=VALUE or --context.
+
+Prints a short table. --rc and --shifts average the predictions over reverse
 complements and shifted copies of each sequence (write negative shifts as
 --shifts=-1,0,1). --peaks calls peaks in the experiment (Poisson, FDR 0.01) and
 scores the predictions as a peak classifier; the enrichment is AUPRC over the
@@ -31,11 +41,12 @@ split: the number to beat for a model that learnt more than base composition.
 
 def parse_args(argv=None):
     p = argparse.ArgumentParser(prog="test.py", description=DESCRIPTION, formatter_class=cli.HelpFormatter)
-    p.add_argument("model_dir", help="model folder from train.py")
-    p.add_argument("data_dir", help="dataset folder from make_targets.py")
+    p.add_argument("model_dir", help="model folder from train.py or import_model.py")
+    p.add_argument("data_dir", help="dataset folder (make_targets.py, make_regions.py, make_table.py, make_pairs.py)")
     p.add_argument("-o", "--out", default="test_out", help="folder for acc.tsv and plots")
     p.add_argument("--split", default="test", help="split to score (train, valid or test)")
     cli.add_prediction_options(p)
+    cli.add_input_options(p)
     p.add_argument("--peaks", action="store_true", help="also score predictions of called peaks")
     p.add_argument("--baseline", action="store_true", help="also score a GC/CpG linear baseline")
     p.add_argument("--no_plots", action="store_true", help="write acc.tsv only")
@@ -48,11 +59,13 @@ def main(argv=None):
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.verbose)
     from basenji_tk.analysis.evaluate import evaluate, format_table, parse_shifts
+    from basenji_tk.analysis.inputs import options_from_args
 
     shifts = parse_shifts(args.shifts)
     df = evaluate(args.model_dir, args.data_dir, args.out, split=args.split, rc=args.rc, shifts=shifts,
                   peaks=args.peaks, baseline=args.baseline, batch_size=args.batch_size,
-                  plots=not args.no_plots, model_file=args.model, quiet=args.quiet, force=args.force)
+                  plots=not args.no_plots, model_file=args.model, quiet=args.quiet, force=args.force,
+                  inputs=options_from_args(args))
     print(format_table(df))
     return 0
 

@@ -10,7 +10,8 @@ import pytest
 
 from basenji_tk.model import models
 from basenji_tk.errors import InputError
-from basenji_tk.interpret.fastism import FastISM, NotSupported, naive_predict_mutants
+from basenji_tk.interpret.fastism import FastISM, NotSupported
+from basenji_tk.interpret.mutagenesis import naive_predict_mutants
 from basenji_tk.model.params import check_params
 
 ATOL, RTOL = 1e-4, 1e-4
@@ -270,3 +271,56 @@ def test_bad_arguments():
         engine.predict_mutants(reference, [3], [4])
     with pytest.raises(InputError, match="reference must have shape"):
         engine.predict_mutants(reference[:10], [3], [1])
+
+
+def _bias_profile_model(length=120):
+    """bpAI-TAC-like (RANDOM weights): a named sequence input and a fixed Tn5-bias signal added to
+    the profile logits before a softmax over positions, in a named head (an Identity layer)."""
+    from basenji_tk.model import layers as bt_layers
+
+    keras.utils.set_random_seed(11)
+    seq, bias = keras.Input((length, 4), name="dna"), keras.Input((length, 1), name="tn5_bias")
+    x = keras.layers.Conv1D(4, 7, padding="same", activation="relu")(seq)
+    logits = keras.layers.Conv1D(2, 5, padding="same")(x)
+    profile = bt_layers.SoftmaxPositions()([logits, bias])
+    return keras.Model({"dna": seq, "tn5_bias": bias}, keras.layers.Identity(name="profile")(profile))
+
+
+def test_fixed_signal_input_and_softmax_positions():
+    model = _bias_profile_model()
+    reference = random_reference(120, seed=12)
+    other = {"tn5_bias": np.random.default_rng(13).normal(0, 1, (120, 1)).astype("float32")}
+    positions, bases = all_mutants(reference)
+    fast = FastISM(model, sequence="dna").predict_mutants(reference, positions, bases, other, 32)
+    naive = naive_predict_mutants(model, reference, positions, bases, other, 32, sequence="dna")
+    assert fast.shape == naive.shape == (len(positions), 120, 2) and np.std(naive) > 0
+    np.testing.assert_allclose(fast, naive, atol=ATOL, rtol=RTOL)
+    np.testing.assert_allclose(fast.sum(axis=1), 1.0, atol=1e-5)  # still a distribution over positions
+    with pytest.raises(NotSupported, match="exactly one"):
+        FastISM(model)  # two (batch, length, channels) inputs: which one is the sequence?
+    with pytest.raises(InputError, match=r"tn5_bias'\] must have shape \(120, 1\)"):
+        FastISM(model, sequence="dna").predict_mutants(reference, positions, bases, {"tn5_bias": np.zeros(7)})
+
+
+@pytest.mark.parametrize("method", ["fast", "naive"])
+def test_predictor_rc_reverses_signal_inputs_and_strands(method):
+    """With rc, the fixed signal is reversed with the sequence, and the reversed output flipped back
+    with its two channels, a (+, -) strand pair, swapped: as an ensemble built by hand."""
+    from basenji_tk.interpret.mutagenesis import Predictor
+
+    model = _bias_profile_model()
+    reference = random_reference(120, seed=14)
+    bias = np.random.default_rng(15).normal(0, 1, (120, 1)).astype("float32")
+    positions, bases = some_mutants(reference, 10)
+    pred = Predictor(model, method, rc=True, batch_size=16, sequence="dna", signals={"tn5_bias": False},
+                     output_strands=True)
+    assert pred.method == method
+    ref_pred, mut_pred = pred.predict(reference, positions, bases, {"tn5_bias": bias})
+    seqs = np.repeat(reference[None], len(positions) + 1, axis=0)
+    seqs[np.arange(1, len(positions) + 1), positions] = np.eye(4, dtype="float32")[bases]
+    biases = np.repeat(bias[None], len(seqs), axis=0)
+    forward = np.asarray(model({"dna": seqs, "tn5_bias": biases}, training=False))
+    back = np.asarray(model({"dna": seqs[:, ::-1, ::-1].copy(), "tn5_bias": biases[:, ::-1].copy()}, training=False))
+    want = (forward + back[:, ::-1, ::-1]) / 2  # flipped back along positions, strands swapped
+    np.testing.assert_allclose(ref_pred, want[0], atol=1e-5, rtol=1e-4)
+    np.testing.assert_allclose(mut_pred, want[1:], atol=1e-5, rtol=1e-4)

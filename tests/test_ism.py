@@ -10,7 +10,8 @@ import pytest
 from conftest import FASTA, assert_clean_failure, run_script
 
 from basenji_tk.data import dna
-from basenji_tk.interpret import ism
+from basenji_tk.interpret import mutagenesis as ism
+from basenji_tk.interpret.saliency import Saliency
 from basenji_tk.model import models
 from basenji_tk.errors import InputError
 from basenji_tk.io.genome import Genome
@@ -96,7 +97,7 @@ def test_saliency_sums_for_a_linear_model():
     x = real_window(7_000_000, 512)[None]
     bins = np.array([10, 11, 12])
     y = lambda s: np.asarray(model.predict_on_batch(s))[0, bins, 1].sum()  # noqa: E731
-    grads, sal = ism.Saliency(model)(x, 1, bins)
+    grads, sal = Saliency(model)(x, 1, bins)
     gxi = (grads * x).sum()
     assert gxi == pytest.approx(y(x) - y(np.zeros_like(x)), rel=1e-4)
     assert sal.shape == (1, 64)

@@ -179,3 +179,15 @@ def test_saliency_track_writes_png(tmp_path):
     assert width == 8 * 300 and height == int(2.5 * 300)
     assert is_png(plots.saliency_track(np.array([]), tmp_path / "empty.png"))
     assert is_png(plots.saliency_track(np.zeros(3), tmp_path / "flat.png"))
+
+
+def test_feature_bars_writes_png(tmp_path):
+    values = np.random.default_rng(5).normal(0, 1, 30)  # GENERATED
+    names = [f"TF{k}" for k in range(30)]
+    path = plots.feature_bars(names, values, tmp_path / "top.png", top=10, title="x")
+    assert is_png(path)
+    width, height = png_size(path)
+    assert width == 6 * 300 and height == int((0.25 * 10 + 1.0) * 300)  # 10 bars
+    assert is_png(plots.feature_bars([], np.array([]), tmp_path / "empty.png"))
+    with pytest.raises(InputError, match="one per name"):
+        plots.feature_bars(names[:3], values, tmp_path / "bad.png")

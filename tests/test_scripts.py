@@ -22,6 +22,7 @@ KIND = {
     "make_regions.py": "file", "make_pairs.py": "file",
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
+    "import_model.py": "folder",
 }
 
 
@@ -44,6 +45,9 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     params = write_json(work / "params.json", tiny_params())
     domain = write_json(work / "domain.json", {"train.learning_rate": {"type": "continuous", "range": [1e-4, 1e-2],
                                                                        "log": True}})
+    from zoo import seq_to_seq_keras
+
+    seq_to_seq_keras().save(work / "seq_to_seq.keras")
     model, data = tiny_model, demo_dataset
     return {
         "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
@@ -62,6 +66,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
         "sat_mut.py": lambda out: [model, bed, "-o", out, "--mut_len", 4],
         "saliency.py": lambda out: [model, bed, "-o", out],
         "sed_ld.py": lambda out: [ld["sed"], ld["vcf"], ld["eqtl"], "-o", out],
+        "import_model.py": lambda out: [work / "seq_to_seq.keras", "-o", out, "--resolution", 1],
         "gwas_classify.py": lambda out: [gwas_sed, work / "pos.txt", work / "neg.txt", "-o", out, "--stat", "SED",
                                          "--components", 1, "--folds", 2],
     }

@@ -39,16 +39,22 @@ REGIONS = [("20", 1_500_000, 1_500_400, "r0"), ("20", 2_000_000, 2_000_100, "r1"
 
 @dataclass
 class ZooModel:
-    """One zoo member: ``kind``, ``model_dir``, the training ``data_dir``, a ``bed`` of regions, and
-    ``options``: what every script needs besides (``--context cpg`` for pairs, ``--fasta`` for a model
-    whose dataset has no genome)."""
+    """One zoo member: ``kind``, ``model_dir``, the training ``data_dir``, a ``bed`` of regions;
+    ``options``: the input options every script needs for it (``--context cpg`` for pairs);
+    ``genome_options``: what scripts that read the genome need besides (``--fasta`` for a model whose
+    dataset has no genome); ``predict_options`` is both."""
 
     kind: str
     model_dir: Path
     data_dir: Path
     bed: Path
     options: list = field(default_factory=list)
+    genome_options: list = field(default_factory=list)
     vcf: Path = VCF
+
+    @property
+    def predict_options(self) -> list:
+        return [*self.options, *self.genome_options]
 
 
 def _bed(folder: Path) -> Path:
@@ -163,7 +169,7 @@ def zoo_table(tmp_path_factory):
                             {"name": "pool", "pool_size": 44, "padding": "valid"}],
                   "heads": {"activity": {"label": "activity", "loss": "mse", "blocks": [
                       {"name": "final", "units": 4, "flatten": True, "activation": "linear"}]}}}}
-    return ZooModel("table", _train(params, data, work / "model"), data, _bed(work), ["--fasta", FASTA])
+    return ZooModel("table", _train(params, data, work / "model"), data, _bed(work), [], ["--fasta", FASTA])
 
 
 @pytest.fixture(scope="session")

@@ -5,12 +5,12 @@ batches, and scores each target:
 
 * Pearson r and R² (``1 - SS_res/SS_tot``) on raw values and on ``log2(x+1)``
   values, exact over all bins (streamed through
-  :class:`~basenji_tk.model.accumulator.PerTargetAccumulator`), and Spearman r on its
+  :class:`~basenji_tk.model.metrics.PerTargetAccumulator`), and Spearman r on its
   random sample of bins (exact up to 200,000 bins);
 * for a binary target (every value in the split is 0 or 1): AUROC and AUPRC of
   the predictions;
 * with ``peaks``: bins called as peaks in the experiment
-  (:func:`~basenji_tk.model.peaks.call_peaks`, Poisson against the larger of the mean
+  (:func:`~basenji_tk.model.metrics.call_peaks`, Poisson against the larger of the mean
   and the mean of the surrounding 10 kb, FDR 0.01), the fraction of
   bins that are peaks, the AUPRC of the predictions for those peaks, and their
   ratio (the enrichment over a random predictor, whose AUPRC is the fraction);
@@ -28,6 +28,18 @@ with ``peaks`` the targets and predictions of the split are held as ``(S, T, n)`
 float32 arrays (and the baseline's with ``baseline``); without it only the
 columns of binary targets are. That is fine for test splits; for a split of
 thousands of sequences and targets, leave ``peaks`` off.
+
+Every kind of model and dataset. The model is a
+:class:`~basenji_tk.analysis.trained.TrainedModel`; the split is read as training reads it
+(:func:`basenji_tk.data.records.dataset`, a pairs dataset in the view the model was trained on),
+each model input taking the dataset feature of its name (the DNA: the dataset's sequence) or
+what ``inputs`` gives (:mod:`basenji_tk.analysis.inputs`), and each output scored against the
+label it was trained on (an imported model: the label of its name, or the one label of its
+shape). Binned outputs get the table above; the others the scores of their kind
+(:mod:`basenji_tk.analysis.scores`): AUROC and AUPRC for probabilities (with ROC and PR curves),
+JSD and profile Pearson r for profiles, Pearson, Spearman, R² and RMSE for one value per record
+or a total (with scatter plots). A model of one output writes ``acc.tsv``; a model of several
+writes ``acc_<output>.tsv`` per output and prefixes its plots with the output's name.
 """
 
 import logging
@@ -40,22 +52,20 @@ import numpy as np
 import pandas as pd
 
 from basenji_tk import cli, files
+from basenji_tk.analysis.baseline import baseline_predict, bin_features, fit_baseline, one_hot_to_codes  # noqa: F401
 from basenji_tk.errors import InputError
 
 if TYPE_CHECKING:
     from basenji_tk.model.accumulator import PerTargetAccumulator
 
 # Keras and TensorFlow load inside the functions that need them (basenji_tk.model.models,
-# basenji_tk.data.tfrecords), and scipy.stats inside those that score (basenji_tk.stats,
-# .model.accumulator, .model.peaks), so that a script stops at a bad option before paying for them.
+# .metrics, .tfrecords), so that a script stops at a bad option before paying for them.
 log = logging.getLogger("basenji_tk")
 
-MODEL_FILE = "model_best.keras"  # what train.py keeps in a model folder
 ACC = "acc.tsv"
 PEAK_FDR = 0.01
 PEAK_LOCAL_BP = 5000  # local background from +-5 kb around a bin (MACS's 10 kb "llocal" window)
 NUM_TRACKS = 3
-C_CODE, G_CODE, N_CODE = 1, 2, 4  # integer codes of sequences in records (A0 C1 G2 T3 N4)
 
 
 # ----------------------------------------------------------------------------- options shared with predict.py
@@ -70,131 +80,15 @@ def parse_shifts(text: str, option: str = "--shifts") -> tuple[int, ...]:
     return shifts
 
 
-def ensemble_model(model, rc: bool, shifts, seq_length: int):
-    """:func:`models.ensemble` after checking that every shift is shorter than the sequence."""
-    from basenji_tk.model import models
-
-    shifts = tuple(int(s) for s in shifts) or (0,)
-    too_far = [s for s in shifts if abs(s) >= seq_length]
-    if too_far:
-        raise InputError(f"--shifts: {too_far[0]} is not shorter than the model's {seq_length} bp input")
-    return models.ensemble(model, rc=rc, shifts=shifts)
-
-
-def sequence_input(model) -> tuple[int, int]:
-    """``(seq_length, depth)`` of a model's sequence input; an error for models with other inputs."""
-    from basenji_tk.model.models import SEQUENCE
-
-    shape = model.input_shape
-    if isinstance(shape, dict):
-        extra = [name for name in shape if name != SEQUENCE]
-        if extra:
-            raise InputError(f"model '{model.name}' also takes the input '{extra[0]}'; "
-                             "only sequence-only models can be scored on a dataset or a BED file")
-        shape = shape[SEQUENCE]
-    if isinstance(shape, list):
-        raise InputError(f"model '{model.name}' takes {len(shape)} inputs; expected one sequence input")
-    return int(shape[1]), int(shape[2])
-
-
-def predict_batch(model, one_hot: np.ndarray) -> np.ndarray:
-    """``(B, L, 4)`` float32 -> the model's ``(B, T, n)`` predictions as numpy float32."""
-    from basenji_tk.model.models import SEQUENCE
-
-    x = {SEQUENCE: one_hot} if isinstance(model.input, dict) else one_hot
-    return np.asarray(model.predict_on_batch(x), dtype=np.float32)
-
-
 def file_label(name: str) -> str:
     """A target id or chromosome made safe for a file name (anything odd becomes ``_``)."""
     return re.sub(r"[^A-Za-z0-9._+-]", "_", str(name)) or "_"
 
 
-def peak_window(stats: dict) -> int:
-    """Bins each side of a bin for the local Poisson background: +-5 kb, as MACS's 10 kb window."""
-    return max(1, round(PEAK_LOCAL_BP / int(stats["pool_width"])))
-
-
-# ----------------------------------------------------------------------------- checks
-def check_model_fits(model, stats: dict, model_path: str, data_dir: str) -> None:
-    """The model's input length and ``(bins, targets)`` output must be the dataset's."""
-    stats_path = os.path.join(str(data_dir), "statistics.json")
-    length, depth = sequence_input(model)
-    if length != int(stats["seq_length"]):
-        raise InputError(f"{model_path}: the model takes {length} bp sequences but {stats_path} has "
-                         f"seq_length {stats['seq_length']}")
-    if depth != 4:
-        raise InputError(f"{model_path}: the model takes {depth} channels per base; datasets are one-hot (4)")
-    out = model.output_shape
-    want = (int(stats["target_length"]), int(stats["num_targets"]))
-    if isinstance(out, list) or tuple(out[1:]) != want:
-        got = "several outputs" if isinstance(out, list) else " x ".join(map(str, out[1:]))
-        raise InputError(f"{model_path}: the model outputs {got} (bins x targets) but {stats_path} has "
-                         f"target_length {want[0]} x num_targets {want[1]}")
-
-
-# ----------------------------------------------------------------------------- baseline
-def bin_features(codes: np.ndarray, num_bins: int, pool_width: int) -> np.ndarray:
-    """Two DNA features per target bin: ``codes (..., L) uint8 -> (..., num_bins, 2)`` float64.
-
-    Column 0 is the GC fraction of the bin's A/C/G/T bases (N bases are left
-    out; a bin of only N gets 0.5), column 1 the number of CpG dinucleotides
-    whose C lies in the bin. Bins are ``pool_width`` bp; when
-    ``num_bins * pool_width`` is shorter than L the bins sit in the middle, as
-    targets of a cropped dataset do (``(L - num_bins * pool_width) // 2`` bp off
-    the start)."""
-    codes = np.asarray(codes)
-    length = codes.shape[-1]
-    offset = (length - num_bins * pool_width) // 2
-    if offset < 0:
-        raise InputError(f"{num_bins} bins of {pool_width} bp do not fit in a {length} bp sequence")
-    is_cg = np.zeros(codes.shape, dtype=bool)
-    is_cg[..., :-1] = (codes[..., :-1] == C_CODE) & (codes[..., 1:] == G_CODE)
-    span = slice(offset, offset + num_bins * pool_width)
-    binned_shape = codes.shape[:-1] + (num_bins, pool_width)
-    bins = codes[..., span].reshape(binned_shape)
-    acgt = (bins < N_CODE).sum(axis=-1)
-    gc = ((bins == C_CODE) | (bins == G_CODE)).sum(axis=-1)
-    gc_fraction = np.where(acgt > 0, gc / np.maximum(acgt, 1), 0.5)
-    cpg = is_cg[..., span].reshape(binned_shape).sum(axis=-1)
-    return np.stack([gc_fraction, cpg.astype(np.float64)], axis=-1)
-
-
-def _design(features: np.ndarray) -> np.ndarray:
-    """``(..., 2)`` features -> ``(..., 3)`` with a leading column of ones (the intercept)."""
-    return np.concatenate([np.ones(features.shape[:-1] + (1,)), features], axis=-1)
-
-
-def fit_baseline(data_dir, split: str = "train") -> np.ndarray:
-    """Least-squares coefficients of each target on ``[1, GC fraction, CpG count]`` per bin.
-
-    Reads ``split`` of the dataset record by record (numpy only) and accumulates
-    the normal equations, so memory stays flat. Returns ``(3, n)``: intercept,
-    GC and CpG weights for each of the n targets."""
-    from basenji_tk.data.tfrecords import load_statistics, read_records, split_files
-
-    stats = load_statistics(data_dir)
-    if not split_files(data_dir, split):
-        raise InputError(f"{data_dir}: no tfrecords/{split}-*.tfr files; the baseline is fitted on the "
-                         f"{split} split")
-    num_bins, num_targets = int(stats["target_length"]), int(stats["num_targets"])
-    xtx = np.zeros((3, 3))
-    xty = np.zeros((3, num_targets))
-    for _, codes, targets in read_records(data_dir, split):
-        x = _design(bin_features(codes, num_bins, int(stats["pool_width"])))  # (T, 3)
-        xtx += x.T @ x
-        xty += x.T @ targets.astype(np.float64)
-    return np.linalg.lstsq(xtx, xty, rcond=None)[0]
-
-
-def baseline_predict(features: np.ndarray, coef: np.ndarray) -> np.ndarray:
-    """Baseline predictions: ``features (..., 2)`` and ``coef (3, n)`` -> ``(..., n)`` float64."""
-    return _design(features) @ coef
-
-
-def one_hot_to_codes(one_hot: np.ndarray) -> np.ndarray:
-    """``(..., L, 4)`` one-hot -> ``(..., L)`` uint8 codes; an all-zero row is N (4)."""
-    return np.where(one_hot.max(axis=-1) > 0, one_hot.argmax(axis=-1), N_CODE).astype(np.uint8)
+def peak_window(resolution: int) -> int:
+    """Bins each side of a bin of ``resolution`` bp for the local Poisson background: +-5 kb, as
+    MACS's 10 kb window."""
+    return max(1, round(PEAK_LOCAL_BP / int(resolution)))
 
 
 # ----------------------------------------------------------------------------- one pass over a split
@@ -233,43 +127,91 @@ class _Pass:
     top: list = field(default_factory=list)  # [(total signal, record index, y (T, n), p (T, n))]
 
 
-def _score_split(model, data_dir, split, stats, batch_size, keep_all, coef, quiet) -> _Pass:
-    """Predict the split batch by batch and stream everything the table and plots need."""
+@dataclass
+class _Kept:
+    """An output that is not binned: every batch's labels and predictions, scored at the end."""
+
+    index: list = field(default_factory=list)
+    y: list = field(default_factory=list)
+    p: list = field(default_factory=list)
+
+    def add(self, index, y, p):
+        self.index.append(index)
+        self.y.append(y)
+        self.p.append(p)
+
+    def arrays(self):
+        return tuple(np.concatenate(a, axis=0) for a in (self.index, self.y, self.p))
+
+    @property
+    def count(self) -> int:
+        return sum(len(i) for i in self.index)
+
+
+def _new_run(o, keep_all: bool, baseline: bool):
+    from basenji_tk.model import metrics
+
+    if o.kind != "binned":
+        return _Kept()
+    n = o.num_targets
+    return _Pass(acc=metrics.PerTargetAccumulator(n),
+                 base_acc=metrics.PerTargetAccumulator(n, sample_size=0) if baseline else None,
+                 binary=np.ones(n, dtype=bool), keeper=_Keeper(n))
+
+
+def _add_binned(run: _Pass, index, y, p, keep_all, coef, codes, resolution):
+    """Stream one batch of a binned output ``(B, T, n)`` into its pass."""
+    run.acc.update(y, p)
+    arrays = [y, p]
+    if coef is not None:
+        b = baseline_predict(bin_features(codes, y.shape[1], resolution), coef).astype(np.float32)
+        run.base_acc.update(y, b)
+        arrays.append(b)
+    run.binary &= ((y == 0) | (y == 1)).all(axis=(0, 1))
+    run.keeper.add(np.ones(y.shape[-1], dtype=bool) if keep_all else run.binary, *arrays)
+    signal = y.sum(axis=(1, 2))
+    run.top.extend((float(signal[i]), int(index[i]), y[i], p[i]) for i in range(len(y)))
+    run.top = sorted(run.top, key=lambda t: (-t[0], t[1]))[:NUM_TRACKS]
+
+
+def _split_size(spec, split, view) -> int | None:
+    from basenji_tk.data import pairs
+
+    if spec.kind == "pairs" and view == "pairs":
+        return pairs.count(spec, split)
+    return int(spec.counts.get(split, 0)) or None
+
+
+def _score_split(tm, predictor, spec, pairing, split, batch_size, keep_all, coef, fill, quiet) -> dict:
+    """Predict the split batch by batch; stream binned outputs, keep the others: ``{output: run}``."""
     from tqdm import tqdm
 
-    from basenji_tk.model.accumulator import PerTargetAccumulator
-    from basenji_tk.data.tfrecords import dataset
+    from basenji_tk.analysis.examples import split_batches
 
-    num_targets = int(stats["num_targets"])
-    run = _Pass(acc=PerTargetAccumulator(num_targets),
-                base_acc=PerTargetAccumulator(num_targets, sample_size=0) if coef is not None else None,
-                binary=np.ones(num_targets, dtype=bool), keeper=_Keeper(num_targets))
-    total = int(stats.get("counts", {}).get(split, 0)) or None
-    with tqdm(total=total, desc=f"{split} sequences", unit="seq", disable=not cli.show_progress(quiet)) as bar:
-        for index, one_hot, y in dataset(data_dir, split, batch_size=batch_size, with_index=True).as_numpy_iterator():
-            p = predict_batch(model, one_hot)
-            run.acc.update(y, p)
-            arrays = [y, p]
-            if coef is not None:
-                features = bin_features(one_hot_to_codes(one_hot), y.shape[1], int(stats["pool_width"]))
-                b = baseline_predict(features, coef).astype(np.float32)
-                run.base_acc.update(y, b)
-                arrays.append(b)
-            run.binary &= ((y == 0) | (y == 1)).all(axis=(0, 1))
-            run.keeper.add(np.ones(num_targets, dtype=bool) if keep_all else run.binary, *arrays)
-            signal = y.sum(axis=(1, 2))
-            run.top.extend((float(signal[i]), int(index[i]), y[i], p[i]) for i in range(len(y)))
-            run.top = sorted(run.top, key=lambda t: (-t[0], t[1]))[:NUM_TRACKS]
-            bar.update(len(y))
-    if run.acc.count == 0:
-        raise InputError(f"{data_dir}: the {split} split holds no sequences")
-    return run
+    runs = {name: _new_run(o, keep_all, coef is not None) for name, o in tm.outputs.items()}
+    seq = tm.sequence.name if tm.sequence else None
+    with tqdm(total=_split_size(spec, split, pairing.view), desc=f"{split} examples", unit="ex",
+              disable=not cli.show_progress(quiet)) as bar:
+        for index, x, y in split_batches(tm, spec, pairing, split, batch_size, fill):
+            out = predictor.predict_on_batch(tm.model_inputs(x))
+            codes = one_hot_to_codes(x[seq]) if coef is not None else None
+            for name, run in runs.items():
+                p = np.asarray(out[name], dtype=np.float32).reshape(y[name].shape)
+                if isinstance(run, _Pass):
+                    _add_binned(run, index, y[name], p, keep_all, coef, codes, tm.outputs[name].resolution)
+                else:
+                    run.add(index, y[name], p)
+            bar.update(len(index))
+    first = next(iter(runs.values()))
+    if (first.acc.count if isinstance(first, _Pass) else first.count) == 0:
+        raise InputError(f"{spec.path}: the {split} split holds no sequences")
+    return runs
 
 
 # ----------------------------------------------------------------------------- table
-def targets_table(data_dir, stats: dict) -> pd.DataFrame:
+def targets_table(data_dir, ids) -> pd.DataFrame:
     """``index``, ``identifier`` (and ``description`` when the dataset's targets.txt has it), one row per target."""
-    ids = [str(t) for t in stats["target_ids"]]
+    ids = [str(t) for t in ids]
     table = pd.DataFrame({"index": np.arange(len(ids)), "identifier": ids})
     path = os.path.join(str(data_dir), "targets.txt")
     if os.path.exists(path):
@@ -282,8 +224,7 @@ def targets_table(data_dir, stats: dict) -> pd.DataFrame:
 
 def _metrics_columns(run: _Pass, peaks: bool, local_window: int = 5) -> dict:
     """The metric columns of acc.tsv, each ``(n,)``."""
-    from basenji_tk import stats as scores
-    from basenji_tk.model.peaks import call_peaks
+    from basenji_tk.model import metrics
 
     n = run.acc.num_targets
     cols = {
@@ -296,22 +237,22 @@ def _metrics_columns(run: _Pass, peaks: bool, local_window: int = 5) -> dict:
         auroc, auprc = np.full(n, np.nan), np.full(n, np.nan)
         which = np.isin(run.keeper.cols, np.flatnonzero(run.binary))  # kept columns that are binary
         y, p = (a[..., which].reshape(-1, which.sum()) for a in kept[:2])
-        auroc[run.keeper.cols[which]] = scores.auroc(y.astype(bool), p)
-        auprc[run.keeper.cols[which]] = scores.auprc(y.astype(bool), p)
+        auroc[run.keeper.cols[which]] = metrics.auroc(y.astype(bool), p)
+        auprc[run.keeper.cols[which]] = metrics.auprc(y.astype(bool), p)
         cols.update(auroc=auroc, auprc=auprc)
     peak_labels = None
     if peaks:  # every column was kept
         y, p = kept[0], kept[1]
-        peak_labels = call_peaks(y, fdr=PEAK_FDR, local_window=local_window).reshape(-1, n)
+        peak_labels = metrics.call_peaks(y, fdr=PEAK_FDR, local_window=local_window).reshape(-1, n)
         fraction = peak_labels.mean(axis=0)
-        peak_auprc = scores.auprc(peak_labels, p.reshape(-1, n))
+        peak_auprc = metrics.auprc(peak_labels, p.reshape(-1, n))
         with np.errstate(divide="ignore", invalid="ignore"):
             enrichment = np.where(fraction > 0, peak_auprc / fraction, np.nan)
         cols.update(peak_fraction=fraction, peak_auprc=peak_auprc, peak_enrichment=enrichment)
     if run.base_acc is not None:
         cols.update(baseline_pearsonr=run.base_acc.pearson_r(), baseline_r2=run.base_acc.r_squared())
         if peak_labels is not None:
-            cols["baseline_peak_auprc"] = scores.auprc(peak_labels, kept[2].reshape(-1, n))
+            cols["baseline_peak_auprc"] = metrics.auprc(peak_labels, kept[2].reshape(-1, n))
     return cols
 
 
@@ -329,12 +270,21 @@ def write_table(df: pd.DataFrame, path) -> str:
 
 
 def format_table(df: pd.DataFrame) -> str:
-    """A compact text table for the terminal: one line per target and a line of means."""
+    """A compact text table for the terminal: one line per target and a line of means (per output,
+    under its name, when ``df`` has an ``output`` column)."""
+    if "output" in df.columns:
+        parts = []
+        for name, part in df.groupby("output", sort=False):
+            part = part.drop(columns="output").dropna(axis=1, how="all").reset_index(drop=True)
+            parts.append(f"output {name}:\n{format_table(part)}")
+        return "\n\n".join(parts)
     columns = [("target", "identifier"), ("r", "pearsonr"), ("R²", "r2"), ("log r", "log_pearsonr"),
-               ("Spearman", "spearmanr"), ("AUPRC", "auprc"), ("peak AUPRC", "peak_auprc"),
-               ("enrich", "peak_enrichment"), ("base r", "baseline_pearsonr"), ("base R²", "baseline_r2"),
-               ("base peak AUPRC", "baseline_peak_auprc")]
-    columns = [(head, key) for head, key in columns if key in df.columns]
+               ("Spearman", "spearmanr"), ("RMSE", "rmse"), ("AUROC", "auroc"), ("AUPRC", "auprc"),
+               ("JSD", "jsd"), ("profile r", "profile_pearsonr"), ("count r", "count_pearsonr"),
+               ("peak AUPRC", "peak_auprc"), ("enrich", "peak_enrichment"), ("base r", "baseline_pearsonr"),
+               ("base R²", "baseline_r2"), ("base peak AUPRC", "baseline_peak_auprc")]
+    # AUROC only for probability outputs: binned tables print AUPRC alone, as they always have
+    columns = [(head, key) for head, key in columns if key in df.columns and (key != "auroc" or "positives" in df)]
     width = max([len("target"), len("mean")] + [len(str(t)) for t in df["identifier"]])
 
     def line(cells):
@@ -353,68 +303,139 @@ def format_table(df: pd.DataFrame) -> str:
 
 
 # ----------------------------------------------------------------------------- plots
-def _write_plots(run: _Pass, table: pd.DataFrame, data_dir, out_dir, split, pool_width) -> list[str]:
+def _region(bed, index) -> tuple[str, int, str]:
+    chrom, start, end = str(bed.iloc[index, 0]), int(bed.iloc[index, 1]), int(bed.iloc[index, 2])
+    return chrom, start, f"{chrom}:{start}-{end}"
+
+
+def _write_plots(run: _Pass, table: pd.DataFrame, bed, out_dir, split, pool_width, prefix: str = "") -> list[str]:
+    """A binned output: a scatter per target and the tracks of the records with the most signal."""
     from basenji_tk import plots
 
     written = []
     y, p = run.acc.sample()
     for k, target in enumerate(table["identifier"]):
-        written.append(plots.scatter(y[:, k], p[:, k], os.path.join(out_dir, f"scatter_{file_label(target)}.png"),
+        written.append(plots.scatter(y[:, k], p[:, k], os.path.join(out_dir, f"scatter_{prefix}{file_label(target)}.png"),
                                      title=f"{target} ({split} split)"))
-    bed = pd.read_csv(os.path.join(str(data_dir), "sequences.bed"), sep="\t", header=None, dtype={0: str})
     for _, index, y_seq, p_seq in run.top:
-        chrom, start, end = bed.iloc[index, 0], int(bed.iloc[index, 1]), int(bed.iloc[index, 2])
-        path = os.path.join(out_dir, f"tracks_{file_label(chrom)}_{start}.png")
-        written.append(plots.tracks(y_seq, p_seq, path, list(table["identifier"]),
-                                    region_label=f"{chrom}:{start}-{end}", bin_width=pool_width))
+        chrom, start, label = _region(bed, index)
+        path = os.path.join(out_dir, f"tracks_{prefix}{file_label(chrom)}_{start}.png")
+        written.append(plots.tracks(y_seq, p_seq, path, list(table["identifier"]), region_label=label,
+                                    bin_width=pool_width))
+    return written
+
+
+def _write_kept_plots(o, kept: _Kept, table, bed, out_dir, split, prefix: str) -> list[str]:
+    """A probability output: ROC and PR curves; values and totals: a scatter per target; a profile:
+    the profiles of the records with the most reads."""
+    from basenji_tk import plots
+
+    index, y, p = kept.arrays()
+    ids = list(table["identifier"])
+    if o.kind == "probability":
+        return [plots.classifier_curves(y.reshape(len(y), -1), p.reshape(len(p), -1),
+                                        os.path.join(out_dir, f"curves_{file_label(o.name)}.png"), ids,
+                                        title=f"{o.name} ({split} split)")]
+    if o.kind in ("value", "total"):
+        y, p = y.reshape(len(y), -1), p.reshape(len(p), -1)
+        return [plots.scatter(y[:, k], p[:, k], os.path.join(out_dir, f"scatter_{prefix}{file_label(t)}.png"),
+                              title=f"{t} ({split} split)", log=False) for k, t in enumerate(ids)]
+    written = []
+    for i in np.lexsort((index, -y.sum(axis=(1, 2))))[:NUM_TRACKS]:
+        chrom, start, label = _region(bed, int(index[i]))
+        path = os.path.join(out_dir, f"tracks_{prefix}{file_label(chrom)}_{start}.png")
+        written.append(plots.tracks(y[i], p[i], path, ids, region_label=f"{label} (reads over predicted profile)",
+                                    bin_width=o.resolution))
     return written
 
 
 # ----------------------------------------------------------------------------- entry point
+def _check_extras(tm, spec, pairing, peaks: bool, baseline: bool):
+    binned = [n for n, o in tm.outputs.items() if o.kind == "binned"]
+    if peaks and not binned:
+        raise InputError(f"--peaks: peaks are called in binned tracks, and {tm.model_path} has none ("
+                         + "; ".join(o.describe() for o in tm.outputs.values()) + ")")
+    if baseline and not (len(binned) == 1 and tm.sequence is not None and spec.kind == "tiling"
+                         and pairing.labels[binned[0]].name == "target"):
+        raise InputError("--baseline: the GC/CpG baseline is fitted to the binned 'target' of a tiling dataset of "
+                         f"sequences (make_targets.py FASTA TARGETS); {spec.path} and {tm.model_path} are not that")
+
+
 def evaluate(model_dir, data_dir, out_dir, split: str = "test", rc: bool = False, shifts=(0,),
              peaks: bool = False, baseline: bool = False, batch_size: int = 8, plots: bool = True,
-             model_file=None, quiet: bool = False, force: bool = False) -> pd.DataFrame:
+             model_file=None, quiet: bool = False, force: bool = False, inputs=None) -> pd.DataFrame:
     """Score ``model_dir``'s model on ``split`` of ``data_dir``; write acc.tsv and plots to ``out_dir``.
 
-    ``model_file`` replaces ``model_dir/model_best.keras``. With ``rc`` and/or
-    several ``shifts`` the predictions are averaged over reverse complements and
-    shifted copies (:func:`basenji_tk.model.models.ensemble`). Returns the acc.tsv
-    table: one row per target with ``index``, ``identifier``, ``description``
+    ``model_file`` replaces the folder's model file; ``inputs``
+    (:class:`~basenji_tk.analysis.inputs.InputOptions`) fills model inputs the dataset lacks. With
+    ``rc`` and/or several ``shifts`` the predictions are averaged over reverse complements and
+    shifted copies (:meth:`~basenji_tk.analysis.trained.TrainedModel.predictor`). Returns the acc.tsv
+    table of a binned output: one row per target with ``index``, ``identifier``, ``description``
     (if the dataset's targets.txt has one), then ``pearsonr``, ``r2``,
     ``log_pearsonr``, ``log_r2``, ``spearmanr``; ``auroc``/``auprc`` when a
     target is binary; ``peak_fraction``, ``peak_auprc``, ``peak_enrichment``
     with ``peaks``; ``baseline_pearsonr``, ``baseline_r2`` (and
-    ``baseline_peak_auprc``) with ``baseline``.
+    ``baseline_peak_auprc``) with ``baseline``. Other kinds of output get the columns of
+    :mod:`basenji_tk.analysis.scores`. A model of several outputs writes ``acc_<output>.tsv`` each
+    and returns them stacked, with an ``output`` column first.
     """
-    from basenji_tk.model import models
-    from basenji_tk.data.tfrecords import load_statistics, split_files
+    from basenji_tk.analysis import scores
+    from basenji_tk.analysis.examples import pair_with_dataset
+    from basenji_tk.analysis.inputs import resolve_inputs
+    from basenji_tk.analysis.trained import TrainedModel
+    from basenji_tk.data import records
 
     data_dir, out_dir = str(data_dir), str(out_dir)
     if int(batch_size) < 1:
         raise InputError(f"--batch_size: expected a positive number, got {batch_size}")
-    stats = load_statistics(data_dir)
-    if not split_files(data_dir, split):
+    spec = records.load_spec(data_dir)
+    stats_path = os.path.join(data_dir, records.STATISTICS)
+    if spec.kind != "pairs" and not records.split_files(data_dir, split):
         raise InputError(f"{data_dir}: no tfrecords/{split}-*.tfr files for --split {split}")
     if plots and not os.path.exists(os.path.join(data_dir, "sequences.bed")):
         raise InputError(f"{data_dir}: no sequences.bed, which the track plots need (--no_plots skips them)")
     with files.claim(out_dir):
-        model_path = str(model_file) if model_file else os.path.join(str(model_dir), MODEL_FILE)
-        model = models.load_model(model_path)
-        check_model_fits(model, stats, model_path, data_dir)
-        files.refuse_overwrite(out_dir, [ACC], force)
-        model = ensemble_model(model, rc, shifts, int(stats["seq_length"]))
-        table = targets_table(data_dir, stats)
+        tm = TrainedModel.load(model_dir, model_file)
+        pairing = pair_with_dataset(tm, spec, stats_path)
+        several = len(tm.outputs) > 1
+        acc_names = {n: f"acc_{file_label(n)}.tsv" if several else ACC for n in tm.outputs}
+        files.refuse_overwrite(out_dir, list(acc_names.values()), force)
+        _check_extras(tm, spec, pairing, peaks, baseline)
+        if spec.kind == "pairs" and not _split_size(spec, split, pairing.view):
+            raise InputError(f"{data_dir}: no {split} examples in this pairs dataset (--split {split})")
+        predictor = tm.predictor(rc, shifts)
+        fill = resolve_inputs(tm, inputs, only=pairing.filled)
         coef = None
         if baseline:
             log.info(f"fitting the GC/CpG baseline on {data_dir}'s train split")
             coef = fit_baseline(data_dir, "train")
 
         log.info(f"predicting the {split} split of {data_dir}")
-        run = _score_split(model, data_dir, split, stats, int(batch_size), peaks, coef, quiet)
-        df = pd.concat([table, pd.DataFrame(_metrics_columns(run, peaks, peak_window(stats)))], axis=1)
-
-        write_table(df, os.path.join(out_dir, ACC))
-        if plots:
-            _write_plots(run, table, data_dir, out_dir, split, int(stats["pool_width"]))
-        log.info(f"wrote {os.path.join(out_dir, ACC)} ({len(df)} targets, {run.acc.count:,} bins)")
-        return df
+        runs = _score_split(tm, predictor, spec, pairing, split, int(batch_size), peaks, coef, fill, quiet)
+        bed = (pd.read_csv(os.path.join(data_dir, "sequences.bed"), sep="\t", header=None, dtype={0: str})
+               if plots else None)
+        frames = {}
+        for name, run in runs.items():
+            o, label = tm.outputs[name], pairing.labels[name]
+            ids = list(label.names) if len(label.names) == o.num_targets else o.targets
+            table = targets_table(data_dir, ids)
+            prefix = f"{file_label(name)}_" if several else ""
+            if isinstance(run, _Pass):
+                df = pd.concat([table, pd.DataFrame(_metrics_columns(run, peaks, peak_window(o.resolution)))], axis=1)
+                if plots:
+                    _write_plots(run, table, bed, out_dir, split, o.resolution, prefix)
+                count = f"{run.acc.count:,} bins"
+            else:
+                _, y, p = run.arrays()
+                df = pd.concat([table, pd.DataFrame(scores.columns(o.kind, y, p))], axis=1)
+                if plots:
+                    _write_kept_plots(o, run, table, bed, out_dir, split, prefix)
+                count = f"{run.count:,} examples"
+            write_table(df, os.path.join(out_dir, acc_names[name]))
+            log.info(f"wrote {os.path.join(out_dir, acc_names[name])} ({o.kind} output {name}: {len(df)} targets, "
+                     f"{count})")
+            frames[name] = df
+        if not several:
+            return next(iter(frames.values()))
+        return pd.concat([df.assign(output=name)[["output"] + list(df.columns)] for name, df in frames.items()],
+                         ignore_index=True)

@@ -157,25 +157,28 @@ class InputResolver:
         self.close()
 
 
-def resolve_inputs(tm, options: InputOptions | None = None, chrom_sizes: dict | None = None) -> InputResolver:
-    """Decide where each non-sequence input of ``tm`` comes from; an error naming the option for one
-    that cannot be filled. ``chrom_sizes`` (``{chrom: bp}``, e.g. ``genome.sizes``) is needed for
-    signal inputs read from tracks (default: the training statistics' chromosome sizes)."""
+def _is_context(tm, info) -> bool:
+    return tm.spec is not None and tm.spec.kind == "pairs" and info.name == CONTEXT_INPUT and info.kind == "vector"
+
+
+def resolve_inputs(tm, options: InputOptions | None = None, chrom_sizes: dict | None = None,
+                   only=None) -> InputResolver:
+    """Decide where each non-sequence input of ``tm`` (or those named in ``only``) comes from; an
+    error naming the option for one that cannot be filled. ``chrom_sizes`` (``{chrom: bp}``, e.g.
+    ``genome.sizes``) is needed for signal inputs read from tracks (default: the training
+    statistics' chromosome sizes)."""
     opts = options or InputOptions()
     fixed = _fixed_values(tm, opts.values)
     resolver = InputResolver(tm, fixed, {}, chrom_sizes)
-    context_used = False
+    context_used = any(_is_context(tm, i) for i in tm.extra_inputs)
     for info in tm.extra_inputs:
-        if info.name in fixed:
+        if info.name in fixed or (only is not None and info.name not in only):
             continue
-        is_context = (tm.spec is not None and tm.spec.kind == "pairs" and info.name == CONTEXT_INPUT
-                      and info.kind == "vector")
-        if is_context:
+        if _is_context(tm, info):
             if not opts.context:
                 raise InputError(f"model input '{info.name}' needs --context NAME (a context of the training "
                                  f"dataset, or of --context_tsv) or --input {info.name}=...")
             fixed[info.name] = _context_vector(tm, info, opts)
-            context_used = True
         elif info.kind == "signal" and info.feature is not None and info.feature.meta.get("tracks"):
             from basenji_tk.data.features import signal_plan
 

@@ -150,12 +150,21 @@ def folder_genome(model_dir, fasta=None):
         stats, where = training_statistics(model_dir)
         if stats is None:
             raise InputError(f"{where} not found, so the genome is unknown; pass the FASTA with --fasta")
-        path = (stats.get("genome") or {}).get("path")
-        if not path or (stats.get("genome") or {}).get("has_sequence") is False:
+        path = training_genome(stats)
+        if not path:
             raise InputError(f"{where} names no genome; pass the FASTA with --fasta")
     if not os.path.exists(path):
         raise InputError(f"{path}: FASTA named in {where} not found; pass it with --fasta")
     return Genome(path)
+
+
+def training_genome(stats: dict) -> str | None:
+    """The FASTA a dataset was built from, by its statistics: ``genome.path`` (tiling, regions) or
+    ``files.fasta.path`` (pairs, or a table read from a genome); None when it had none."""
+    genome = stats.get("genome") or {}
+    if genome.get("path") and genome.get("has_sequence") is not False:
+        return genome["path"]
+    return ((stats.get("files") or {}).get("fasta") or {}).get("path")
 
 
 def model_path_of(model_dir, model_file=None) -> str:
@@ -312,6 +321,8 @@ class TrainedModel:
             activation, _ = final_activation(outs[head])
             kind = _label_kind(label, shape)
             res = label.resolution if kind in POSITIONAL_KINDS else None
+            if res and [d for d in shape if d != 1] != [d for d in label.shape if d != 1]:
+                res = _own_resolution(model, head if isinstance(model.output, dict) else None, inputs, window, shape)
             offset = _offset(window, shape, res, path, head) if res else None
             targets = _target_ids(label.names, shape, head)
             descriptions = [str(x) for x in stats.get("target_descriptions", [])] if label.name == "target" else []
@@ -419,19 +430,33 @@ class TrainedModel:
             self._predictors[key] = self._build_predictor(*key)
         return self._predictors[key]
 
+    def _output_tensor(self, name: str, logits: bool):
+        t = _model_outputs(self.model)[name]
+        if not logits:
+            return t
+        activation, tensor = final_activation(t)
+        if tensor is None:
+            raise InputError(f"{self.model_path}: output '{name}' has no separate final activation "
+                             f"({activation or 'linear'}); its logits are not available")
+        return tensor
+
+    def output_model(self, name=None, logits: bool = False, option: str = "--output"):
+        """ONE output of the model itself (no ensembling) as a keras.Model on the model's own layers,
+        taking what ``tm.model`` takes; ``logits``: before its final sigmoid/softmax (see
+        :meth:`predictor`). ``name`` as in :meth:`output`."""
+        import keras
+
+        out = self.output(name, option)
+        key = ("output", out.name, bool(logits))
+        if key not in self._predictors:
+            self._predictors[key] = keras.Model(self.model.input, self._output_tensor(out.name, logits),
+                                                name=f"{self.model.name}_{out.name}")
+        return self._predictors[key]
+
     def _base(self, logits: bool):
         import keras
 
-        outs = _model_outputs(self.model)
-        if logits:
-            pre = {}
-            for name, t in outs.items():
-                activation, tensor = final_activation(t)
-                if tensor is None:
-                    raise InputError(f"{self.model_path}: output '{name}' has no separate final activation "
-                                     f"({activation or 'linear'}); its logits are not available")
-                pre[name] = tensor
-            outs = pre
+        outs = {name: self._output_tensor(name, logits) for name in _model_outputs(self.model)}
         return keras.Model(self.model.input, outs, name=f"{self.model.name}_outputs")
 
     def _build_predictor(self, rc: bool, shifts: tuple, logits: bool):
@@ -499,6 +524,18 @@ def _swap_strands(x, strands: bool):
     n = int(x.shape[-1])
     order = [k + 1 if k % 2 == 0 else k - 1 for k in range(n)]
     return keras.ops.take(x, np.array(order, dtype=np.int32), axis=-1)
+
+
+def _own_resolution(model, head, inputs, window, shape) -> int:
+    """bp per position of an output whose shape differs from its label's (a ``--model`` file other
+    than the one params.json describes): the receptive-field step on the first positional input."""
+    from basenji_tk.model.models import receptive_field
+
+    field = receptive_field(model, head)
+    first = next((i for i in inputs.values() if i.positional), None)
+    if field is not None and not field.whole and first is not None:
+        return int(field.step * first.resolution)
+    return max(1, window // int(shape[0]))
 
 
 def _label_kind(label, shape) -> str:

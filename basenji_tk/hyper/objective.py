@@ -122,10 +122,15 @@ def run_trial(folder: str, data_dirs: list, objective: str) -> dict:
         result["epochs"] = fit["epochs"]
         if objective == "valid_auprc":
             from basenji_tk.analysis.evaluate import evaluate
+            from basenji_tk.analysis.trained import TrainedModel
 
-            table = evaluate(folder, data_dirs[0], os.path.join(folder, "valid"), split="valid", peaks=True,
+            # binned tracks: the AUPRC of called peaks; probabilities (binary labels): their own AUPRC
+            binned = any(o.kind == "binned" for o in TrainedModel.load(folder).outputs.values())
+            table = evaluate(folder, data_dirs[0], os.path.join(folder, "valid"), split="valid", peaks=binned,
                              plots=False, quiet=True)
-            value = float(np.nanmean(table["peak_auprc"])) if table["peak_auprc"].notna().any() else float("nan")
+            column = "peak_auprc" if binned else "auprc"
+            value = float(np.nanmean(table[column])) if column in table and table[column].notna().any() \
+                else float("nan")
         else:
             value = float(fit["best"]) if fit["best"] is not None else float("nan")
         if math.isfinite(value):

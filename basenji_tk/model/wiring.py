@@ -169,8 +169,8 @@ def head_metrics(tp: dict, wiring: Wiring, heads: dict | None, num_targets: int 
 def monitor_names(wiring: Wiring, mets: dict) -> list[str]:
     """The validation figures Keras logs: ``val_loss``, ``val_METRIC`` or ``val_HEAD_loss`` and
     ``val_HEAD_METRIC`` with several heads."""
-    if wiring.single_output:
-        return ["val_loss"] + [f"val_{m.name}" for m in mets["target"]]
+    if wiring.single_output or len(mets) == 1:  # one head of model.heads: Keras logs its metrics unprefixed
+        return ["val_loss"] + [f"val_{m.name}" for ms in mets.values() for m in ms]
     return (["val_loss"] + [f"val_{h}_loss" for h in mets]
             + [f"val_{h}_{m.name}" for h, ms in mets.items() for m in ms])
 
