@@ -16,7 +16,8 @@ costs nothing measurable: ``import basenji_tk`` takes under 1 ms either way.
 The package is laid out by stage, in the order data flows through it; a module imports
 only from its own stage or the stages before it (``tests/test_layout.py`` checks this):
 
-    io/         file formats: BGZF, BAM, BigWig, FASTA/genome, VCF, gene TSSs, genotypes
+    io/         file formats: BGZF, BAM, BigWig, FASTA/genome, VCF, gene TSSs, genotypes,
+                peaks, CSV/TSV/FASTA tables
     coverage/   BAM to coverage tracks (bam_cov.py)
     data/       DNA, targets and label transforms, dataset builders, records and tf.data
     model/      layers, blocks, models, losses, metrics, params, training

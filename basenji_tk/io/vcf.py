@@ -1,4 +1,4 @@
-"""Reading VCFs for ``sed.py``, ``sed_ld.py`` and ``ism.py``: plain text, bgzip or plain gzip,
+"""Reading VCFs for ``sed.py``, ``sed_ld.py`` and ``sat_mut.py``: plain text, bgzip or plain gzip,
 errors that name the line, and the variants to score checked against the genome.
 
 pysam parses the records. A VCF compressed with plain ``gzip`` (not ``bgzip``) cannot be opened
