@@ -21,6 +21,16 @@ HEXBIN_ABOVE = 5_000  # points; beyond this a scatter is an ink blot, so bin it
 EXPERIMENT_COLOR, PREDICTION_COLOR = "#1f5fa8", "#c8553d"
 
 
+def _finish_figure(fig, ax, path, title: str = "") -> str:
+    """Open axes (no top/right spines), an optional title, tight layout; saved at FIGURE_DPI."""
+    for side in ("top", "right"):
+        ax.spines[side].set_visible(False)
+    if title:
+        ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return _save(fig, path, FIGURE_DPI)
+
+
 def _save(fig, path, dpi: int = 120) -> str:
     """Write ``fig`` as a PNG at ``dpi`` through a temporary name in the same folder (a reader
     never sees half a file), close the figure and return the path."""
@@ -445,12 +455,7 @@ def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str 
     ax.set_xlabel(f"{chrom} position (bp)" if chrom else "position (bp)", fontsize=8)
     ax.set_ylabel("saliency", fontsize=8)
     ax.tick_params(labelsize=7)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path, FIGURE_DPI)
+    return _finish_figure(fig, ax, path, title)
 
 
 def feature_bars(names, values, path, top: int = 20, title: str = "", xlabel: str = "gradient x input") -> str:
@@ -477,9 +482,4 @@ def feature_bars(names, values, path, top: int = 20, title: str = "", xlabel: st
         ax.axvline(0.0, color="0.4", linewidth=0.5)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.tick_params(axis="x", labelsize=7)
-    for side in ("top", "right"):
-        ax.spines[side].set_visible(False)
-    if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path, FIGURE_DPI)
+    return _finish_figure(fig, ax, path, title)
