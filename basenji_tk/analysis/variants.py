@@ -602,7 +602,9 @@ def _score(model_dir, model_path, stats, stats_path, genome, vcf, genes_path, ou
     started = time.time()
     try:
         with tqdm(total=pairs, desc="variants", unit="variant", disable=not cli.show_progress(quiet)) as bar:
-            score_windows(lambda x: np.asarray(model.predict_on_batch(x)[next(iter(tm.outputs))], np.float32), genome, todo, variants, seq_length, max_indel,
+            out = next(iter(tm.outputs))
+            score_windows(lambda x: np.asarray(model.predict_on_batch(x)[out], np.float32), genome, todo, variants,
+                          seq_length, max_indel,
                           int(batch_size), emit, naive=naive, progress=bar.update)
     except BaseException:
         writer.abort()

@@ -399,7 +399,8 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
         from basenji_tk.model.models import receptive_field
 
         tm = TrainedModel.load(model_dir, model_file)
-        model, model_path, details, chosen = tm.model, tm.model_path, tm.track_layout("sat_mut.py"), tm.select_targets(targets)
+        model, model_path = tm.model, tm.model_path
+        details, chosen = tm.track_layout("sat_mut.py"), tm.select_targets(targets)
         L, num_bins, pool_width = details["seq_length"], details["num_bins"], details["pool_width"]
         if mut_len > L:
             raise InputError(f"--mut_len {mut_len} is longer than the model's {L:,} bp input")
