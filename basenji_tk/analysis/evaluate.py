@@ -315,8 +315,8 @@ def _write_plots(run: _Pass, table: pd.DataFrame, bed, out_dir, split, pool_widt
     written = []
     y, p = run.acc.sample()
     for k, target in enumerate(table["identifier"]):
-        written.append(plots.scatter(y[:, k], p[:, k], os.path.join(out_dir, f"scatter_{prefix}{file_label(target)}.png"),
-                                     title=f"{target} ({split} split)"))
+        path = os.path.join(out_dir, f"scatter_{prefix}{file_label(target)}.png")
+        written.append(plots.scatter(y[:, k], p[:, k], path, title=f"{target} ({split} split)"))
     for _, index, y_seq, p_seq in run.top:
         chrom, start, label = _region(bed, index)
         path = os.path.join(out_dir, f"tracks_{prefix}{file_label(chrom)}_{start}.png")

@@ -88,7 +88,8 @@ def pair_with_dataset(tm, spec, stats_path: str) -> Pairing:
             raise InputError(f"{tm.model_path}: output '{name}' has no label in {data}: none is named "
                              f"'{o.label or name}' (labels: {', '.join(labels)})")
         if _squeeze(label.shape) != _squeeze(o.shape):
-            if label.name == "target" and len(tm.outputs) == 1 and len(label.shape) == 2 and "target_length" in spec.stats:
+            tiling = label.name == "target" and "target_length" in spec.stats  # the Basenji dataset's message
+            if tiling and len(tm.outputs) == 1 and len(label.shape) == 2:
                 got = "several outputs" if len(o.shape) != 2 else " x ".join(map(str, o.shape))
                 raise InputError(f"{tm.model_path}: the model outputs {got} (bins x targets) but {stats_path} has "
                                  f"target_length {label.shape[0]} x num_targets {label.shape[1]}")

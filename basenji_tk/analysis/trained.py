@@ -345,7 +345,8 @@ class TrainedModel:
                                  "with import_model.py --seq_length")
             kind = "vector" if len(shape) == 1 else ("sequence" if shape[-1] == 4 and window is None else "signal")
             window = window or (shape[0] if kind != "vector" else None)
-            inputs[name] = InputInfo(name, kind, shape, 1 if kind != "vector" else None, 0 if kind != "vector" else None)
+            positional = kind != "vector"
+            inputs[name] = InputInfo(name, kind, shape, 1 if positional else None, 0 if positional else None)
         window = window or 1
         if stats is None:
             log.warning(f"warning: {stats_path} not found; outputs are read off the model (targets t0, t1, ...)")
