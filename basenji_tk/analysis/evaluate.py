@@ -5,12 +5,12 @@ batches, and scores each target:
 
 * Pearson r and R² (``1 - SS_res/SS_tot``) on raw values and on ``log2(x+1)``
   values, exact over all bins (streamed through
-  :class:`~basenji_tk.model.metrics.PerTargetAccumulator`), and Spearman r on its
+  :class:`~basenji_tk.model.accumulator.PerTargetAccumulator`), and Spearman r on its
   random sample of bins (exact up to 200,000 bins);
 * for a binary target (every value in the split is 0 or 1): AUROC and AUPRC of
   the predictions;
 * with ``peaks``: bins called as peaks in the experiment
-  (:func:`~basenji_tk.model.metrics.call_peaks`, Poisson against the larger of the mean
+  (:func:`~basenji_tk.model.peaks.call_peaks`, Poisson against the larger of the mean
   and the mean of the surrounding 10 kb, FDR 0.01), the fraction of
   bins that are peaks, the AUPRC of the predictions for those peaks, and their
   ratio (the enrichment over a random predictor, whose AUPRC is the fraction);
@@ -149,13 +149,13 @@ class _Kept:
 
 
 def _new_run(o, keep_all: bool, baseline: bool):
-    from basenji_tk.model import metrics
+    from basenji_tk.model.accumulator import PerTargetAccumulator
 
     if o.kind != "binned":
         return _Kept()
     n = o.num_targets
-    return _Pass(acc=metrics.PerTargetAccumulator(n),
-                 base_acc=metrics.PerTargetAccumulator(n, sample_size=0) if baseline else None,
+    return _Pass(acc=PerTargetAccumulator(n),
+                 base_acc=PerTargetAccumulator(n, sample_size=0) if baseline else None,
                  binary=np.ones(n, dtype=bool), keeper=_Keeper(n))
 
 
@@ -224,7 +224,8 @@ def targets_table(data_dir, ids) -> pd.DataFrame:
 
 def _metrics_columns(run: _Pass, peaks: bool, local_window: int = 5) -> dict:
     """The metric columns of acc.tsv, each ``(n,)``."""
-    from basenji_tk.model import metrics
+    from basenji_tk import stats
+    from basenji_tk.model.peaks import call_peaks
 
     n = run.acc.num_targets
     cols = {
@@ -237,22 +238,22 @@ def _metrics_columns(run: _Pass, peaks: bool, local_window: int = 5) -> dict:
         auroc, auprc = np.full(n, np.nan), np.full(n, np.nan)
         which = np.isin(run.keeper.cols, np.flatnonzero(run.binary))  # kept columns that are binary
         y, p = (a[..., which].reshape(-1, which.sum()) for a in kept[:2])
-        auroc[run.keeper.cols[which]] = metrics.auroc(y.astype(bool), p)
-        auprc[run.keeper.cols[which]] = metrics.auprc(y.astype(bool), p)
+        auroc[run.keeper.cols[which]] = stats.auroc(y.astype(bool), p)
+        auprc[run.keeper.cols[which]] = stats.auprc(y.astype(bool), p)
         cols.update(auroc=auroc, auprc=auprc)
     peak_labels = None
     if peaks:  # every column was kept
         y, p = kept[0], kept[1]
-        peak_labels = metrics.call_peaks(y, fdr=PEAK_FDR, local_window=local_window).reshape(-1, n)
+        peak_labels = call_peaks(y, fdr=PEAK_FDR, local_window=local_window).reshape(-1, n)
         fraction = peak_labels.mean(axis=0)
-        peak_auprc = metrics.auprc(peak_labels, p.reshape(-1, n))
+        peak_auprc = stats.auprc(peak_labels, p.reshape(-1, n))
         with np.errstate(divide="ignore", invalid="ignore"):
             enrichment = np.where(fraction > 0, peak_auprc / fraction, np.nan)
         cols.update(peak_fraction=fraction, peak_auprc=peak_auprc, peak_enrichment=enrichment)
     if run.base_acc is not None:
         cols.update(baseline_pearsonr=run.base_acc.pearson_r(), baseline_r2=run.base_acc.r_squared())
         if peak_labels is not None:
-            cols["baseline_peak_auprc"] = metrics.auprc(peak_labels, kept[2].reshape(-1, n))
+            cols["baseline_peak_auprc"] = stats.auprc(peak_labels, kept[2].reshape(-1, n))
     return cols
 
 

@@ -36,26 +36,27 @@ def value_columns(y, p) -> dict:
     """Regression scores of one value per record and target."""
     from sklearn.metrics import mean_squared_error
 
-    from basenji_tk.model import metrics
+    from basenji_tk import stats
 
     y, p = _flat(y, p)
     rmse = np.sqrt(mean_squared_error(y, p, multioutput="raw_values")) if len(y) else np.full(y.shape[1], np.nan)
-    return {"pearsonr": metrics.pearson_r(y, p), "spearmanr": metrics.spearman_r(y, p),
-            "r2": metrics.r_squared(y, p), "rmse": rmse, "count": np.full(y.shape[1], len(y))}
+    return {"pearsonr": stats.pearson_r(y, p), "spearmanr": stats.spearman_r(y, p),
+            "r2": stats.r_squared(y, p), "rmse": rmse, "count": np.full(y.shape[1], len(y))}
 
 
 def probability_columns(y, p) -> dict:
     """Classifier scores of probabilities against 0/1 labels (values above 0.5 count as 1)."""
-    from basenji_tk.model import metrics
+    from basenji_tk import stats
 
     y, p = _flat(y, p)
     labels = y > 0.5
-    return {"auroc": metrics.auroc(labels, p), "auprc": metrics.auprc(labels, p),
+    return {"auroc": stats.auroc(labels, p), "auprc": stats.auprc(labels, p),
             "positives": labels.sum(axis=0), "count": np.full(y.shape[1], len(y))}
 
 
 def profile_columns(y, p) -> dict:
     """Profile scores per channel of ``(N, L, n)`` observed counts and predicted profiles."""
+    from basenji_tk import stats
     from basenji_tk.model import metrics
 
     y, p = np.asarray(y, dtype=np.float64), np.asarray(p, dtype=np.float64)
@@ -70,7 +71,7 @@ def profile_columns(y, p) -> dict:
             out[k] = float(m.result()) if float(m.count.numpy()) > 0 else np.nan
     totals_y, totals_p = y.sum(axis=1), p.sum(axis=1)
     spread = totals_p.std(axis=0) > 1e-4 * np.abs(totals_p.mean(axis=0))
-    counts = np.where(spread, metrics.pearson_r(totals_y, totals_p), np.nan)
+    counts = np.where(spread, stats.pearson_r(totals_y, totals_p), np.nan)
     return {"jsd": jsd, "profile_pearsonr": pearson, "count_pearsonr": counts, "count": np.full(n, len(y))}
 
 
