@@ -129,7 +129,7 @@ def _load_any(path: str):
         return load_model(path), "keras"
     if head == b"\x89HDF\r\n\x1a\n":
         try:
-            return keras.saving.load_model(path, compile=False), "h5"
+            return keras.saving.load_model(path, compile=False, safe_mode=True), "h5"
         except (ValueError, OSError, TypeError, KeyError) as err:
             raise InputError(f"{path}: cannot load this HDF5 file as a Keras model: "
                              f"{str(err).splitlines()[0] if str(err) else type(err).__name__}") from None
