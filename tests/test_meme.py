@@ -73,6 +73,7 @@ def out_text(path):
 @pytest.mark.parametrize("line, new, where, words", [
     (12, " 0.7  0.1  0.2", 12, "4 columns"),
     (12, " 0.7  0.1  x  0.1", 12, "'x'"),
+    (13, " x.0  1.0  0.0  0.0", 13, "'x.0' in a matrix row is not a number"),
     (12, " 0.9  -0.1  0.1  0.1", 12, "negative"),
     (13, " 0.0  1.0  0.0  0.5", 13, "sums to 1.5"),
     (11, "letter-probability matrix: alength= 4 w= 4 nsites= 20 E= 0", 11, "w= 4 but has 3 rows"),

@@ -12,6 +12,8 @@ other; the match's title gives its q-value (rows come from
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from basenji_tk.plots import _save
@@ -41,7 +43,10 @@ def draw_logo(ax, matrix, information: bool = True, title: str = "", start: int 
         raise ValueError(f"draw_logo: expected a (W, 4) matrix, not {m.shape}")
     heights = information_heights(m) if information else m
     df = pd.DataFrame(heights, columns=list("ACGT"), index=np.arange(start, start + len(m)))
-    logomaker.Logo(df, ax=ax, color_scheme=COLORS, show_spines=False, baseline_width=0.5 if not information else 0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # an all-zero logo (a flat motif): limits are set below
+        logomaker.Logo(df, ax=ax, color_scheme=COLORS, show_spines=False,
+                       baseline_width=0.5 if not information else 0)
     if information:
         ax.set_ylim(0, 2)
         ax.set_yticks([0, 1, 2])

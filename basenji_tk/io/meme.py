@@ -142,6 +142,8 @@ def _read_matrix(path, lines, i, w):
                 break
             continue
         if not _is_number(tokens[0]):
+            if w is not None and len(rows) < w and any(_is_number(t) for t in tokens[1:]):
+                _check_row(path, j + 1, tokens)  # a row with a bad first entry: says which
             break
         if w is not None and len(rows) == w:
             raise InputError(f"{path}:{j + 1}: more matrix rows than w= {w} (line {i + 1})")
