@@ -146,3 +146,21 @@ def test_motif_checks():
         Motif("x", np.ones((3, 5)) / 5)
     with pytest.raises(ValueError):
         write_meme([Motif("a b", np.full((2, 4), 0.25))], "/dev/null")
+
+
+def test_modisco_lite_writer(tmp_path):
+    """The MEME text modisco-lite's MEMEWriter writes (``modisco meme``), with and without an E-value."""
+    meme_writer = pytest.importorskip("modiscolite.meme_writer")
+    rng = np.random.default_rng(0)
+    ppms = [rng.dirichlet([0.5] * 4, 7), rng.dirichlet([0.5] * 4, 5)]
+    writer = meme_writer.MEMEWriter(memesuite_version="5", alphabet="ACGT",
+                                    background_frequencies="A 0.25 C 0.25 G 0.25 T 0.25")
+    writer.add_motif(meme_writer.MEMEWriterMotif("pos_patterns.pattern_0", ppms[0], 12, "ACGT", 4))
+    writer.add_motif(meme_writer.MEMEWriterMotif("neg_patterns.pattern_0", ppms[1], 3, "ACGT", 4, e_value="0.01",
+                                                 url="http://x"))
+    writer.write(tmp_path / "modisco.meme")
+    a, b = read_meme(tmp_path / "modisco.meme")
+    assert (a.name, a.nsites, b.name, b.nsites, b.url) == ("pos_patterns.pattern_0", 12, "neg_patterns.pattern_0", 3,
+                                                           "http://x")
+    np.testing.assert_allclose(a.pwm, ppms[0], atol=1e-6)
+    np.testing.assert_allclose(b.pwm, ppms[1], atol=1e-6)

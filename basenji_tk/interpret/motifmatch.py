@@ -96,9 +96,9 @@ def tomtom(queries, database, top: int | None = None, max_p: float | None = None
 def best_matches(table: pd.DataFrame, q: float = 0.05) -> pd.DataFrame:
     """The best-ranked target of each query whose q-value is at most ``q`` (queries with none are left out)."""
     passing = table[table["q_value"] <= q]
-    return passing.sort_values(["rank"], kind="stable").groupby("query", sort=False).head(1).set_index(
-        "query", drop=False).reindex([x for x in table["query"].unique() if x in set(passing["query"])]).reset_index(
-        drop=True)
+    best = passing.sort_values("rank", kind="stable").drop_duplicates("query")
+    order = {name: i for i, name in enumerate(pd.unique(table["query"]))}
+    return best.iloc[np.argsort(best["query"].map(order).to_numpy(), kind="stable")].reset_index(drop=True)
 
 
 def match_rows(table: pd.DataFrame, queries, database, q: float = 0.05) -> list[dict]:

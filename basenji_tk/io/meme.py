@@ -30,6 +30,7 @@ ROW_TOLERANCE = 0.02  # a row may sum to 1 +- this before it is renormalised
 JASPAR_PSEUDOCOUNT = 1.0  # total pseudocount per column, spread evenly (MEME's jaspar2meme convention)
 
 _KEYVAL = re.compile(r"(\w+)\s*=\s*(\S+)")
+_GLUED = re.compile(r"(\d)([A-Za-z]+\s*=)")
 
 
 @dataclass
@@ -97,7 +98,8 @@ def _is_number(token: str) -> bool:
 
 def _matrix_header(path, lineno, line):
     """``(w or None, nsites)`` from a ``letter-probability matrix:`` line."""
-    values = dict(_KEYVAL.findall(line.split(":", 1)[1]))
+    # modisco-lite's MEMEWriter glues "nsites= 1E= 0": split a key off the number before it
+    values = dict(_KEYVAL.findall(_GLUED.sub(r"\1 \2", line.split(":", 1)[1])))
     alength = values.get("alength", "4")
     if alength != "4":
         raise InputError(f"{path}:{lineno}: letter-probability matrix with alength= {alength}; "
@@ -147,6 +149,11 @@ def _read_matrix(path, lines, i, w):
             break
         if w is not None and len(rows) == w:
             raise InputError(f"{path}:{j + 1}: more matrix rows than w= {w} (line {i + 1})")
+        glued = lines[j].find("URL")
+        if glued > 0:  # modisco-lite's MEMEWriter glues "URL ..." to the last row ("0.336020URL http://...")
+            rows.append(_check_row(path, j + 1, lines[j][:glued].split()))
+            lines[j] = lines[j][glued:]  # read again as the URL line
+            break
         rows.append(_check_row(path, j + 1, tokens))
         j += 1
     if w is not None and len(rows) != w:
