@@ -28,6 +28,7 @@ from basenji_tk.io.meme import Motif, motif_database
 
 log = logging.getLogger("basenji_tk")
 
+FLAT_BITS = 0.25  # a uniform 6-column query gets q 6e-9 against JASPAR's GATA1::TAL1 (its flat middle)
 MIN_TARGETS = 25  # memelite's p-values are unstable with fewer targets (its docstring)
 TOMTOM_COLUMNS = ["query", "target", "target_alt", "p_value", "e_value", "q_value", "offset", "overlap",
                   "orientation", "score", "rank"]
@@ -62,6 +63,10 @@ def tomtom(queries, database, top: int | None = None, max_p: float | None = None
     if len(database) < MIN_TARGETS:
         log.warning(f"TOMTOM against {len(database)} targets: p-values need at least {MIN_TARGETS} targets to be "
                     "stable (they depend on the targets' columns)")
+    flat = [m.name for m in queries if m.information().mean() < FLAT_BITS]
+    if flat:
+        log.warning(f"nearly flat queries (under {FLAT_BITS} bits per position): {', '.join(flat[:5])}; TOMTOM matches "
+                    "them to the flat stretches of long targets, so their matches mean little (trim them first)")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # memelite's own few-targets warning, said above once
         p, score, offset, overlap, strand = memelite_tomtom(
