@@ -22,7 +22,7 @@ KIND = {
     "make_regions.py": "file", "make_pairs.py": "file",
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
-    "import_model.py": "folder",
+    "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder",
 }
 
 
@@ -47,6 +47,13 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
                                                                        "log": True}})
     from zoo import seq_to_seq_keras
 
+    from basenji_tk.io.meme import Motif, write_meme
+
+    rng = __import__("numpy").random.default_rng(0)  # GENERATED motifs: 2 queries, a database of 30
+    meme = write_meme([Motif(f"q{i}", rng.dirichlet([0.3] * 4, 8)) for i in range(2)], work / "q.meme")
+    db = write_meme([Motif(f"t{i}", rng.dirichlet([0.3] * 4, 10)) for i in range(30)], work / "db.meme")
+    (work / "scan.bed").write_text("chr20\t2000000\t2000200\tr1\n")
+
     seq_to_seq_keras().save(work / "seq_to_seq.keras")
     model, data = tiny_model, demo_dataset
     return {
@@ -67,6 +74,8 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
         "saliency.py": lambda out: [model, bed, "-o", out],
         "sed_ld.py": lambda out: [ld["sed"], ld["vcf"], ld["eqtl"], "-o", out],
         "import_model.py": lambda out: [work / "seq_to_seq.keras", "-o", out, "--resolution", 1],
+        "tomtom.py": lambda out: [meme, "--db", db, "-o", out],
+        "scan_motifs.py": lambda out: [meme, work / "scan.bed", "-f", FASTA, "-o", out],
         "gwas_classify.py": lambda out: [gwas_sed, work / "pos.txt", work / "neg.txt", "-o", out, "--stat", "SED",
                                          "--components", 1, "--folds", 2],
     }
