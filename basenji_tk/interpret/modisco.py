@@ -181,11 +181,12 @@ def _seqlet_table(data: dict, found):
     return table
 
 
-def describe(data: dict) -> str:
+def describe(data: dict, short: bool = False) -> str:
     """'PATH (METHOD attributions)': names the file and its method (a generated set says so there)."""
     method = data["attrs"].get("method", "")
     method = method.decode() if isinstance(method, bytes) else str(method)
-    return f"{data['path']} ({method} attributions)" if method else str(data["path"])
+    path = os.path.basename(data["path"]) if short else data["path"]
+    return f"{path} ({method} attributions)" if method else str(path)
 
 
 def _write_tsv(table, path, comment: str = "") -> None:
@@ -198,7 +199,8 @@ def _write_tsv(table, path, comment: str = "") -> None:
 
 
 def match_patterns(patterns: list[dict], database, q: float = 0.05):
-    """One row per pattern: its best TOMTOM match in ``database`` (a list of Motifs)."""
+    """(table, queries, hits): one row per pattern with its best TOMTOM match in ``database`` (a
+    list of Motifs), the patterns as Motifs, and TOMTOM's full table (None without patterns)."""
     import pandas as pd
 
     from basenji_tk.interpret.motifmatch import tomtom
@@ -219,7 +221,7 @@ def match_patterns(patterns: list[dict], database, q: float = 0.05):
                        offset=best["offset"], significant=bool(best["q_value"] < q))
         rows.append(row)
     return pd.DataFrame(rows, columns=["pattern", "n_seqlets", "width", "consensus", "match", "tf", "p_value",
-                                       "e_value", "q_value", "orientation", "offset", "significant"]), queries
+                                       "e_value", "q_value", "orientation", "offset", "significant"]), queries, hits
 
 
 def _write_report(modisco_h5: str, out_dir: str, db_meme: str, trim_threshold: float) -> None:
@@ -260,6 +262,12 @@ def discover_motifs(attributions_h5, out_dir, db: str = "jaspar", window: int | 
     out_dir = str(out_dir)
     with files.claim(out_dir):
         files.refuse_overwrite(out_dir, OUTPUTS if not seqlets_only else ["seqlets.tsv"], force)
+        for name in OUTPUTS if force else ():  # no stale output of an earlier run stays beside the new ones
+            old = os.path.join(out_dir, name)
+            if os.path.isdir(old):
+                shutil.rmtree(old)
+            elif os.path.exists(old):
+                os.remove(old)
         found = find_seqlets(data["attributions"], z=z)
         table = _seqlet_table(data, found)
         _write_tsv(table, os.path.join(out_dir, "seqlets.tsv"),
@@ -277,6 +285,7 @@ def _modisco_outputs(data, out_dir, database, db, params, trim_threshold, q, rep
     import modiscolite
 
     from basenji_tk.interpret.logos import match_figure
+    from basenji_tk.interpret.motifmatch import match_rows
     from basenji_tk.io.meme import write_meme
 
     log.info("TF-MoDISco on %d sequences of %d bp: %s", len(data["one_hot"]), data["one_hot"].shape[1],
@@ -287,24 +296,20 @@ def _modisco_outputs(data, out_dir, database, db, params, trim_threshold, q, rep
     modiscolite.io.save_hdf5(tmp, pos, neg, int(params["sliding_window_size"]))
     os.replace(tmp, h5_path)
     patterns = read_patterns(h5_path, trim_threshold)
-    matches, motifs = match_patterns(patterns, database, q)
-    meme_path = os.path.join(out_dir, "motifs.meme")
-    write_meme(motifs, f"{meme_path}.tmp")
-    os.replace(f"{meme_path}.tmp", meme_path)
+    matches, motifs, hits = match_patterns(patterns, database, q)
+    write_meme(motifs, os.path.join(out_dir, "motifs.meme"))
     _write_tsv(matches, os.path.join(out_dir, "matches.tsv"),
                f"TF-MoDISco patterns of {describe(data)} and their best TOMTOM match in {db}")
     if report and patterns:
-        db_meme = db if os.path.isfile(str(db)) else os.path.join(out_dir, ".database.meme")
-        if db_meme != db:
-            write_meme(database, db_meme)
+        db_meme = write_meme(database, os.path.join(out_dir, ".database.meme"))  # as parsed here, for memelite
         try:
             _write_report(h5_path, out_dir, db_meme, trim_threshold)
         finally:
-            if db_meme != db and os.path.exists(db_meme):
-                os.remove(db_meme)
+            os.remove(db_meme)
     if patterns:
-        by_id = {m.name: m for m in database}
-        pairs = [(p["cwm"], p["name"], by_id.get(row.match), row) for p, row in zip(patterns, matches.itertuples())]
-        match_figure(pairs, os.path.join(out_dir, "motifs.png"),
-                     title=f"TF-MoDISco patterns of {describe(data)}, best matches in {db}")
+        rows = match_rows(hits, motifs, database, q)
+        for row, p in zip(rows, patterns):
+            row.update(contribution=p["cwm"], label=f"{p['name']}: {p['n_seqlets']} seqlets (contribution)")
+        title = f"TF-MoDISco patterns of {describe(data, short=True)}\nbest matches in {os.path.basename(str(db))}"
+        match_figure(rows, os.path.join(out_dir, "motifs.png"), q=q, title=title)
     return {"patterns": len(patterns), "matches": matches, "params": params}
