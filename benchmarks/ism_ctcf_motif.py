@@ -37,20 +37,14 @@ import numpy as np
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def read_meme(path, name):
-    """The letter-probability matrix ``(W, 4)`` of motif ``name`` (prefix match) in a MEME file."""
-    rows, on = [], False
-    with open(path) as fh:
-        for line in fh:
-            if line.startswith("MOTIF"):
-                if on:
-                    break
-                on = line.split()[1].startswith(name)
-            elif on and line.strip() and not line.startswith("letter") and not line.startswith("URL"):
-                rows.append([float(x) for x in line.split()])
-    if not rows:
+def motif_matrix(path, name):
+    """The letter-probability matrix ``(W, 4)`` of the first motif whose name starts with ``name``."""
+    from basenji_tk.io.meme import read_meme
+
+    found = [m for m in read_meme(path) if m.name.startswith(name)]
+    if not found:
         raise SystemExit(f"{path}: no motif {name}")
-    return np.array(rows)
+    return found[0].pwm
 
 
 def held_out(data_dir, peaks_bed, seed=0):
@@ -160,7 +154,7 @@ def main(argv=None):
             print(f"skipped: {path} not found (run make demo; ../shared/data for the motif)")
             return 0
     os.makedirs(args.out, exist_ok=True)
-    motif = read_meme(args.meme, args.motif)
+    motif = motif_matrix(args.meme, args.motif)
     peaks, control = held_out(args.data_dir, args.peaks)
     if args.max_regions:
         peaks, control = peaks[:args.max_regions], control[:args.max_regions]

@@ -67,6 +67,14 @@ class Motif:
             plogp = np.where(p > 0, p * np.log2(p), 0.0)
         return 2.0 + plogp.sum(axis=1)
 
+    def trimmed(self, min_bits: float) -> "Motif":
+        """The motif without its flanking positions of under ``min_bits`` of information (all of
+        it when no position reaches ``min_bits``)."""
+        keep = np.flatnonzero(self.information() >= min_bits)
+        if len(keep) == 0 or (keep[0] == 0 and keep[-1] == self.width - 1):
+            return self
+        return Motif(self.name, self.pwm[keep[0]:keep[-1] + 1].copy(), self.alt, self.nsites, self.url)
+
     @property
     def label(self) -> str:
         """``name`` or ``name (alt)``, for titles."""
