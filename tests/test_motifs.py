@@ -192,3 +192,16 @@ def test_help():
     proc = run_script("motifs.py", "--help", check=True)
     for words in ("seqlets.tsv", "1.96", "TF-MoDISco", "TOMTOM", "--n_leiden_runs", "--db", "JASPAR 2024"):
         assert words in proc.stdout, words
+
+
+def test_modisco_minimums_scale_with_few_sequences():
+    from basenji_tk.interpret.modisco import MODISCO_DEFAULTS, modisco_params
+
+    assert modisco_params(5000) == MODISCO_DEFAULTS
+    few = modisco_params(300)
+    assert (few["min_metacluster_size"], few["final_min_cluster_size"]) == (30, 10)
+    assert (modisco_params(93)["min_metacluster_size"], modisco_params(93)["final_min_cluster_size"]) == (20, 10)
+    given = modisco_params(93, min_metacluster_size=150, final_min_cluster_size=None, n_leiden_runs=3)
+    assert (given["min_metacluster_size"], given["final_min_cluster_size"], given["n_leiden_runs"]) == (150, 10, 3)
+    with pytest.raises(InputError, match="n_leiden_runs"):
+        modisco_params(93, n_leiden_runs=0)
