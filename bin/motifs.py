@@ -21,8 +21,9 @@ hypothetical (N, L, 4)) into named motifs, in four steps:
                   --trim_threshold of the largest)
   4. matches.tsv  each pattern's best TOMTOM match in --db (jaspar: JASPAR 2024 CORE
                   vertebrates; jaspar:COLLECTION:TAX; or a MEME file) with p, E and q
-                  (Benjamini-Hochberg over the database) and orientation; motifs.png shows
-                  each pattern's contribution logo beside its best match
+                  (Benjamini-Hochberg over the database), orientation and the pattern's
+                  information (bits: a weak pattern can match at a small q); motifs.png
+                  shows each pattern's contribution logo beside its best match
 
 --window keeps only the central bp of each sequence (where the explained output looks).
 Modisco's minimums (--min_metacluster_size 100, --final_min_cluster_size 20) suit
@@ -79,7 +80,7 @@ def main(argv=None):
     for row in res["matches"].itertuples():
         named = (f"{row.match} {row.tf} (q {row.q_value:.2g}, {row.orientation})" if row.significant
                  else f"no match with q < {args.q} (nearest {row.match} {row.tf}, q {row.q_value:.2g})")
-        print(f"{row.pattern}: {row.n_seqlets} seqlets, {row.consensus}: {named}")
+        print(f"{row.pattern}: {row.n_seqlets} seqlets, {row.consensus} ({row.information:.1f} bits): {named}")
     return 0
 
 

@@ -7,6 +7,11 @@ writes the patterns as MEME motifs (probability matrices trimmed by modisco's ow
 the positions from the first to the last whose summed |contribution| reaches
 ``trim_threshold`` of the pattern's largest) and names them by TOMTOM against a motif
 database (:func:`basenji_tk.interpret.motifmatch.tomtom`).
+
+``matches.tsv`` gives each pattern's information content (bits summed over its trimmed
+positions) beside its match: TOMTOM's Pearson-like column score ignores how far a column
+is from uniform, so a weak pattern can get a small q-value. On the demo model's CTCF peaks a
+1.7-bit AT-rich negative pattern matched a CTCF matrix at q 7e-8; read such names with care.
 """
 
 from __future__ import annotations
@@ -211,6 +216,7 @@ def match_patterns(patterns: list[dict], database, q: float = 0.05):
     rows = []
     for p, m in zip(patterns, queries):
         row = {"pattern": p["name"], "n_seqlets": p["n_seqlets"], "width": m.width, "consensus": m.consensus,
+               "information": float(m.information().sum()),
                "match": "", "tf": "", "p_value": np.nan, "e_value": np.nan, "q_value": np.nan,
                "orientation": "", "offset": np.nan, "significant": False}
         mine = hits[hits["query"] == p["name"]] if hits is not None else []
@@ -220,7 +226,8 @@ def match_patterns(patterns: list[dict], database, q: float = 0.05):
                        e_value=best["e_value"], q_value=best["q_value"], orientation=best["orientation"],
                        offset=best["offset"], significant=bool(best["q_value"] < q))
         rows.append(row)
-    return pd.DataFrame(rows, columns=["pattern", "n_seqlets", "width", "consensus", "match", "tf", "p_value",
+    return pd.DataFrame(rows, columns=["pattern", "n_seqlets", "width", "consensus", "information", "match", "tf",
+                                       "p_value",
                                        "e_value", "q_value", "orientation", "offset", "significant"]), queries, hits
 
 
