@@ -22,7 +22,7 @@ KIND = {
     "make_regions.py": "file", "make_pairs.py": "file",
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
-    "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder",
+    "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder", "motifs.py": "folder",
 }
 
 
@@ -45,6 +45,14 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     params = write_json(work / "params.json", tiny_params())
     domain = write_json(work / "domain.json", {"train.learning_rate": {"type": "continuous", "range": [1e-4, 1e-2],
                                                                        "log": True}})
+    import h5py
+    import numpy as np
+
+    with h5py.File(work / "attributions.h5", "w") as h5:  # GENERATED: random bases and values
+        rng = np.random.default_rng(0)
+        h5["one_hot"] = np.eye(4, dtype=np.uint8)[rng.integers(0, 4, (8, 100))]
+        h5["hypothetical"] = rng.normal(size=(8, 100, 4)).astype(np.float32)
+        h5["attributions"] = h5["one_hot"][:] * h5["hypothetical"][:]
     from zoo import seq_to_seq_keras
 
     from basenji_tk.io.meme import Motif, write_meme
@@ -73,6 +81,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
         "sat_mut.py": lambda out: [model, bed, "-o", out, "--mut_len", 4],
         "saliency.py": lambda out: [model, bed, "-o", out],
         "sed_ld.py": lambda out: [ld["sed"], ld["vcf"], ld["eqtl"], "-o", out],
+        "motifs.py": lambda out: [work / "attributions.h5", "-o", out, "--seqlets_only"],
         "import_model.py": lambda out: [work / "seq_to_seq.keras", "-o", out, "--resolution", 1],
         "tomtom.py": lambda out: [meme, "--db", db, "-o", out],
         "scan_motifs.py": lambda out: [meme, work / "scan.bed", "-f", FASTA, "-o", out],
