@@ -100,7 +100,8 @@ def test_instances_insert_and_window():
 def test_backgrounds_scores_are_the_kmer_counts(work):
     """Without the motif, each GENERATED background scores its own count of + strand GATTACAG."""
     from basenji_tk.analysis.trained import TrainedModel
-    from basenji_tk.interpret.insertion import _arm, shuffled_backgrounds
+    from basenji_tk.interpret.backgrounds import shuffled_backgrounds
+    from basenji_tk.interpret.insertion import make_arm
     from basenji_tk.interpret.shuffle import dinuc_counts
     from basenji_tk.interpret.sites import read_sites
 
@@ -113,7 +114,7 @@ def test_backgrounds_scores_are_the_kmer_counts(work):
     # a planted copy in a third of them, so the counts are not all 0
     planted = bg.one_hot.copy()
     planted[::3, 50:58] = _one_hot_rows(KMER)
-    arm = _arm("kmer", tm, None, None, None, genome, False, (0,), 16)
+    arm = make_arm("kmer", tm, None, None, None, genome, False, (0,), 16)
     got = arm.score(arm.predict(planted, bg.windows), np.zeros(0, int))
     truth = [sum("".join("ACGT"[i] for i in s.argmax(1))[k:k + 8] == KMER for k in range(L - 7)) for s in planted]
     assert np.allclose(got, truth, atol=1e-4) and max(truth) >= 1
@@ -143,7 +144,7 @@ def test_kmer_insertion_known_effect(work):
 
 def test_sampled_instances_and_gc_matched(work):
     from basenji_tk.analysis.trained import TrainedModel
-    from basenji_tk.interpret.insertion import window_gc
+    from basenji_tk.interpret.backgrounds import window_gc
 
     res, table, _ = _run(work, motif="UNIFORM", out="uniform", instance="sample", n=40, seed=3)
     again = _run(work, motif="UNIFORM", out="uniform2", instance="sample", n=40, seed=3)[1]
@@ -175,7 +176,8 @@ def test_two_contexts_and_two_models_on_zoo_pairs(work, zoo_pairs):
     _, both, summary = _run(work, out="ctx", inputs=InputOptions(context="cpg"), context_b="ctcf", **kw)
     _, cpg, _ = _run(work, out="cpg", inputs=InputOptions(context="cpg"), **kw)
     _, ctcf, _ = _run(work, out="ctcf", inputs=InputOptions(context="ctcf"), **kw)
-    assert np.allclose(both["delta"], cpg["delta"], atol=1e-6) and np.allclose(both["delta_b"], ctcf["delta"], atol=1e-6)
+    assert np.allclose(both["delta"], cpg["delta"], atol=1e-6)
+    assert np.allclose(both["delta_b"], ctcf["delta"], atol=1e-6)
     assert not np.allclose(cpg["delta"], ctcf["delta"])  # the context changes the prediction
     comp = summary[summary["group"] == "ctcf - cpg"].iloc[0]
     assert comp["p_value"] == pytest.approx(stats.wilcoxon(both["delta_b"] - both["delta"]).pvalue, rel=1e-6)
@@ -199,7 +201,8 @@ def profile_with_bias():
 def test_footprint_profile_and_bias(work, zoo_profile):
     from basenji_tk.analysis.inputs import InputOptions
     from basenji_tk.analysis.trained import TrainedModel
-    from basenji_tk.interpret.insertion import _arm, bias_inputs, footprint, shuffled_backgrounds
+    from basenji_tk.interpret.backgrounds import shuffled_backgrounds
+    from basenji_tk.interpret.insertion import make_arm, bias_inputs, footprint
     from basenji_tk.interpret.sites import read_sites
 
     work.joinpath("profile").symlink_to(zoo_profile.model_dir) if not (work / "profile").exists() else None
@@ -217,7 +220,7 @@ def test_footprint_profile_and_bias(work, zoo_profile):
     bg = shuffled_backgrounds(genome, read_sites(work / "regions.bed", genome), L, 20, 0)
     ramp = work / "ramp.npy"
     np.save(ramp, np.linspace(-3, 3, 100, dtype=np.float32)[:, None])
-    arm = _arm("b", tm, None, None, InputOptions(values=(f"bias={ramp}",)), genome, False, (0,), 8)
+    arm = make_arm("b", tm, None, None, InputOptions(values=(f"bias={ramp}",)), genome, False, (0,), 8)
     cons = np.repeat(_one_hot_rows(KMER)[None], 20, axis=0).astype(np.float32)
     table = footprint(arm, bg, cons, 196)
     x = {"sequence": bg.one_hot, "bias": np.zeros((20, 100, 1), np.float32)}

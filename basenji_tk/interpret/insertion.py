@@ -3,7 +3,7 @@
 bpAI-TAC (Fig. 3) inserts a motif into 1,000 dinucleotide-shuffled sequences and compares the
 predictions with and without it; Basenji and ChromBPNet do the same for footprints. Here:
 
-* **backgrounds** (:class:`Backgrounds`): dinucleotide shuffles of the windows centred on BED
+* **backgrounds** (:mod:`basenji_tk.interpret.backgrounds`): dinucleotide shuffles of the windows centred on BED
   regions (:func:`shuffled_backgrounds`, GENERATED sequence with the regions' exact dinucleotide
   counts) or genome windows of matched GC (:func:`gc_backgrounds`);
 * **instances** (:func:`motif_instances`): the motif's consensus, or one instance sampled from its
@@ -33,13 +33,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from basenji_tk.errors import InputError
+from basenji_tk.interpret.backgrounds import (Backgrounds, gc_backgrounds, shuffled_backgrounds,
+                                              site_windows, window_gc)
 
 log = logging.getLogger("basenji_tk")
 
 INSTANCES = ("consensus", "sample")
 STRANDS = ("+", "-", "both")
 TESTS = ("signed_rank", "rank_sum")
-GENERATED = "GENERATED dinucleotide shuffle"
 
 
 # ----------------------------------------------------------------------------- motifs and insertion
@@ -82,74 +83,6 @@ def insert(backgrounds: np.ndarray, instances: np.ndarray, start: int, strand: s
     inst = instances[:, ::-1, ::-1] if strand == "-" else instances
     out[:, start:start + inst.shape[1]] = inst
     return out
-
-
-# ----------------------------------------------------------------------------- backgrounds
-@dataclass
-class Backgrounds:
-    """``one_hot`` ``(N, L, 4)`` float32; ``windows`` the genome window each stands for (its
-    non-sequence inputs are read there); ``source`` (a region name or window); ``kind``."""
-
-    one_hot: np.ndarray
-    windows: list
-    source: list
-    kind: str
-
-    def __len__(self) -> int:
-        return len(self.one_hot)
-
-
-def site_windows(sites, length: int, sizes: dict) -> list:
-    """The ``length``-bp window centred on each site, as ``(chrom, start, end)``; sites whose window
-    runs off a chromosome end are left out."""
-    out = []
-    for s in sites:
-        w0 = (s.start + s.end) // 2 - length // 2
-        if w0 >= 0 and w0 + length <= sizes[s.chrom]:
-            out.append((s, (s.chrom, w0, w0 + length)))
-    return out
-
-
-def shuffled_backgrounds(genome, sites, length: int, n: int, rng) -> Backgrounds:
-    """``n`` dinucleotide shuffles (:func:`basenji_tk.interpret.shuffle.dinuc_shuffle`) of the windows
-    centred on ``sites``: background ``i`` is shuffle ``i // R`` of window ``i % R`` (R windows)."""
-    from basenji_tk.data import dna
-    from basenji_tk.interpret.shuffle import dinuc_shuffle
-
-    todo = site_windows(sites, length, genome.sizes)
-    if not todo:
-        raise InputError(f"no region's {length:,} bp window lies inside its chromosome")
-    per = -(-int(n) // len(todo))
-    one_hot = np.stack([dna.one_hot(genome.fetch(*w), dtype=np.float32) for _, w in todo])
-    shuffled = np.asarray(dinuc_shuffle(one_hot, per, rng), dtype=np.float32)  # (R, per, L, 4)
-    order = [(i % len(todo), i // len(todo)) for i in range(int(n))]
-    return Backgrounds(np.stack([shuffled[r, k] for r, k in order]), [todo[r][1] for r, _ in order],
-                       [todo[r][0].name for r, _ in order], GENERATED)
-
-
-def window_gc(genome, windows) -> np.ndarray:
-    """GC fraction of the called (A/C/G/T) bases of each window."""
-    from basenji_tk.data import dna
-
-    out = []
-    for w in windows:
-        x = dna.one_hot(genome.fetch(*w), dtype=np.float32)
-        called = x.sum()
-        out.append(float(x[:, 1:3].sum() / called) if called else np.nan)
-    return np.array(out)
-
-
-def gc_backgrounds(genome, length: int, n: int, rng, gc, exclude=None) -> Backgrounds:
-    """``n`` genome windows of ``length`` bp with GC ``gc`` (one fraction, or fractions cycled over the
-    ``n``; :func:`basenji_tk.interpret.shuffle.gc_matched_windows`), outside ``exclude``."""
-    from basenji_tk.data import dna
-    from basenji_tk.interpret.shuffle import gc_matched_windows
-
-    windows = [tuple(w) for w in gc_matched_windows(genome, length, gc, int(n), rng, exclude=exclude)]
-    if not windows:
-        raise InputError(f"no {length:,} bp genome window matches GC {gc}")
-    one_hot = np.stack([dna.one_hot(genome.fetch(c, a, b), dtype=np.float32) for c, a, b in windows])
-    return Backgrounds(one_hot, windows, [f"{c}:{a}-{b}" for c, a, b in windows], "genome GC-matched")
 
 
 # ----------------------------------------------------------------------------- one model, its inputs, one output
@@ -369,7 +302,7 @@ def find_motif(motifs, name: str, where: str = "--motifs"):
     raise InputError(f"--motif: no motif named '{name}' in {where} ({len(motifs)} motifs: {shown})")
 
 
-def _arm(label, tm, output, targets, opts, genome, rc, shifts, batch_size):
+def make_arm(label, tm, output, targets, opts, genome, rc, shifts, batch_size):
     """An :class:`Arm` for ``tm``: its output chosen and its inputs resolved, a bias input the
     options leave unset held at zero (what issue 13 interprets)."""
     from dataclasses import replace
@@ -436,11 +369,11 @@ def insert_motif(model_dir, out_dir, motif: str, motifs: str, regions=None, gc_m
     L = tm.seq_length
     start = insertion_start(L or 0, mot.width, mot.alt or mot.name, position)
     label_a = opts.context if context_b is not None else os.path.basename(os.path.normpath(str(model_dir)))
-    arms = [_arm(label_a, tm, output, targets, opts, genome, rc, shifts, batch_size)]
+    arms = [make_arm(label_a, tm, output, targets, opts, genome, rc, shifts, batch_size)]
     if context_b is not None:
         if not opts.context:
             raise InputError("--context_b: give the first context with --context A")
-        arms.append(_arm(context_b, tm, output, targets, replace(opts, context=context_b), genome, rc, shifts,
+        arms.append(make_arm(context_b, tm, output, targets, replace(opts, context=context_b), genome, rc, shifts,
                          batch_size))
     elif model_b is not None:
         tm_b = TrainedModel.load(model_b)
@@ -448,7 +381,7 @@ def insert_motif(model_dir, out_dir, motif: str, motifs: str, regions=None, gc_m
             raise InputError(f"--model_b: {tm_b.model_path} reads {tm_b.seq_length or 0:,} bp windows and "
                              f"{tm.model_path} {L:,} bp; the two models must see the same backgrounds")
         label_b = os.path.basename(os.path.normpath(str(model_b)))
-        arms.append(_arm(label_b if label_b != label_a else f"{label_b} (b)", tm_b, output, targets, opts, genome,
+        arms.append(make_arm(label_b if label_b != label_a else f"{label_b} (b)", tm_b, output, targets, opts, genome,
                          rc, shifts, batch_size))
     if footprint_plot:
         check_profile(arms[0])
@@ -467,7 +400,8 @@ def insert_motif(model_dir, out_dir, motif: str, motifs: str, regions=None, gc_m
             exclude = [w for _, w in site_windows(sites, L, genome.sizes)] if sites else None
             target_gc = float(gc) if gc is not None else window_gc(genome, exclude or [])  # one per region
             if np.ndim(target_gc) and (not len(target_gc) or np.isnan(target_gc).all()):
-                raise InputError(f"{regions}: no region's {L:,} bp window lies inside its chromosome with a called base")
+                raise InputError(f"{regions}: no region's {L:,} bp window lies inside its chromosome with a called "
+                                 "base")
             target_gc = target_gc[~np.isnan(target_gc)] if np.ndim(target_gc) else target_gc
             bg = gc_backgrounds(genome, L, n, rng, target_gc, exclude)
         else:
@@ -490,10 +424,9 @@ def insert_motif(model_dir, out_dir, motif: str, motifs: str, regions=None, gc_m
         out = str(out_dir)
         write_table(table, os.path.join(out, "insertions.tsv"))
         write_table(summary, os.path.join(out, "summary.tsv"))
-        title = (f"{mot.alt or mot.name} inserted into {len(bg):,} {bg.kind} backgrounds"
-                 f"{' (GENERATED)' if bg.kind == GENERATED else ''}")
-        insertion_plots.box(table, labels, os.path.join(out, "insertion_box.png"), title,
-                            f"delta {what['output']} {what['targets']}")
+        title = f"{mot.alt or mot.name} ({instance}) inserted into {len(bg):,} {bg.kind} backgrounds"
+        scored = what["output"] if what["targets"] == what["output"] else f"{what['output']}: {what['targets']}"
+        insertion_plots.box(table, labels, os.path.join(out, "insertion_box.png"), title, f"delta {scored}", summary)
         if fp is not None:
             fp.insert(0, "background_kind", bg.kind)
             write_table(fp, os.path.join(out, "footprint.tsv"))

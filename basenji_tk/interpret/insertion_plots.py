@@ -7,20 +7,26 @@ import numpy as np
 WITH_COLOR, WITHOUT_COLOR = "#c8553d", "#1f5fa8"
 
 
-def box(table, labels, path, title: str = "", ylabel: str = "delta") -> str:
+def box(table, labels, path, title: str = "", ylabel: str = "delta", summary=None) -> str:
     """Box plots of the per-background deltas: one box per arm (``labels``: ``delta``, ``delta_b``)
-    and insertion strand, with a line at 0."""
+    and insertion strand, with a line at 0; each labelled with its Wilcoxon p from ``summary``."""
+    import textwrap
+
     from basenji_tk import plots
 
     plt = plots.plt
     strands = list(dict.fromkeys(table["strand"]))
+    p_of = {} if summary is None else {(r.group, r.strand): r.p_value for r in summary.itertuples()}
     data, names = [], []
     for k, label in enumerate(labels):
         col = "delta" if k == 0 else "delta_b"
         for s in strands:
             data.append(table.loc[table["strand"] == s, col].to_numpy(dtype=float))
-            names.append(f"{label}\n{s}" if len(strands) > 1 else label)
-    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(data), 4))
+            p = p_of.get((label, s))
+            names.append(f"{label}" + (f"\nstrand {s}" if len(strands) > 1 else "")
+                         + (f"\np = {p:.2g}" if p is not None else ""))
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.2 + 1.4 * len(data)), 4.2))
+    title = "\n".join(textwrap.wrap(title, 55))
     ax.boxplot(data, showfliers=True, flierprops={"markersize": 2, "alpha": 0.4})
     ax.set_xticks(np.arange(1, len(data) + 1), names, fontsize=8)
     ax.axhline(0, color="grey", lw=0.8, ls="--")
@@ -53,6 +59,8 @@ def footprint(fp, path, title: str = "") -> str:
     axes[0][0].legend(fontsize=7, frameon=False)
     axes[0][0].set_ylabel("predicted profile")
     if title:
-        fig.suptitle(title, fontsize=10)
+        import textwrap
+
+        fig.suptitle("\n".join(textwrap.wrap(title, 40 * len(targets))), fontsize=10)
     fig.tight_layout()
     return plots._save(fig, path, plots.FIGURE_DPI)

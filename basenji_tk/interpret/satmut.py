@@ -79,8 +79,8 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
     at = parse_score_at(score_at, genome) if score_at else None
     if at is not None:
         if not out.positional:
-            raise InputError(f"--score_at: output '{out.name}' of {tm.model_path} is one number per target ({out.kind}); "
-                             "only an output with positions has a bin to score at a distal position")
+            raise InputError(f"--score_at: output '{out.name}' of {tm.model_path} is one number per target "
+                             f"({out.kind}); only an output with positions has a bin to score at a distal position")
         stat = "tss"
     mut_start = L // 2 - mut_len // 2
     mut_stop = mut_start + mut_len
