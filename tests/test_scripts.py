@@ -22,7 +22,7 @@ KIND = {
     "make_regions.py": "file", "make_pairs.py": "file",
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
-    "import_model.py": "folder",
+    "import_model.py": "folder", "insert_motif.py": "folder",
 }
 
 
@@ -48,6 +48,9 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     from zoo import seq_to_seq_keras
 
     seq_to_seq_keras().save(work / "seq_to_seq.keras")
+    from basenji_tk.io.meme import Motif, write_meme
+
+    write_meme([Motif("M", [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])], work / "motifs.meme")
     model, data = tiny_model, demo_dataset
     return {
         "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
@@ -67,6 +70,8 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
         "saliency.py": lambda out: [model, bed, "-o", out],
         "sed_ld.py": lambda out: [ld["sed"], ld["vcf"], ld["eqtl"], "-o", out],
         "import_model.py": lambda out: [work / "seq_to_seq.keras", "-o", out, "--resolution", 1],
+        "insert_motif.py": lambda out: [model, "--regions", bed, "--motif", "M", "--motifs", work / "motifs.meme",
+                                        "--n", 4, "-o", out],
         "gwas_classify.py": lambda out: [gwas_sed, work / "pos.txt", work / "neg.txt", "-o", out, "--stat", "SED",
                                          "--components", 1, "--folds", 2],
     }
