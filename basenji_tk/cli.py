@@ -89,6 +89,14 @@ def add_input_options(p: argparse.ArgumentParser) -> None:
                    help="the training dataset folder, if it moved since training (for its context table)")
 
 
+def add_score_at_option(p: argparse.ArgumentParser) -> None:
+    """``--score_at CHROM:POS``: score the output bin holding a distal position (Basenji's distal
+    element to TSS analysis) in a window centred between each region and it."""
+    p.add_argument("--score_at", default=None, metavar="CHROM:POS",
+                   help="score the output bin(s) holding this position (1-based; +- --tss_flank bins) instead of "
+                        "--stat, in a window centred between each region and it; the region's bases are explained")
+
+
 class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Show defaults and keep the description's own line breaks.
 

@@ -51,6 +51,7 @@ def parse_args(argv=None):
     p.add_argument("--stat", choices=("sum", "center", "tss"), default="center", help="output bins to explain")
     p.add_argument("--center_len", type=int, default=200, help="with --stat center, bp at the window centre")
     p.add_argument("--tss_flank", type=int, default=0, help="with --stat tss, also this many bins either side")
+    cli.add_score_at_option(p)
     p.add_argument("--wrt", default=None, metavar="INPUT", help="the input to attribute to (default: the sequence)")
     p.add_argument("--top", type=int, default=20, help="features shown in top_features.png (with --wrt)")
     p.add_argument("--layer", default=None, help="layer whose output is the bin representation (default: the "
@@ -72,8 +73,8 @@ def main(argv=None):
     res = saliency_maps(args.model_dir, args.regions, args.out_dir, fasta=args.fasta, target=args.target,
                         stat=args.stat, tss_flank=args.tss_flank, center_len=args.center_len, layer=args.layer,
                         plots=not args.no_plots, model_file=args.model, output=args.output, logit=args.logit,
-                        wrt=args.wrt, top=args.top, inputs=options_from_args(args), quiet=args.quiet,
-                        force=args.force)
+                        wrt=args.wrt, top=args.top, inputs=options_from_args(args), score_at=args.score_at,
+                        quiet=args.quiet, force=args.force)
     if "layer" in res:
         print(f"{args.out_dir}: {res['regions']} regions; bin saliency from layer {res['layer']} "
               f"({res['bins']} bins of {res['bin_width']} bp)")

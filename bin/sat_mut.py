@@ -53,6 +53,7 @@ def parse_args(argv=None):
     p.add_argument("--mut_len", type=int, default=200, help="bp mutated at the centre of each window")
     p.add_argument("--stat", choices=("sum", "center", "tss"), default="sum", help="output bins a score sums over")
     p.add_argument("--tss_flank", type=int, default=0, help="with --stat tss, also this many bins either side")
+    cli.add_score_at_option(p)
     p.add_argument("--targets", default=None, help="comma-separated target indices or ids; all when not given")
     p.add_argument("--output", default=None, help="the model output to score (when it has several)")
     cli.add_input_options(p)
@@ -77,7 +78,8 @@ def main(argv=None):
                      mut_len=args.mut_len, stat=args.stat, targets=args.targets, rc=args.rc,
                      shifts=parse_shifts(args.shifts), batch_size=args.batch_size, method=args.method,
                      tss_flank=args.tss_flank, float32=args.float32, plots=args.plots, model_file=args.model,
-                     output=args.output, inputs=options_from_args(args), quiet=args.quiet, force=args.force)
+                     output=args.output, inputs=options_from_args(args), score_at=args.score_at, quiet=args.quiet,
+                     force=args.force)
     print(f"{args.out_dir}/scores.h5: {counts['sites'] - counts['sites_off_chromosome_end_skipped']:,} sequences, "
           f"{counts['mutants_predicted']:,} mutants at {counts['mutants_per_second'] or 0:,.0f}/s")
     return 0

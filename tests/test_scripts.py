@@ -23,6 +23,7 @@ KIND = {
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
     "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder", "motifs.py": "folder",
+    "insert_motif.py": "folder",
 }
 
 
@@ -63,6 +64,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
     (work / "scan.bed").write_text("chr20\t2000000\t2000200\tr1\n")
 
     seq_to_seq_keras().save(work / "seq_to_seq.keras")
+    write_meme([Motif("M", [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])], work / "motifs.meme")
     model, data = tiny_model, demo_dataset
     return {
         "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
@@ -85,6 +87,8 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
         "import_model.py": lambda out: [work / "seq_to_seq.keras", "-o", out, "--resolution", 1],
         "tomtom.py": lambda out: [meme, "--db", db, "-o", out],
         "scan_motifs.py": lambda out: [meme, work / "scan.bed", "-f", FASTA, "-o", out],
+        "insert_motif.py": lambda out: [model, "--regions", bed, "--motif", "M", "--motifs", work / "motifs.meme",
+                                        "--n", 4, "-o", out],
         "gwas_classify.py": lambda out: [gwas_sed, work / "pos.txt", work / "neg.txt", "-o", out, "--stat", "SED",
                                          "--components", 1, "--folds", 2],
     }

@@ -26,7 +26,7 @@ from basenji_tk import files
 from basenji_tk.errors import InputError
 from basenji_tk.interpret.mutagenesis import STATS
 from basenji_tk.interpret.scoring import choose_output, scored_bins
-from basenji_tk.interpret.sites import read_sites
+from basenji_tk.interpret.sites import distal_window, parse_score_at, read_sites
 
 log = logging.getLogger("basenji_tk")
 
@@ -140,6 +140,7 @@ class _Job:
     out_dir: str
     plots: bool
     quiet: bool
+    score_at: tuple | None = None  # (chrom, 0-based position) whose bins are explained
 
     @property
     def target(self):
@@ -148,6 +149,8 @@ class _Job:
     def bins(self, j):
         """The output bins explained for region ``j`` (they differ per region with ``tss``)."""
         s, w0, window = self.sites[j], int(self.w0s[j]), self.tm.window
+        if self.score_at is not None:
+            return scored_bins(self.scored, "tss", 0, 1, self.score_at[1] - w0, self.tss_flank)
         c0 = window // 2 - self.center_len // 2
         return scored_bins(self.scored, self.stat, c0, c0 + self.center_len, (s.start + s.end) // 2 - w0,
                            self.tss_flank)
@@ -174,9 +177,10 @@ class _Job:
         import os
 
         out = self.scored.info
+        at = {"score_at": f"{self.score_at[0]}:{self.score_at[1] + 1}"} if self.score_at else {}
         return dict(model=os.path.abspath(self.tm.model_path), genome=os.path.abspath(self.genome.path),
                     target=self.target[1], output=out.name, output_kind=out.kind, logit=bool(self.scored.logit),
-                    stat=self.stat if out.positional else "value", window=self.tm.window)
+                    stat=self.stat if out.positional else "value", window=self.tm.window, **at)
 
     def write_regions(self, h5):
         for name, values in (("chrom", [s.chrom for s in self.sites]), ("name", [s.name for s in self.sites]),
@@ -184,18 +188,23 @@ class _Job:
             h5.create_dataset(name, data=np.array(values, dtype="S"))
         h5.create_dataset("start", data=self.w0s)
         h5.create_dataset("end", data=self.w0s + self.tm.window)
+        h5.create_dataset("site_start", data=np.array([s.start for s in self.sites], dtype=np.int64))
+        h5.create_dataset("site_end", data=np.array([s.end for s in self.sites], dtype=np.int64))
 
 
 def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "center", tss_flank: int = 0,
                   center_len: int = 200, layer=None, batch_size: int = 8, plots: bool = True, model_file=None,
-                  output=None, logit: bool = False, wrt=None, top: int = 20, inputs=None, quiet: bool = False,
-                  force: bool = False) -> dict:
+                  output=None, logit: bool = False, wrt=None, top: int = 20, inputs=None, score_at=None,
+                  quiet: bool = False, force: bool = False) -> dict:
     """``saliency.py``: gradients of one target of one output (summed over ``stat`` bins) for a
     window centred on each BED region, with respect to the sequence (:func:`sequence_maps`) or
     the input ``wrt`` (:func:`feature_maps`). Writes ``saliency.h5`` and more; returns counts.
 
     ``logit``: explain the output before its sigmoid/softmax; ``inputs``: an
-    :class:`~basenji_tk.analysis.inputs.InputOptions` for the model's other inputs."""
+    :class:`~basenji_tk.analysis.inputs.InputOptions` for the model's other inputs; ``score_at``
+    (``CHROM:POS``, 1-based): explain the output bin(s) holding that position (``tss_flank``
+    either side) in a window centred between each region and it (the region's central
+    ``center_len`` bp and the position must both fit)."""
     from basenji_tk.analysis.inputs import resolve_inputs
     from basenji_tk.analysis.trained import TrainedModel, folder_genome
 
@@ -216,9 +225,19 @@ def saliency_maps(model_dir, bed, out_dir, fasta=None, target="0", stat: str = "
             raise InputError(f"--layer: the bin representation is of the sequence; '{info.name}' is a {info.kind} "
                              "input")
         fill = resolve_inputs(tm, inputs, genome.sizes)
-        w0s = np.array([(s.start + s.end) // 2 - tm.window // 2 for s in sites], dtype=np.int64)
-        job = _Job(tm, scored, sites, w0s, genome, fill, stat, int(tss_flank), int(center_len), int(batch_size),
-                   str(out_dir), plots, quiet)
+        at = parse_score_at(score_at, genome) if score_at else None
+        out = scored.info
+        if at is not None and not out.positional:
+            raise InputError(f"--score_at: output '{out.name}' of {tm.model_path} is one number per target "
+                             f"({out.kind}); only an output with positions has a bin to score at a distal position")
+        if at is not None:
+            span = (out.offset, out.offset + out.num_positions * out.resolution)
+            w0s = np.array([distal_window(s, at, tm.window, span, int(center_len), score_at)[0] for s in sites],
+                           dtype=np.int64)
+        else:
+            w0s = np.array([(s.start + s.end) // 2 - tm.window // 2 for s in sites], dtype=np.int64)
+        job = _Job(tm, scored, sites, w0s, genome, fill, "tss" if at else stat, int(tss_flank), int(center_len),
+                   int(batch_size), str(out_dir), plots, quiet, at)
         job.bins(0)  # a statistic the output cannot take fails here, before any work
         files.refuse_overwrite(out_dir, ["saliency.h5"], force)
         with fill:

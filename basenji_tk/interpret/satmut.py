@@ -16,7 +16,7 @@ from basenji_tk import files
 from basenji_tk.errors import InputError
 from basenji_tk.interpret.mutagenesis import STATS, Predictor, importance, saturation_mutagenesis
 from basenji_tk.interpret.scoring import choose_output, scored_bins
-from basenji_tk.interpret.sites import read_sites, variant_sites
+from basenji_tk.interpret.sites import distal_window, parse_score_at, read_sites, variant_sites
 
 log = logging.getLogger("basenji_tk")
 
@@ -24,12 +24,15 @@ log = logging.getLogger("basenji_tk")
 def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 200, stat: str = "sum",
             targets=None, rc: bool = False, shifts=(0,), batch_size: int = 32, method: str = "auto",
             tss_flank: int = 0, float32: bool = False, plots: bool = False, model_file=None, output=None,
-            inputs=None, quiet: bool = False, force: bool = False) -> dict:
+            inputs=None, score_at=None, quiet: bool = False, force: bool = False) -> dict:
     """``sat_mut.py``: ISM of the central ``mut_len`` bp of a window centred on each BED region or
     VCF SNP (both alleles). Writes ``out_dir/scores.h5`` (and PNGs with ``plots``); returns counts.
 
     ``output``: the model output to score (needed when there are several); ``inputs``: an
-    :class:`~basenji_tk.analysis.inputs.InputOptions` for the model's other inputs."""
+    :class:`~basenji_tk.analysis.inputs.InputOptions` for the model's other inputs. ``score_at``
+    (``CHROM:POS``, 1-based): score the output bin(s) holding that position (``tss_flank`` bins
+    either side) instead of ``stat``, in a window centred between each site and it (Basenji's
+    distal-element analysis: mutate region A, score gene B's TSS bin)."""
     import os
     import time
 
@@ -73,9 +76,16 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
     else:
         sites, counts = variant_sites(vcf, genome)
     fill = resolve_inputs(tm, inputs, genome.sizes)  # every input option's error comes here, before any work
+    at = parse_score_at(score_at, genome) if score_at else None
+    if at is not None:
+        if not out.positional:
+            raise InputError(f"--score_at: output '{out.name}' of {tm.model_path} is one number per target "
+                             f"({out.kind}); only an output with positions has a bin to score at a distal position")
+        stat = "tss"
     mut_start = L // 2 - mut_len // 2
     mut_stop = mut_start + mut_len
     scored_bins(scored, stat, mut_start, mut_stop, L // 2, tss_flank)  # a statistic the output cannot take
+    span = (out.offset, out.offset + out.num_positions * out.resolution) if out.positional else (0, L)
 
     with files.claim(out_dir):
         tidx = scored.target_index
@@ -87,14 +97,14 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
 
         todo, padded, off_end = [], 0, 0
         for s in sites:
-            mid = (s.start + s.end) // 2
-            w0 = mid - L // 2
+            w0, m0 = distal_window(s, at, L, span, mut_len, score_at) if at else \
+                ((s.start + s.end) // 2 - L // 2, mut_start)
             size = genome.sizes[s.chrom]
-            if w0 + mut_start < 0 or w0 + mut_stop > size:
+            if w0 + m0 < 0 or w0 + m0 + mut_len > size:
                 off_end += 1
                 continue
             padded += int(w0 < 0 or w0 + L > size)
-            todo.append((s, w0))
+            todo.append((s, w0, m0))
         counts.update(sites=len(sites), sites_off_chromosome_end_skipped=off_end, windows_padded_with_n=padded)
         if off_end:
             log.warning(f"warning: {off_end} site(s) skipped: their central {mut_len} bp run off a chromosome end")
@@ -109,6 +119,7 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
         n, T = len(todo), len(chosen)
         dtype = "float32" if float32 else "float16"
         predicted = skipped = 0
+        scored_at = np.zeros((n, 2), dtype=np.int64)
         started = time.time()
         log.info(f"mutating {n:,} sequences x {mut_len} bp x 3 bases ({predictor.method} path, "
                  f"{scored.describe()}{f', stat {stat}' if out.positional else ''})")
@@ -119,42 +130,50 @@ def sat_mut(model_dir, out_dir, bed=None, vcf=None, fasta=None, mut_len: int = 2
                                            chunks=(1, mut_len, 4, T), compression="gzip")
                 imp = h5.create_dataset("importance", (n, mut_len, T), dtype=dtype)
                 ref_scores = h5.create_dataset("ref_score", (n, T), dtype="float32")
-                for i, (s, w0) in enumerate(tqdm(todo, desc="sequences", unit="seq",
+                for i, (s, w0, m0) in enumerate(tqdm(todo, desc="sequences", unit="seq",
                                                   disable=not cli.show_progress(quiet))):
                     text = genome.fetch(s.chrom, w0, w0 + L)
                     if s.allele == "alt":
                         k = s.start - w0
                         text = text[:k] + s.alt + text[k + 1:]
                     one_hot = dna.one_hot(text, dtype=np.float32)
-                    position = (s.start + s.end) // 2 - w0
-                    bins = scored_bins(scored, stat, mut_start, mut_stop, position, tss_flank)
+                    position = at[1] - w0 if at else (s.start + s.end) // 2 - w0
+                    bins = scored_bins(scored, stat, m0, m0 + mut_len, position, tss_flank)
+                    if len(bins):
+                        scored_at[i] = (w0 + offset + bins.min() * pool_width,
+                                        w0 + offset + (bins.max() + 1) * pool_width)
                     other = fill((s.chrom, w0, w0 + L)) if tm.extra_inputs else None
-                    res = saturation_mutagenesis(predictor, one_hot, mut_start, mut_stop, bins, tidx, pool_width,
+                    res = saturation_mutagenesis(predictor, one_hot, m0, m0 + mut_len, bins, tidx, pool_width,
                                                  offset, field, other)
-                    seqs[i] = one_hot[mut_start:mut_stop].astype(np.uint8)
+                    seqs[i] = one_hot[m0:m0 + mut_len].astype(np.uint8)
                     scores[i] = res.scores
                     imp[i] = importance(res.scores)
                     ref_scores[i] = res.ref_score
                     predicted += res.predicted
                     skipped += res.skipped
                 seconds = time.time() - started
-                for name, values in (("chrom", [s.chrom for s, _ in todo]), ("name", [s.name for s, _ in todo]),
-                                     ("strand", [s.strand for s, _ in todo]), ("allele", [s.allele for s, _ in todo]),
-                                     ("ref", [s.ref for s, _ in todo]), ("alt", [s.alt for s, _ in todo]),
+                for name, values in (("chrom", [t[0].chrom for t in todo]), ("name", [t[0].name for t in todo]),
+                                     ("strand", [t[0].strand for t in todo]), ("allele", [t[0].allele for t in todo]),
+                                     ("ref", [t[0].ref for t in todo]), ("alt", [t[0].alt for t in todo]),
                                      ("target_ids", [c[1] for c in chosen]), ("target_labels", [c[2] for c in chosen])):
                     h5.create_dataset(name, data=np.array(values, dtype="S"))
-                w0s = np.array([w0 for _, w0 in todo], dtype=np.int64)
+                w0s = np.array([t[1] for t in todo], dtype=np.int64)
+                m0s = np.array([t[2] for t in todo], dtype=np.int64)
                 h5.create_dataset("window_start", data=w0s)
-                h5.create_dataset("start", data=w0s + mut_start)
-                h5.create_dataset("end", data=w0s + mut_stop)
-                h5.create_dataset("site_start", data=np.array([s.start for s, _ in todo], dtype=np.int64))
-                h5.create_dataset("site_end", data=np.array([s.end for s, _ in todo], dtype=np.int64))
+                h5.create_dataset("start", data=w0s + m0s)
+                h5.create_dataset("end", data=w0s + m0s + mut_len)
+                h5.create_dataset("site_start", data=np.array([t[0].start for t in todo], dtype=np.int64))
+                h5.create_dataset("site_end", data=np.array([t[0].end for t in todo], dtype=np.int64))
+                if out.positional:  # the genome span of the bins each site's scores sum over
+                    h5.create_dataset("scored_start", data=scored_at[:, 0])
+                    h5.create_dataset("scored_end", data=scored_at[:, 1])
                 counts.update(mutants_predicted=predicted, mutants_out_of_reach=skipped, seconds=round(seconds, 2),
                               mutants_per_second=round(predicted / seconds, 1) if seconds > 0 else None)
                 h5.attrs.update(model=os.path.abspath(tm.model_path), genome=os.path.abspath(genome.path), stat=stat,
                                 mut_len=mut_len, tss_flank=tss_flank, rc=bool(rc), shifts=",".join(map(str, shifts)),
                                 method=predictor.method, seq_length=L, pool_width=pool_width, output=out.name,
                                 output_kind=out.kind, **input_attrs(inputs),
+                                **({"score_at": f"{at[0]}:{at[1] + 1}"} if at else {}),
                                 **{k: v for k, v in counts.items() if v is not None})
             os.replace(tmp, out_path)
         finally:

@@ -80,3 +80,41 @@ def variant_sites(vcf_path, genome) -> tuple[list[Site], dict]:
     if not sites:
         raise InputError(f"{vcf_path}: no SNP to mutate ({len(v)} scorable variants, {skipped} not SNPs)")
     return sites, counts
+
+
+def parse_score_at(spec: str, genome) -> tuple[str, int]:
+    """``--score_at CHROM:POS`` (POS 1-based, as a genome browser shows it; commas allowed) ->
+    ``(chrom as the FASTA names it, 0-based position)``."""
+    from basenji_tk.io.genome import chrom_lookup
+
+    chrom, sep, pos = str(spec).rpartition(":")
+    try:
+        p = int(pos.replace(",", "")) - 1
+    except ValueError:
+        p = -1
+    g = chrom_lookup(genome.chroms)(chrom) if sep else None
+    if not sep or p < 0:
+        raise InputError(f"--score_at: expected CHROM:POS (1-based), got {spec!r}")
+    if g is None:
+        raise InputError(f"--score_at: chromosome {chrom} is not in the FASTA {genome.path}")
+    if p >= genome.sizes[g]:
+        raise InputError(f"--score_at: {spec} lies past the end of {chrom} ({genome.sizes[g]:,} bp)")
+    return g, p
+
+
+def distal_window(site: Site, at: tuple, window: int, span: tuple, length: int, spec: str = "") -> tuple[int, int]:
+    """The window that holds both the central ``length`` bp of ``site`` and the scored position
+    ``at`` (``(chrom, pos)``): centred between them. ``span``: ``(first, end)`` window bp the
+    output covers. Returns ``(window start, start of the site's bases in the window)``; an error
+    naming the distance when one window cannot hold both."""
+    chrom, pos = at
+    if site.chrom != chrom:
+        raise InputError(f"--score_at {spec}: region {site.name} is on {site.chrom}, not {chrom}")
+    mid = (site.start + site.end) // 2
+    w0 = (mid + pos) // 2 - window // 2
+    m0 = mid - length // 2 - w0
+    if m0 < 0 or m0 + length > window or not span[0] <= pos - w0 < span[1]:
+        raise InputError(f"--score_at {spec}: region {site.name} ({site.chrom}:{mid + 1:,}) is {abs(pos - mid):,} bp "
+                         f"from it; one {window:,} bp window (output over bp {span[0]:,}-{span[1]:,} of it) cannot "
+                         f"hold both its central {length} bp and the scored position")
+    return w0, m0
