@@ -31,7 +31,7 @@ callers measure the gap and warn naming the layer.
 
 Why not a library: shap 0.51 (the newest for Python 3.11), checked on Keras 3.15 / TF 2.21, sums
 correctly on a relu/max-pool/dense model, but (1) fails on GELU ("gradient registry has no entry
-for: shap_Erfc", GELU is the activation of Enformer-like and the demo's dilated blocks), (2) takes
+for: shap_Erfc"; GELU is Enformer's activation and one this project's blocks offer), (2) takes
 one background set for every explained sequence, while DeepSHAP for DNA uses shuffles of each
 sequence (chrombpnet relies on a fork of shap that takes a function for the references), and (3)
 gives no hypothetical contributions (TF-MoDISco needs them). captum and tangermeme are PyTorch.
