@@ -23,6 +23,7 @@ KIND = {
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
     "import_model.py": "folder",
+    "attribute.py": "folder",
 }
 
 
@@ -65,6 +66,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
         "sed.py": lambda out: [model, DATA / "variants_1kg.vcf.gz", DATA / "tss.bed", "-o", out],
         "sat_mut.py": lambda out: [model, bed, "-o", out, "--mut_len", 4],
         "saliency.py": lambda out: [model, bed, "-o", out],
+        "attribute.py": lambda out: [model, bed, "-o", out, "--n_references", 2, "--no_plots"],
         "sed_ld.py": lambda out: [ld["sed"], ld["vcf"], ld["eqtl"], "-o", out],
         "import_model.py": lambda out: [work / "seq_to_seq.keras", "-o", out, "--resolution", 1],
         "gwas_classify.py": lambda out: [gwas_sed, work / "pos.txt", work / "neg.txt", "-o", out, "--stat", "SED",

@@ -158,7 +158,8 @@ def attribution_plot(values, path, start: int = 0, chrom: str = "", title: str =
     values = np.asarray(values, dtype=np.float64)
     L = len(values)
     if L > LOGO_SPAN:
-        return plot.saliency_track(values.sum(axis=1), path, start=start, chrom=chrom, title=title)
+        return plot.saliency_track(values.sum(axis=1), path, start=start, chrom=chrom, title=title,
+                                   ylabel="attribution")
     import matplotlib.pyplot as plt
 
     w = min(L, LOGO_BP)
