@@ -428,7 +428,8 @@ def ism_figure(scores, reference, path, title: str = "", start: int = 0, max_len
     return _save(fig, path, FIGURE_DPI)
 
 
-def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str = "", chrom: str = "") -> str:
+def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str = "", chrom: str = "",
+                   ylabel: str = "saliency") -> str:
     """A signed per-position (or per-bin) track ``values`` ``(N,)`` along the genome; return ``path``.
 
     Value ``k`` covers ``[start + k * bin_width, start + (k + 1) * bin_width)``; positive values are
@@ -453,7 +454,7 @@ def saliency_track(values, path, start: int = 0, bin_width: int = 1, title: str 
         ax.axhline(0.0, color="0.4", linewidth=0.5)
     ax.xaxis.set_major_formatter(matplotlib.ticker.StrMethodFormatter("{x:,.0f}"))
     ax.set_xlabel(f"{chrom} position (bp)" if chrom else "position (bp)", fontsize=8)
-    ax.set_ylabel("saliency", fontsize=8)
+    ax.set_ylabel(ylabel, fontsize=8)
     ax.tick_params(labelsize=7)
     return _finish_figure(fig, ax, path, title)
 

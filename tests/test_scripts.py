@@ -23,7 +23,7 @@ KIND = {
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
     "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder", "motifs.py": "folder",
-    "insert_motif.py": "folder",
+    "insert_motif.py": "folder", "attribute.py": "folder",
 }
 
 
@@ -82,6 +82,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
         "sed.py": lambda out: [model, DATA / "variants_1kg.vcf.gz", DATA / "tss.bed", "-o", out],
         "sat_mut.py": lambda out: [model, bed, "-o", out, "--mut_len", 4],
         "saliency.py": lambda out: [model, bed, "-o", out],
+        "attribute.py": lambda out: [model, bed, "-o", out, "--n_references", 2, "--no_plots"],
         "sed_ld.py": lambda out: [ld["sed"], ld["vcf"], ld["eqtl"], "-o", out],
         "motifs.py": lambda out: [work / "attributions.h5", "-o", out, "--seqlets_only"],
         "import_model.py": lambda out: [work / "seq_to_seq.keras", "-o", out, "--resolution", 1],
