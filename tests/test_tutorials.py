@@ -4,11 +4,26 @@ import pytest
 
 from conftest import REPO
 
-NOTEBOOKS = sorted((REPO / "tutorials").glob("*.ipynb"))
+# Notebooks with a test file of their own (so that pytest-xdist, which hands out whole files, can
+# run them beside the others); every other notebook runs here.
+OWN_FILE = {"07_motifs.ipynb": "test_tutorial_motifs.py"}
+NOTEBOOKS = [p for p in sorted((REPO / "tutorials").glob("*.ipynb")) if p.name not in OWN_FILE]
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
 def test_notebook_runs(path, tmp_path, monkeypatch):
+    run_notebook(path, tmp_path, monkeypatch)
+
+
+def test_every_notebook_is_tested():
+    for name, test_file in OWN_FILE.items():
+        assert (REPO / "tests" / test_file).exists() and name in EXPECTED
+    assert all(p.name in EXPECTED for p in NOTEBOOKS)
+
+
+def run_notebook(path, tmp_path, monkeypatch):
+    """Execute ``path`` from the repository root with ``TUTORIAL_OUT=tmp_path``; check what it printed
+    and wrote against :data:`EXPECTED`."""
     import nbformat
     from nbclient import NotebookClient
 
@@ -50,4 +65,8 @@ EXPECTED = {
                                       "old: kind tiling"],
                           "files": ["regions_ctcf_stand-in_labels/statistics.json", "mpra/model_best.keras",
                                     "pairs_SEMI-SYNTHETIC/contexts.npy", "signal_record.png"]},
+    "07_motifs.ipynb": {"outputs": ["held-out peaks", "grad_x_input attributions of", "within 1e-3)",
+                                    "patterns named CTCF at q < 0.05; the largest:", "Wilcoxon p"],
+                        "files": ["gxi/attributions.h5", "shap/attributions.h5", "motifs/matches.tsv",
+                                  "motifs/motifs.png", "motifs/modisco.h5", "insert_MA0139.2/insertion_box.png"]},
 }
