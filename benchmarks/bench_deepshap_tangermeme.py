@@ -70,8 +70,8 @@ def torch_copy(keras_model):
     dense = [layer for layer in keras_model.layers if type(layer).__name__ == "Dense"]
     pool = next(layer for layer in keras_model.layers if type(layer).__name__ == "MaxPooling1D")
     width = int(keras_model.input_shape[1] // pool.pool_size[0])
-    tconv = [torch.nn.Conv1d(c.kernel.shape[1], c.kernel.shape[2], c.kernel.shape[0], padding=(c.kernel.shape[0] - 1) // 2)
-             for c in conv]
+    tconv = [torch.nn.Conv1d(c.kernel.shape[1], c.kernel.shape[2], c.kernel.shape[0],
+                             padding=(c.kernel.shape[0] - 1) // 2) for c in conv]
     tdense = [torch.nn.Linear(d.kernel.shape[0], d.kernel.shape[1]) for d in dense]
     with torch.no_grad():
         for k, t in zip(conv, tconv):
@@ -247,10 +247,12 @@ def main(argv=None):
         srows.append([r["sequence"], r["bp"], f"{r['ours exact']}/{r['tangermeme exact']}",
                       f"{r['ours changed'].mean():.1f} +- {r['ours changed'].std():.1f}",
                       f"{r['tangermeme changed'].mean():.1f} +- {r['tangermeme changed'].std():.1f}",
-                      f"{ks.pvalue:.2g}", f"{comp.mean():.3f} / {comp.max():.3f} @{comp.max(1).argmax()} / {comp[:-2].max():.3f}",
+                      f"{ks.pvalue:.2g}",
+                      f"{comp.mean():.3f} / {comp.max():.3f} @{comp.max(1).argmax()} / {comp[:-2].max():.3f}",
                       f"{r['ours distinct']}/{r['tangermeme distinct']}"])
     common.table(["sequence", "bp", "exact counts ours/theirs", "changed ours", "changed tangermeme",
-                  "KS p (changed)", "composition |diff| mean / max @pos / max without last 2", "distinct ours/theirs"], srows)
+                  "KS p (changed)", "composition |diff| mean / max @pos / max without last 2",
+                  "distinct ours/theirs"], srows)
     # the 10-bp prefix of a test sequence with the largest same-count class
     codes = max((planted.one_hot[i][:10].argmax(1) for i in np.flatnonzero(planted.split == "test")[:30]),
                 key=lambda c: len(enumerate_class(c)))

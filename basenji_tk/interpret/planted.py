@@ -15,6 +15,8 @@ sequence, a task table for ``make_table.py --coords chrom,start,end --fasta`` (s
 included), a BED of the planted sites and a BED of the held-out (test) sequences.
 
 The set is labelled GENERATED in every file it writes; say so in any table or plot made from it.
+It lives in ``interpret/`` rather than ``data/`` because it draws its backgrounds with
+:mod:`basenji_tk.interpret.shuffle` (a data/ module may not import a later stage).
 """
 
 from __future__ import annotations
