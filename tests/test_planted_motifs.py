@@ -35,9 +35,9 @@ def carriers(planted_model, tmp_path_factory):
 
 
 def attribute(planted_model, bed, out, method, targets):
+    # no --fasta: the model folder knows the generated genome its table dataset was read from
     run_script("attribute.py", "-q", "--no_plots", "--method", method, "--targets", targets, "--logit",
-               "--batch_size", 64, "-f", planted_model.paths["fasta"], planted_model.model_dir, bed, "-o", out,
-               check=True)
+               "--batch_size", 64, planted_model.model_dir, bed, "-o", out, check=True)
     return out / "attributions.h5"
 
 
