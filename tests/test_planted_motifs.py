@@ -92,6 +92,7 @@ def test_the_planted_set_is_what_it_says(planted_model):
 
     p = planted_model.planted
     n, length, _ = p.one_hot.shape
+    print("\nGENERATED planted set: " + ", ".join(f"{k} {v:.1f} s" for k, v in planted_model.seconds.items()))
     assert np.allclose(p.labels.mean(axis=0), 1 / 3, atol=0.03)
     assert 0.08 < p.labels.all(axis=1).mean() < 0.14  # 1/9 carry both
     carried = np.zeros_like(p.labels)
