@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Run the four benchmarks; each prints a table and a final ratio line (goal met or not).
 #   bench_one_hot.py       with .venv-bench/bin/python (torch 2.13.0 + tangermeme; built here if absent)
+#   bench_deepshap_tangermeme.py  with .venv-bench/bin/python: DeepSHAP and shuffles against tangermeme
 #   bench_make_targets.py  with .venv/bin/python (or $MAIN_PYTHON), profile -> benchmarks/out/
 #   bench_reader.py        with .venv/bin/python (or $MAIN_PYTHON); trains demo.json and basenji2018.json
 #   bench_train.py         with .venv/bin/python (or $MAIN_PYTHON); generated input, needs no data
@@ -23,6 +24,8 @@ fi
 echo "== $(date -I) on $(nproc) cores, $(lscpu | sed -n 's/^Model name: *//p'), $(free -g | awk '/Mem:/{print $2}') GiB"
 echo; echo "== bench_one_hot.py"
 .venv-bench/bin/python benchmarks/bench_one_hot.py
+echo; echo "== bench_deepshap_tangermeme.py (.venv-bench; GENERATED planted set from data/, trains a small model)"
+.venv-bench/bin/python benchmarks/bench_deepshap_tangermeme.py
 echo; echo "== bench_make_targets.py"
 "$PY" benchmarks/bench_make_targets.py --profile
 echo; echo "== bench_reader.py"

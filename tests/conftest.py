@@ -160,3 +160,6 @@ def tiny_model(tmp_path_factory, demo_dataset):
 # zoo_signal, zoo_imported_keras, zoo_imported_h5. Imported last: zoo.py imports from this module.
 from zoo import (zoo, zoo_binned, zoo_imported_h5, zoo_imported_keras, zoo_pairs, zoo_profile,  # noqa: E402,F401
                  zoo_signal, zoo_table)
+
+# The GENERATED planted-motif set and its model (tests/planted.py): session fixture planted_model.
+from planted import planted_model  # noqa: E402,F401

@@ -160,11 +160,13 @@ def folder_genome(model_dir, fasta=None):
 
 def training_genome(stats: dict) -> str | None:
     """The FASTA a dataset was built from, by its statistics: ``genome.path`` (tiling, regions) or
-    ``files.fasta.path`` (pairs, or a table read from a genome); None when it had none."""
+    ``files.fasta.path`` (pairs) or ``files.genome.path`` (a table read from a genome, as
+    make_table.py writes it); None when it had none."""
     genome = stats.get("genome") or {}
     if genome.get("path") and genome.get("has_sequence") is not False:
         return genome["path"]
-    return ((stats.get("files") or {}).get("fasta") or {}).get("path")
+    files = stats.get("files") or {}
+    return (files.get("fasta") or files.get("genome") or {}).get("path")
 
 
 def model_path_of(model_dir, model_file=None) -> str:
