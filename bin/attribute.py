@@ -11,7 +11,9 @@ scalar of the model: the --targets of one --output summed (one target, or a
 lineage as a,b,c; all by default), over the bins --stat picks for a positional
 output (center: the central --center_len bp; tss: the region's midpoint bin +-
 --tss_flank; sum: all bins); an output of one number per target is that number.
---logit explains an output that ends in a sigmoid or softmax before it. A profile
+An output that ends in a sigmoid or softmax is explained by its logit (the input of
+that activation), as ChromDragoNN and chrombpnet do; --probability explains the
+probability itself, --logit insists on a logit (an error without one). A profile
 output (a softmax over positions) is explained as chrombpnet explains its profile
 head: softmax(logits), held constant, times the mean-centred logits, summed over
 positions (--stat sum by default); its counts are another output (--output).
@@ -48,7 +50,11 @@ def parse_args(argv=None):
                    help="attribution method")
     p.add_argument("--output", default=None, help="the model output to explain (when it has several)")
     p.add_argument("--targets", default=None, help="comma-separated target indices or ids, summed (default: all)")
-    p.add_argument("--logit", action="store_true", help="explain the output before its final sigmoid/softmax")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--logit", dest="logit", action="store_true", default=None,
+                       help="explain the output before its final sigmoid/softmax (the default for such an output)")
+    which.add_argument("--probability", dest="logit", action="store_false",
+                       help="explain a sigmoid/softmax output after the activation")
     p.add_argument("--stat", choices=("sum", "center", "tss"), default=None,
                    help="output bins to explain (default: center; sum for a profile)")
     p.add_argument("--center_len", type=int, default=200, help="with --stat center, bp at the window centre")

@@ -147,6 +147,12 @@ ZOO = {
 }
 
 
+def test_a_sigmoid_output_is_explained_by_its_logit_unless_asked(zoo_pairs, zoo_binned):
+    pairs = TrainedModel.load(zoo_pairs.model_dir)
+    assert choose(pairs).logit and not choose(pairs, logit=False).logit
+    assert not choose(TrainedModel.load(zoo_binned.model_dir)).logit  # softplus: no logit to take
+
+
 @pytest.mark.parametrize("case", sorted(ZOO))
 def test_deepshap_completeness_on_the_zoo(case, request):
     z = request.getfixturevalue(f"zoo_{case.split('_total')[0]}")

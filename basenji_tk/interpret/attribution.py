@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from basenji_tk.errors import InputError
-from basenji_tk.interpret.scoring import choose_output
+from basenji_tk.interpret.scoring import SQUASHING, choose_output
 
 log = logging.getLogger("basenji_tk")
 
@@ -60,11 +60,17 @@ class Attributions:
     gradients: np.ndarray | None = None
 
 
-def choose(tm, output=None, targets=None, logit: bool = False):
+def choose(tm, output=None, targets=None, logit: bool | None = None):
     """The :class:`~basenji_tk.interpret.scoring.ScoredOutput` to attribute: as ``choose_output``,
-    a profile (softmax over positions) always by its logits (chrombpnet's profile contribution)."""
+    a profile (softmax over positions) always by its logits (chrombpnet's profile contribution).
+
+    ``logit`` None (the default): explain the logit of an output that ends in a sigmoid or
+    softmax, as ChromDragoNN and chrombpnet do (a probability's gradient vanishes where the model
+    is sure), and any other output as it is; False: the probability itself."""
     info = tm.output(output)
     profile = info.kind == "profile" and info.activation == "softmax"
+    if logit is None:
+        logit = info.activation in SQUASHING
     return choose_output(tm, output, targets, bool(logit) or profile)
 
 

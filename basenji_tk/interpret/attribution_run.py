@@ -42,7 +42,7 @@ def _check_ends(bed, sites, genome):
 
 
 def attribute_regions(model_dir, bed, out_dir, fasta=None, method: str = "deepshap", output=None, targets=None,
-                      logit: bool = False, stat: str | None = None, center_len: int = 200, tss_flank: int = 0,
+                      logit: bool | None = None, stat: str | None = None, center_len: int = 200, tss_flank: int = 0,
                       n_references: int = 20, steps: int = 50, reference: str | None = None, seed: int = 0,
                       batch_size: int = 4, crop: int | None = None, plots: bool = True, model_file=None,
                       inputs=None, quiet: bool = False, force: bool = False) -> dict:
