@@ -78,8 +78,9 @@ def main(argv=None):
     if not res["patterns"]:
         print(f"{args.out_dir}: TF-MoDISco found no pattern")
     for row in res["matches"].itertuples():
+        nearest = f"nearest {row.match} {row.tf}, q {row.q_value:.2g}"
         named = (f"{row.match} {row.tf} (q {row.q_value:.2g}, {row.orientation})" if row.significant
-                 else f"no match with q < {args.q} (nearest {row.match} {row.tf}, q {row.q_value:.2g})")
+                 else f"nearly flat, not named ({nearest})" if row.flat else f"no match with q < {args.q} ({nearest})")
         print(f"{row.pattern}: {row.n_seqlets} seqlets, {row.consensus} ({row.information:.1f} bits): {named}")
     return 0
 

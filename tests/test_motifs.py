@@ -205,3 +205,19 @@ def test_modisco_minimums_scale_with_few_sequences():
     assert (given["min_metacluster_size"], given["final_min_cluster_size"], given["n_leiden_runs"]) == (150, 10, 3)
     with pytest.raises(InputError, match="n_leiden_runs"):
         modisco_params(93, n_leiden_runs=0)
+
+
+def test_a_nearly_flat_pattern_is_not_named():
+    """TOMTOM gives a flat pattern a small q against the flat stretches of long matrices; it stays unnamed."""
+    from basenji_tk.interpret.modisco import match_patterns
+    from basenji_tk.io.meme import jaspar_motifs
+
+    db = jaspar_motifs()
+    ctcf = next(m for m in db if m.name.startswith("MA0139"))
+    flat = np.full((12, 4), 0.25) + np.random.default_rng(0).normal(0, 0.02, (12, 4))
+    flat = np.abs(flat) / np.abs(flat).sum(axis=1, keepdims=True)
+    table, _, _ = match_patterns([{"name": "core", "ppm": ctcf.pwm, "n_seqlets": 50},
+                                  {"name": "flat", "ppm": flat, "n_seqlets": 30}], db)
+    core, weak = table.set_index("pattern").loc["core"], table.set_index("pattern").loc["flat"]
+    assert core.significant and core.tf.upper() == "CTCF" and not core.flat
+    assert weak.flat and not weak.significant

@@ -11,7 +11,10 @@ database (:func:`basenji_tk.interpret.motifmatch.tomtom`).
 ``matches.tsv`` gives each pattern's information content (bits summed over its trimmed
 positions) beside its match: TOMTOM's Pearson-like column score ignores how far a column
 is from uniform, so a weak pattern can get a small q-value. On the demo model's CTCF peaks a
-1.7-bit AT-rich negative pattern matched a CTCF matrix at q 7e-8; read such names with care.
+1.7-bit AT-rich negative pattern matched a CTCF matrix at q 7e-8. So a pattern is named
+(``significant``) only when its best q is below ``q`` and it is not nearly flat (``flat``: under
+:data:`~basenji_tk.interpret.motifmatch.FLAT_BITS` bits per position on average, the bound TOMTOM
+warns at); that pattern's 0.14 bits per position leave it unnamed.
 """
 
 from __future__ import annotations
@@ -208,7 +211,7 @@ def match_patterns(patterns: list[dict], database, q: float = 0.05):
     list of Motifs), the patterns as Motifs, and TOMTOM's full table (None without patterns)."""
     import pandas as pd
 
-    from basenji_tk.interpret.motifmatch import tomtom
+    from basenji_tk.interpret.motifmatch import FLAT_BITS, tomtom
     from basenji_tk.io.meme import Motif
 
     queries = [Motif(name=p["name"], pwm=p["ppm"], nsites=p["n_seqlets"]) for p in patterns]
@@ -218,17 +221,18 @@ def match_patterns(patterns: list[dict], database, q: float = 0.05):
         row = {"pattern": p["name"], "n_seqlets": p["n_seqlets"], "width": m.width, "consensus": m.consensus,
                "information": float(m.information().sum()),
                "match": "", "tf": "", "p_value": np.nan, "e_value": np.nan, "q_value": np.nan,
-               "orientation": "", "offset": np.nan, "significant": False}
+               "orientation": "", "offset": np.nan, "significant": False,
+               "flat": bool(m.information().mean() < FLAT_BITS)}
         mine = hits[hits["query"] == p["name"]] if hits is not None else []
         if len(mine):
             best = mine.sort_values("p_value", kind="stable").iloc[0]
             row.update(match=best["target"], tf=best["target_alt"], p_value=best["p_value"],
                        e_value=best["e_value"], q_value=best["q_value"], orientation=best["orientation"],
-                       offset=best["offset"], significant=bool(best["q_value"] < q))
+                       offset=best["offset"], significant=bool(best["q_value"] < q) and not row["flat"])
         rows.append(row)
     return pd.DataFrame(rows, columns=["pattern", "n_seqlets", "width", "consensus", "information", "match", "tf",
                                        "p_value",
-                                       "e_value", "q_value", "orientation", "offset", "significant"]), queries, hits
+                                       "e_value", "q_value", "orientation", "offset", "significant", "flat"]), queries, hits
 
 
 def _write_report(modisco_h5: str, out_dir: str, db_meme: str, trim_threshold: float) -> None:
