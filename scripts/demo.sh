@@ -79,4 +79,20 @@ with h5py.File(f"{sys.argv[1]}/scores.h5") as h5:
         print(f"  {name.decode()} {h5['chrom'][i].decode()}:{h5['start'][i]:,}: 12 bp the ctcf prediction leans on "
               f"most: {dna.decode(h5['seqs'][i, k:k + 12])}")
 PY
-echo "demo finished: $out (model in $out/model, accuracy table and plots in $out/test, variant scores in $out/sed, ISM in $out/sat_mut)"
+echo "== attribute.py + motifs.py: gradient x input at the held-out CTCF peaks, TF-MoDISco, TOMTOM against JASPAR 2024 -> $out/motifs"
+python - "$out" <<'PY'
+import sys
+out = sys.argv[1]
+split = [line.split() for line in open(f"{out}/data/sequences.bed")]
+test = [(c, int(s), int(e)) for c, s, e, k in split if k == "test"]
+seen = [(c, int(s), int(e)) for c, s, e, k in split if k != "test"]
+with open(f"{out}/held_out_ctcf.bed", "w") as fh:  # inside a test sequence, touching no training/validation one
+    for c, s, e in ((f[0], int(f[1]), int(f[2])) for f in (line.split() for line in open("data/ctcf_peaks.bed"))):
+        if any(c == t[0] and t[1] <= s and e <= t[2] for t in test) and \
+                not any(c == t[0] and t[1] < e and s < t[2] for t in seen):
+            fh.write(f"{c}\t{s}\t{e}\n")
+PY
+attribute.py --force -q "$out/model" "$out/held_out_ctcf.bed" -f data/hg19_chr20_20Mb.fa.gz -o "$out/attributions" \
+    --method grad_x_input --targets ctcf --stat center --center_len 200 --crop 1000 --no_plots
+motifs.py --force -q "$out/attributions/attributions.h5" -o "$out/motifs" --window 400 --db jaspar --no_report
+echo "demo finished: $out (model in $out/model, accuracy table and plots in $out/test, variant scores in $out/sed, ISM in $out/sat_mut, motifs in $out/motifs)"
