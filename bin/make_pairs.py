@@ -15,7 +15,10 @@ path, relative to the table's folder); other columns are ignored.
 TABLE is a TSV matrix, contexts x features (e.g. TPM of TFs): a header row whose first cell
 is ignored and whose other cells name the features, then one row per context (its name, then
 its values). --transpose reads features x contexts. --log ln|log2|log10 takes the log of
-value + --pseudocount. Every context of CONTEXTS must be in TABLE.
+value + --pseudocount. Every context of CONTEXTS must be in TABLE. --features FILE keeps only
+the columns FILE names (one per line, or the first column of a TSV with a header 'tf', 'feature'
+or 'gene'; e.g. the paper's 1,630 TFs), in FILE's order; names the table lacks are left out
+with a warning, and a list matching no column is an error.
 
 Splits: regions get a genome split (--valid/--test: fractions of whole chunks, or chromosome
 lists, as make_targets.py; default none, as ChromDragoNN); contexts get a context split
@@ -58,6 +61,7 @@ def parse_args(argv=None):
     p.add_argument("--log", default="none", choices=["none", "ln", "log2", "log10"], help="log of the table")
     p.add_argument("--pseudocount", type=float, default=1.0, help="added before the log")
     p.add_argument("--transpose", action="store_true", help="TABLE is features x contexts")
+    p.add_argument("--features", default=None, metavar="FILE", help="keep only these columns of TABLE (e.g. TFs)")
     p.add_argument("--seed", type=int, default=0, help="seed for the splits, sampling and record order")
     p.add_argument("--records_per_file", type=int, default=256, help="records per TFRecord file")
     p.add_argument("--force", action="store_true", help="replace an output folder that holds something else")
@@ -77,6 +81,7 @@ def main(argv=None):
                                                                                    if c),
         valid_contexts=args.valid_contexts, test_contexts=args.test_contexts, folds=args.folds,
         empty_fraction=args.empty_fraction, pseudocount=args.pseudocount, log=args.log, transpose=args.transpose,
+        features=args.features,
         seed=args.seed, records_per_file=args.records_per_file, force=args.force,
         progress=cli.show_progress(args.quiet),
     )

@@ -283,6 +283,43 @@ def test_script_errors(built, tmp_path):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o3").exists()
     proc = run_script("make_pairs.py", FASTA, contexts, table, "--regions", regions, *ARGS, "-o", out)
     assert_clean_failure(proc, str(out), "--force")  # a finished dataset is kept
+    features = tmp_path / "tfs.txt"
+    features.write_text("tf\nNOT_A_TF\nALSO_NOT\n")
+    proc = run_script("make_pairs.py", FASTA, contexts, table, "--features", features, "-o", tmp_path / "o4")
+    line = assert_clean_failure(proc, "--features", str(features), str(table), "NOT_A_TF")
+    assert table.read_text().split("\t")[1] in line  # a few of the table's names, to compare
+    proc = run_script("make_pairs.py", FASTA, contexts, table, "--folds", N_CONTEXTS + 2, "-o", tmp_path / "o5")
+    assert_clean_failure(proc, f"--folds {N_CONTEXTS + 2}", f"only {N_CONTEXTS + 1} contexts", str(contexts))
+    assert not (tmp_path / "o4").exists() and not (tmp_path / "o5").exists()
+
+
+def test_features_keep_the_listed_columns_in_order(built, tmp_path):
+    """--features: the listed TFs only, in the list's order (case-insensitive when unambiguous);
+    the missing ones are a warning and recorded."""
+    work, _ = built
+    header = (work / "expression_SEMI-SYNTHETIC.tsv").read_text().splitlines()[0].split("\t")[1:]
+    wanted = [header[7], header[2].swapcase(), "NOT_A_TF", header[40], header[7]]
+    features = tmp_path / "tfs.tsv"
+    features.write_text("Feature\tnote\n" + "".join(f"{w}\tx\n" for w in wanted))
+    regions = tmp_path / "small.bed"
+    regions.write_text("20\t1000000\t1100000\n")
+    out = tmp_path / "d"
+    proc = run_script("make_pairs.py", FASTA, work / "contexts.tsv", work / "expression_SEMI-SYNTHETIC.tsv",
+                      "--regions", regions, "--features", features, "--log", "log2", "--pseudocount", "0.5",
+                      "--test_contexts", "ctcf", "--valid_contexts", "ctx0", "-o", out, check=True)
+    warned = [line for line in proc.stderr.splitlines() if "warning" in line and "--features" in line]
+    assert any("1 of 4" in w and "NOT_A_TF" in w for w in warned), proc.stderr
+    assert any("given twice" in w for w in warned), proc.stderr
+    info = json.loads((out / "statistics.json").read_text())["pairs"]
+    kept = [header[7], header[2], header[40]]
+    assert info["context_features"] == kept
+    record = info["expression"]["features"]
+    assert record["requested"] == 4 and record["kept"] == 3 and record["missing"] == ["NOT_A_TF"]
+    assert record["matched_ignoring_case"] == (0 if header[2] == header[2].swapcase() else 1)
+    lines = (work / "expression_SEMI-SYNTHETIC.tsv").read_text().splitlines()[1:]
+    vals = {line.split("\t")[0]: line.split("\t")[1:] for line in lines}
+    want = np.array([[math.log2(float(vals[n][header.index(t)]) + 0.5) for t in kept] for n in info["contexts"]])
+    assert np.allclose(np.load(out / "contexts.npy"), want, atol=1e-5)
 
 
 def test_pair_counts_and_the_balanced_epoch_length(built):

@@ -125,6 +125,75 @@ def read_context_table(path, pseudocount=1.0, log_base="none", transpose=False):
     return contexts, features, matrix.astype(np.float32)
 
 
+FEATURE_HEADERS = ("tf", "feature", "gene")
+
+
+def read_feature_list(path) -> list[str]:
+    """A list of feature names (e.g. the paper's 1,630 TFs): one per line, or the first column of a
+    TSV whose header's first cell is ``tf``, ``feature`` or ``gene`` (any case). Blank lines and
+    ``#`` lines are skipped; a name given twice is kept once (with a warning)."""
+    path = str(path)
+    if not os.path.exists(path):
+        raise InputError(f"--features {path}: feature list not found")
+    names, seen, twice = [], set(), []
+    for k, (_, fields) in enumerate(gn.table_lines(path)):
+        name = fields[0].strip()
+        if k == 0 and name.lower() in FEATURE_HEADERS:
+            continue
+        if not name:
+            continue
+        if name in seen:
+            twice.append(name)
+            continue
+        seen.add(name)
+        names.append(name)
+    if not names:
+        raise InputError(f"--features {path}: no feature names in the file")
+    if twice:
+        log.warning(f"warning: --features {path}: {len(twice)} name(s) given twice, kept once: {', '.join(twice[:5])}")
+    return names
+
+
+def select_features(features, values, wanted, table_path, list_path):
+    """Keep the columns of ``values`` ``(C, F)`` named in ``wanted``, in ``wanted``'s order ->
+    ``(features, values (C, F') float32, record)``.
+
+    A name matches a column exactly, else case-insensitively when that is unambiguous (``JUND``
+    finds ``JunD``). No match at all is one :class:`InputError` naming both files; some missing
+    is a warning saying how many and which. ``record`` (for statistics.json): the list's path,
+    how many names it asks for, how many were kept, and the missing ones."""
+    exact = {f: j for j, f in enumerate(features)}
+    folded = {}
+    for j, f in enumerate(features):
+        folded.setdefault(f.lower(), []).append(j)
+    cols, missing, by_case = [], [], 0
+    for name in wanted:
+        if name in exact:
+            cols.append(exact[name])
+        elif len(folded.get(name.lower(), [])) == 1:
+            cols.append(folded[name.lower()][0])
+            by_case += 1
+        else:
+            missing.append(name)
+    if not cols:
+        some = ", ".join(list(wanted)[:5]) + (" ..." if len(wanted) > 5 else "")
+        have = ", ".join(list(features)[:5]) + (" ..." if len(features) > 5 else "")
+        raise InputError(f"--features {list_path}: none of its {len(wanted)} names is a column of the context "
+                         f"table {table_path} (the list has: {some}; the table has: {have})")
+    if len(set(cols)) < len(cols):
+        dup = sorted({features[j] for j in cols if cols.count(j) > 1})
+        raise InputError(f"--features {list_path}: names {', '.join(dup[:5])} match the same column of {table_path} "
+                         "(they differ only in case)")
+    if missing:
+        log.warning(f"warning: --features {list_path}: {len(missing)} of {len(wanted)} names are not columns of "
+                    f"{table_path} and are left out: {', '.join(missing[:8])}{' ...' if len(missing) > 8 else ''}")
+    if by_case:
+        log.info(f"--features {list_path}: {by_case} name(s) matched a column only when case is ignored")
+    record = {"source": os.path.abspath(str(list_path)), "requested": len(wanted), "kept": len(cols),
+              "matched_ignoring_case": by_case, "missing": missing}
+    return [features[j] for j in cols], np.ascontiguousarray(values[:, cols], dtype=np.float32), record
+
+
 def _is_number(text):
     try:
         float(text)

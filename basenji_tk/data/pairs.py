@@ -25,7 +25,7 @@ from basenji_tk.files import file_sha256
 from basenji_tk.io import genome as gn
 from basenji_tk.data import targets as tg
 from basenji_tk.data.contexts import (SPLITS, context_folds, match_table, parse_context_split, read_context_table,
-                                      read_contexts, split_contexts)
+                                      read_contexts, read_feature_list, select_features, split_contexts)
 from basenji_tk.errors import InputError
 
 # Reading a pairs dataset (its two views) lives in pairs_views; its entry points are also
@@ -98,6 +98,7 @@ class Options:
     pseudocount: float = 1.0
     log: str = "none"
     transpose: bool = False
+    features: str | None = None
     seed: int = 0
     records_per_file: int = 256
     force: bool = False
@@ -191,6 +192,10 @@ def make_pairs(fasta, contexts_file, table_file, out_dir, options: Options | Non
     out_dir = os.path.abspath(str(out_dir))
     contexts = read_contexts(contexts_file)
     t_names, features, t_values = read_context_table(table_file, o.pseudocount, o.log, o.transpose)
+    feature_list = None
+    if o.features:
+        features, t_values, feature_list = select_features(features, t_values, read_feature_list(o.features),
+                                                           table_file, o.features)
     table = match_table(contexts, t_names, t_values, contexts_file, table_file)
     names = [c.name for c in contexts]
     if o.folds:
@@ -206,8 +211,10 @@ def make_pairs(fasta, contexts_file, table_file, out_dir, options: Options | Non
         with files.claim(out_dir, folder=False):
             if os.path.isdir(out_dir) and os.listdir(out_dir):
                 files.refuse_overwrite(out_dir, os.listdir(out_dir), o.force)
-            return _make(genome, contexts, peaks, features, table, folds, out_dir, o,
-                         {"contexts": contexts_file, "table": table_file, "fasta": fasta})
+            paths = {"contexts": contexts_file, "table": table_file, "fasta": fasta}
+            if o.features:
+                paths["features"] = o.features
+            return _make(genome, contexts, peaks, features, table, folds, out_dir, o, paths, feature_list)
     finally:
         genome.close()
 
@@ -230,7 +237,7 @@ def _rows(genome, peaks, o: Options):
     return out, {"kept": kept_empty, "dropped": dropped_empty, "keep_fraction": o.empty_fraction}
 
 
-def _make(genome, contexts, peaks, features, table, folds, out_dir, o, paths) -> dict:
+def _make(genome, contexts, peaks, features, table, folds, out_dir, o, paths, feature_list=None) -> dict:
     from tqdm import tqdm
 
     from basenji_tk.data import records
@@ -269,7 +276,8 @@ def _make(genome, contexts, peaks, features, table, folds, out_dir, o, paths) ->
                 "context_features": list(features),
                 "expression": {"source": os.path.abspath(paths["table"]), "log": o.log,
                                "pseudocount": o.pseudocount if o.log != "none" else 0.0,
-                               "transposed": o.transpose, "shape": list(table.shape)},
+                               "transposed": o.transpose, "shape": list(table.shape),
+                               "features": feature_list or "every column of the table"},
                 "label": LABEL, "bin_length": o.bin_length, "seq_length": o.seq_length,
                 "threshold": o.threshold,
                 "folds": [{s: [n for n in names if fold[n] == s] for s in SPLITS} for fold in folds],
