@@ -64,7 +64,7 @@ def model_names(models, names=()) -> list:
         if len(names) != len(models):
             raise InputError(f"--names: {len(names)} name(s) for {len(models)} model(s)")
     else:
-        names = [re.sub(r"[_\-.]*\{fold\}", "", os.path.basename(os.path.normpath(str(m)))) or "model"
+        names = [re.sub(r"[_\-.]*(fold)?\{fold\}", "", os.path.basename(os.path.normpath(str(m)))) or "model"
                  for m in models]
     dup = sorted({n for n in names if names.count(n) > 1})
     if dup:
