@@ -286,6 +286,12 @@ def test_test_contexts_over_folds(three_folds, tmp_path, capsys):
     metrics = pd.read_csv(out / "metrics.tsv", sep="\t")
     assert sorted(metrics.loc[metrics["model"] == "mean", "context"].unique()) == sorted(
         ["ctcf", "cpg", "tss", "half_a", "half_b"])  # each context held out once
+    assert set(metrics["genome"]) == {"all", "train", "test"}  # the training and the held-out genome
+    code, stdout, _ = _main("test_contexts.py", capsys, "-q", data, work / "resnet_fold{fold}", "--folds", "all",
+                            "-o", out, "--compare", "resnet,rna_weighted", "--force", "--split", "test")
+    only = pd.read_csv(out / "folds_wilcoxon.tsv", sep="\t")
+    assert code == 0 and list(zip(only["a"], only["b"])) == [("resnet", "rna_weighted")]
+    assert set(pd.read_csv(out / "metrics.tsv", sep="\t")["genome"]) == {"all"}
 
 
 def test_test_contexts_errors(zoo_pairs, three_folds, tmp_path, capsys):

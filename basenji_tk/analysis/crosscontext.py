@@ -262,18 +262,38 @@ class ContextPredictor:
         out = []
         if self.cut is not None:
             trunk, head, others = self.cut
-            feats = trunk.predict_on_batch(np.asarray(sequence, np.float32))
+            feats = _padded(trunk, np.asarray(sequence, np.float32), self.batch_size)
             feats = [np.asarray(f) for f in (feats if isinstance(feats, (list, tuple)) else [feats])]
             given = [CONTEXT_INPUT] + ([MEAN_INPUT] if self.takes_mean else [])
             for rows in self._rows(feats, expression, mean, b * q, q):
                 named = dict(zip(given, rows[len(feats):]))
-                out.append(_only(head.predict_on_batch(rows[:len(feats)] + [named[n] for n in others])).reshape(-1))
+                out.append(_only(_padded(head, rows[:len(feats)] + [named[n] for n in others], self.batch_size))
+                           .reshape(-1))
         else:
             names = [self.sequence, CONTEXT_INPUT] + ([MEAN_INPUT] if self.takes_mean else [])
             for rows in self._rows([np.asarray(sequence, np.float32)], expression, mean, b * q, q):
-                out.append(_only(self.model.predict_on_batch(dict(zip(names, rows)))).reshape(-1))
+                out.append(_only(_padded(self.model, dict(zip(names, rows)), self.batch_size)).reshape(-1))
         self.seconds += time.perf_counter() - start
         return np.concatenate(out).astype(np.float32).reshape(b, q) if out else np.zeros((b, q), np.float32)
+
+
+def _padded(model, x, size: int):
+    """``model.predict_on_batch(x)`` with a batch shorter than ``size`` padded to it (its last row
+    repeated) and the outputs cut back: one batch shape, so the prediction function is traced once.
+    ``x``: an array, or a list or dict of arrays of one batch length; returns an array, a list or a
+    dict of them."""
+    first = next(iter(x.values())) if isinstance(x, dict) else x if isinstance(x, np.ndarray) else x[0]
+    n = len(first)
+    if 0 < n < size:
+        pad = lambda a: np.concatenate([a, np.repeat(a[-1:], size - n, axis=0)])  # noqa: E731
+        x = ({k: pad(v) for k, v in x.items()} if isinstance(x, dict) else pad(x) if isinstance(x, np.ndarray)
+             else [pad(v) for v in x])
+    y = model.predict_on_batch(x)
+    if isinstance(y, dict):
+        return {k: np.asarray(v)[:n] for k, v in y.items()}
+    if isinstance(y, (list, tuple)):
+        return [np.asarray(v)[:n] for v in y]
+    return np.asarray(y)[:n]
 
 
 def _only(y) -> np.ndarray:
