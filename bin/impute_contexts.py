@@ -32,7 +32,8 @@ def parse_args(argv=None):
     p.add_argument("data_dir", help="its pairs dataset folder (make_pairs.py): regions and the table's transform")
     p.add_argument("expression", help="TSV of contexts x features to impute")
     p.add_argument("-o", "--out", required=True, help="folder for imputed.h5, the t-SNE and the tables")
-    p.add_argument("--contexts", default="", help="comma-separated rows of EXPRESSION to impute (default: all)")
+    p.add_argument("--contexts", default="", help="comma-separated rows of EXPRESSION to impute (default: the rows that "
+                   "are not contexts of DATA, or all rows when every row is)")
     p.add_argument("--transpose", action="store_true", help="EXPRESSION is features x contexts")
     p.add_argument("--groups", default=None, metavar="TSV", help="TSV with columns context and --group_column")
     p.add_argument("--group_column", default="group", help="the column of --groups to colour and score by")

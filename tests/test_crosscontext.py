@@ -326,7 +326,8 @@ def test_impute_contexts(zoo_pairs, tmp_path, capsys):
     tfs = [f"TF{i}" for i in range(20)]
     expression = tmp_path / "new_SEMI-SYNTHETIC.tsv"  # columns in another order, one extra
     expression.write_text("context\textra\t" + "\t".join(reversed(tfs)) + "\n" + "".join(
-        f"new{k}\t1\t" + "\t".join(f"{v:.3f}" for v in rng.lognormal(1, 1, 20)) + "\n" for k in range(6)))
+        f"new{k}\t1\t" + "\t".join(f"{v:.3f}" for v in rng.lognormal(1, 1, 20)) + "\n" for k in range(6))
+        + "tss\t1\t" + "\t".join(["2"] * 20) + "\n")  # a context of the dataset: not imputed by default
     (tmp_path / "groups.tsv").write_text("context\tlineage\n" + "".join(f"new{k}\t{'AB'[k % 2]}\n" for k in range(6)))
     ctcf = (zoo_pairs.data_dir.parent / "contexts.tsv").read_text().splitlines()[1].split("\t")[1]
     (tmp_path / "truth.tsv").write_text(f"context\tpeaks\nnew0\t{ctcf}\n")

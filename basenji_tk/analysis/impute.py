@@ -58,7 +58,8 @@ class Options:
 def read_expression(path, spec, contexts=None, transpose: bool = False):
     """``(names, values (Q, F) float32)``: the rows of the expression TSV ``path`` (contexts x
     features, as make_pairs.py's TABLE), transformed as the pairs dataset ``spec``'s table was
-    (its log and pseudocount) and reordered to its feature columns; ``contexts`` picks rows. An
+    (its log and pseudocount) and reordered to its feature columns; ``contexts`` picks rows
+    (default: the rows that are not contexts of the dataset, when there are such rows). An
     error names the first dataset feature the file lacks, or a context it lacks."""
     from basenji_tk.data.contexts import read_context_table
 
@@ -82,6 +83,12 @@ def read_expression(path, spec, contexts=None, transpose: bool = False):
                              f"{' ...' if len(names) > 8 else ''})")
         values = values[[names.index(c) for c in contexts]]
         names = list(contexts)
+    else:
+        new = [i for i, n in enumerate(names) if n not in info["contexts"]]
+        if new and len(new) < len(names):
+            log.info(f"{path}: {len(names) - len(new)} row(s) are contexts of {spec.path} (with peaks) and are left "
+                     "out; name them with --contexts to impute them too")
+            values, names = values[new], [names[i] for i in new]
     known = [n for n in names if n in info["contexts"]]
     if known:
         log.info(f"{', '.join(known[:5])}: also context(s) of {spec.path} (with peaks); imputed all the same")
