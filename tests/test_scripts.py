@@ -23,12 +23,12 @@ KIND = {
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
     "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder", "motifs.py": "folder",
-    "insert_motif.py": "folder", "attribute.py": "folder",
+    "insert_motif.py": "folder", "attribute.py": "folder", "test_contexts.py": "folder", "impute_contexts.py": "folder",
 }
 
 
 @pytest.fixture(scope="module")
-def inputs(tmp_path_factory, tiny_model, demo_dataset):
+def inputs(tmp_path_factory, tiny_model, demo_dataset, zoo_pairs):
     """Valid inputs for every script (the demo data, the tiny model, GENERATED sed.h5 tables)."""
     work = tmp_path_factory.mktemp("script_inputs")
     bed = work / "regions.bed"
@@ -65,8 +65,12 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset):
 
     seq_to_seq_keras().save(work / "seq_to_seq.keras")
     write_meme([Motif("M", [[0.7, 0.1, 0.1, 0.1], [0.1, 0.1, 0.1, 0.7]])], work / "motifs.meme")
+    (work / "new_contexts.tsv").write_text("context\t" + "\t".join(f"TF{i}" for i in range(20)) + "\nnew\t"
+                                           + "\t".join(["1.5"] * 20) + "\n")
     model, data = tiny_model, demo_dataset
     return {
+        "test_contexts.py": lambda out: [zoo_pairs.data_dir, zoo_pairs.model_dir, "-o", out],
+        "impute_contexts.py": lambda out: [zoo_pairs.model_dir, zoo_pairs.data_dir, work / "new_contexts.tsv", "-o", out],
         "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
         "make_targets.py": lambda out: ["-l", 16384, "-w", 128, FASTA, TARGETS, "-o", out],
         "make_pairs.py": lambda out: [FASTA, work / "contexts.tsv", work / "tpm.tsv", "--regions", work / "window.bed",
