@@ -151,6 +151,18 @@ def test_restart_refuses_another_set(stage2_runs, files, zoo_pairs):
     assert saved["train"]["validate_every"] == 2 and json.loads((out / "inputs.json").read_text())["sets"] == []
 
 
+def test_restart_of_a_run_from_before_validate_every(stage2_runs, files, zoo_pairs):
+    """A model folder whose params.json predates the two keys restarts when they are at their defaults."""
+    out = stage2_runs / "plain"
+    saved = json.loads((out / "params.json").read_text())
+    for key in ("validate_every", "validation_steps"):
+        del saved["train"][key]
+    (out / "params.json").write_text(json.dumps(saved))
+    summary = fit(files["s2"], zoo_pairs.data_dir, out, "train.validate_every=null", "train.validation_steps=20",
+                  restart=True)
+    assert summary["epochs"] == 2 and not (out / "history_steps.tsv").exists()
+
+
 def test_validate_every_without_validation_batches(zoo_pairs):
     import tensorflow as tf
 

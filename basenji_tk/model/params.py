@@ -92,8 +92,9 @@ TRAIN = {
                      "\"positive_fraction\": share of positives per batch} (ChromDragoNN: 0.25)"),
     "init_from": Field((str, type(None)), None, doc="a trained model (.keras file or model folder) whose layers "
                        "of the same name and shape initialise this one (two-stage training)"),
-    "freeze": Field((bool, list), False, doc="with init_from: true freezes every initialised layer; a list "
-                    "freezes the layers with those names or name prefixes"),
+    "freeze": Field((bool, list), False, doc="with init_from: true freezes every initialised layer (Freeze: the "
+                    "stage-1 trunk; refused when part of the trunk could not be initialised); a list freezes the "
+                    "layers with those names or name prefixes; false trains everything (Tune)"),
     "fold": Field((int, type(None)), None, doc="pairs datasets: the context fold to hold out (default: the "
                   "dataset's own split)", minimum=0),
     "validate_every": Field((int, type(None)), None, doc="also evaluate on train.validation_steps validation "

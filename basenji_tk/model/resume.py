@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from basenji_tk import files
 from basenji_tk.errors import InputError
-from basenji_tk.model.params import read_json
+from basenji_tk.model.params import SECTIONS, read_json
 
 if TYPE_CHECKING:
     from basenji_tk.model.train import Options
@@ -75,14 +75,14 @@ def prepare_dir(out: str, opts: "Options", params: dict, params_path: str, data_
         for section in params:
             for key in params[section]:
                 was, now = saved.get(section, {}).get(key), params[section][key]
-                if was == now:
-                    continue
+                if was == now or (key not in saved.get(section, {}) and now == SECTIONS[section][key].default):
+                    continue  # the same, or a key added to the schema since the run started, at its default
                 if section == "train" and key in RESTART_MAY_CHANGE:
                     log.info(f"--restart: train.{key} changes from {json.dumps(was)} to {json.dumps(now)}")
                     continue
                 where, was, now = first_difference(f"{section}.{key}", was, now)
-                raise InputError(f"{out}: --restart with different params (the params file and --set together): "
-                                 f"{where} was {json.dumps(was)}, now {json.dumps(now)} (only "
+                raise InputError(f"{out}: --restart with different params: {where} was {json.dumps(was)}, now "
+                                 f"{json.dumps(now)} (the params file with its --set items; only "
                                  f"{', '.join(RESTART_MAY_CHANGE)} may change)")
         inputs = os.path.join(out, INPUTS)
         if os.path.exists(inputs):
