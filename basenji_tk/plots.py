@@ -172,6 +172,26 @@ def classifier_curves(labels, scores, path, target_ids, title: str = "") -> str:
     return _save(fig, path)
 
 
+def history_curves(curves, path, xlabel: str = "step", ylabel: str = "val_loss", title: str = "") -> str:
+    """One line per training run: ``curves`` is a list of ``(label, x (n,), y (n,))``, e.g. the
+    validation loss against optimizer steps of stage 2 with and without stage-1 initialisation
+    (ChromDragoNN Fig. 1B). NaN values leave gaps. Returns ``path``. 300 dpi."""
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for label, x, y in curves:
+        x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+        if x.shape != y.shape or x.ndim != 1:
+            raise ShapeError(f"history_curves: '{label}' has {x.size} x values and {y.size} y values")
+        ax.plot(x, y, marker="o" if x.size < 30 else None, markersize=3, linewidth=1.3, label=str(label))
+    if not curves:
+        ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+    else:
+        ax.legend(fontsize=8, frameon=False)
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.tick_params(labelsize=8)
+    return _finish_figure(fig, ax, path, title)
+
+
 def gc_model_table(tsv: str, path: str, coefficients: str) -> str:
     """:func:`gc_model` from the table ``bam_cov.py`` writes (``stem.gc_model.tsv``) and the
     coefficients as a JSON list; used by bam_cov's child process."""

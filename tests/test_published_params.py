@@ -99,6 +99,7 @@ def test_stage2_shares_the_trunk_with_stage1_by_layer_name():
     trunk = [layer.name for layer in one.layers if isinstance(layer, (keras.layers.Conv1D,
                                                                       keras.layers.BatchNormalization))][:46]
     assert shared == trunk
+    assert trunk == models.trunk_layer_names(load_params(REPO / "params" / "chromdragonn_resnet_stage2.json")["model"])
     bn = of(two, keras.layers.BatchNormalization)[23]
     assert bn.name == "batch_normalization_23" and bn.name in [lyr.name for lyr in one.layers]
 
@@ -113,6 +114,72 @@ def test_chromdragonn_resnet_is_an_alias_of_stage2():
     a = json.loads((REPO / "params" / "chromdragonn_resnet.json").read_text())["model"]
     b = json.loads((REPO / "params" / "chromdragonn_resnet_stage2.json").read_text())["model"]
     assert a["trunk"] == b["trunk"] and a["head"] == b["heads"]["accessible"]["blocks"]
+
+
+def test_chromdragonn_resnet_stage2_nomean_drops_only_the_mean():
+    """Fig. 1C's "without mean": the same model less the mean input; the second FC takes 1,000, not 1,001."""
+    params, model = build("chromdragonn_resnet_stage2_nomean")
+    check_resnet_trunk(model)
+    assert set(model.input) == {"sequence", "expression"}
+    assert [d.kernel.shape for d in of(model, keras.layers.Dense)] == [(5830, 1000), (1000, 100), (100, 1)]
+    head = dense(5830, 1000, True) + dense(1000, 100, True) + dense(100, 1)
+    assert model.count_params() == resnet_trunk_params() + head
+    assert params["train"]["balance"] == {"label": "accessible", "positive_fraction": 0.25}
+
+
+# ChromDragoNN's comparison models (CHECKLIST C12, C13), 1,000 bp in, padding same, BN + ReLU after each
+# convolution (no conv bias), max pools 3, 4, 4 (ceil: 1000 -> 334 -> 84 -> 21), flatten 200 x 21 = 4,200:
+#
+#   Basset (Kelley 2016; authors' model_zoo/stage1/basset_vanilla.py)
+#     conv 300 x 19, pool 3 | conv 200 x 11, pool 4 | conv 200 x 7, pool 4
+#   Factorized Basset (Wnuk 2017; authors' model_zoo/stage1/factorized.py): 9 convolutions
+#     48 x 3, 64 x 3, 100 x 3, 150 x 7, 300 x 7, pool 3 | 200 x 7, 200 x 3, 200 x 3, pool 4 | 200 x 7, pool 4
+#
+# Heads as the ResNet files: stage 1 FC 1000 (BN, dropout 0.3) x 2 + sigmoid per training context;
+# stage 2 FC(4200 + 1630 -> 1000), the mean joins, FC(1001 -> 100), sigmoid (nomean: FC(1000 -> 100)).
+# (The authors' own Basset/Factorized stage-2 scripts concatenate the mean at the flatten and use
+# FC 1000 -> 1000 -> 2; the files here keep one head for all three trunks, so the trunk is all that differs.)
+COMPARISON = {
+    "basset": [(19, 4, 300), (11, 300, 200), (7, 200, 200)],
+    "factorized": [(3, 4, 48), (3, 48, 64), (3, 64, 100), (7, 100, 150), (7, 150, 300),
+                   (7, 300, 200), (3, 200, 200), (3, 200, 200), (7, 200, 200)],
+}
+POOLS = {"basset": [3, 4, 4], "factorized": [3, 4, 4]}
+
+
+def check_comparison_trunk(model, arch):
+    convs = of(model, keras.layers.Conv1D)
+    assert [(c.kernel_size[0], c.filters) for c in convs] == [(k, o) for k, _, o in COMPARISON[arch]]
+    assert len(of(model, keras.layers.BatchNormalization)) >= len(convs) and not of(model, keras.layers.Add)
+    assert [p.pool_size[0] for p in of(model, keras.layers.MaxPooling1D)] == POOLS[arch]
+    assert out_lengths(model, keras.layers.MaxPooling1D) == [334, 84, 21]
+    assert of(model, keras.layers.Flatten)[0].output.shape[1] == 4200
+    assert all(c.get_config()["kernel_initializer"]["class_name"] == "LecunUniform" for c in convs)
+    return sum(conv(k, i, o, True) for k, i, o in COMPARISON[arch])
+
+
+@pytest.mark.parametrize("arch", sorted(COMPARISON))
+def test_chromdragonn_comparison_models(arch):
+    assert len(COMPARISON["factorized"]) == 9  # "9 convolutions"
+    params, one = build(f"chromdragonn_{arch}_stage1", {"training_contexts": 103})
+    trunk = check_comparison_trunk(one, arch)
+    assert one.count_params() == trunk + dense(4200, 1000, True) + dense(1000, 1000, True) + dense(1000, 103)
+    assert [d.rate for d in of(one, keras.layers.Dropout)] == [0.3, 0.3]
+    params2, two = build(f"chromdragonn_{arch}_stage2")
+    assert check_comparison_trunk(two, arch) == trunk
+    assert [d.kernel.shape for d in of(two, keras.layers.Dense)] == [(5830, 1000), (1001, 100), (100, 1)]
+    assert two.count_params() == trunk + dense(5830, 1000, True) + dense(1001, 100, True) + dense(100, 1)
+    assert params2["train"]["balance"] == {"label": "accessible", "positive_fraction": 0.25}
+    _, nomean = build(f"chromdragonn_{arch}_stage2_nomean")
+    assert set(nomean.input) == {"sequence", "expression"}
+    assert nomean.count_params() == trunk + dense(5830, 1000, True) + dense(1000, 100, True) + dense(100, 1)
+    from basenji_tk.model.transfer import shared_layers
+
+    for stage2 in (two, nomean):  # init_from hands on exactly the trunk: its convolutions and batch norms
+        shared = [layer.name for layer in shared_layers(stage2, one)]
+        assert shared == [layer.name for layer in one.layers if isinstance(
+            layer, (keras.layers.Conv1D, keras.layers.BatchNormalization))][:2 * len(COMPARISON[arch])]
+        assert shared == models.trunk_layer_names(load_params(REPO / "params" / f"{stage2.name}.json")["model"])
 
 
 # ----------------------------------------------------------------------------- GRO-seq
@@ -208,7 +275,8 @@ def test_basset():
 
 # ----------------------------------------------------------------------------- all of them
 @pytest.mark.parametrize("name", ["chromdragonn_resnet_stage1", "chromdragonn_resnet_stage2", "groseq_cnn",
-                                  "groseq_dnn", "mpra_cnn", "bpaitac", "basset"])
+                                  "groseq_dnn", "mpra_cnn", "bpaitac", "basset", "chromdragonn_basset_stage2",
+                                  "chromdragonn_factorized_stage2_nomean"])
 def test_published_models_reload_in_safe_mode(name, tmp_path):
     _, model = build(name, {"training_contexts": 5, "accessible": 5})
     again = models.load_model(models.save_model(model, tmp_path / "m.keras"))

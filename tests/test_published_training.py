@@ -10,7 +10,8 @@ SEMI-SYNTHETIC or stand-ins, as their names say):
   stand-in "Tn5 bias" input (bpaitac); GC-matched negatives and a peak label (basset);
 - table: the SEMI-SYNTHETIC MPRA table of test_tables (mpra_cnn, with replicate weights);
 - pairs: chr20 bins x five contexts from the data/ BEDs, SEMI-SYNTHETIC expression of 1,630
-  "TFs" (chromdragonn_resnet_stage1 on the regions view, then stage 2 initialised from it).
+  "TFs" (chromdragonn_resnet_stage1 on the regions view, then stage 2 initialised from it; Basset's
+  stage 1 then its no-mean stage 2, frozen; the 1:3 batches of every stage-2 file).
 
 Training is a few steps of small batches; the models are the published ones.
 """
@@ -207,3 +208,47 @@ def test_chromdragonn_stage1_then_stage2_initialised_from_it(tmp_path, pairs_dat
     two = models.load_model(tmp_path / "s2" / "checkpoint.keras")
     conv = [lyr.name for lyr in one.layers if lyr.name.startswith("conv1d")]
     assert len(conv) == 23  # the paper's 23 convolutions, all handed on
+
+
+STAGE2_FILES = [f"chromdragonn_{arch}_stage2{variant}" for arch in ("resnet", "basset", "factorized")
+                for variant in ("", "_nomean")]
+
+
+@pytest.mark.parametrize("name", STAGE2_FILES)
+def test_every_stage2_file_draws_one_positive_to_three_negatives(tmp_path, pairs_dataset, name):
+    """train.balance (positive_fraction 0.25) of each stage-2 file: every batch holds exactly 2 of 8
+    accessible pairs, and the inputs the file declares (the no-mean files: no mean_accessibility)."""
+    from basenji_tk.model.feeds import train_dataset
+    from basenji_tk.model.params import load_params
+    from basenji_tk.model.wiring import wire
+
+    params = load_params(published(name, tmp_path))
+    tp, mp = params["train"], params["model"]
+    assert tp["balance"] == {"label": "accessible", "positive_fraction": 0.25}
+    wiring = wire(mp, tp, records.load_spec(pairs_dataset), name)
+    batches = list(train_dataset([str(pairs_dataset)], {**tp, "steps_per_epoch": 3}, 0, wiring))
+    assert len(batches) == 3
+    for x, y in batches:
+        assert set(x) == set(mp["inputs"])
+        assert np.asarray(y["accessible"] if isinstance(y, dict) else y).sum() == 2
+
+
+@pytest.mark.parametrize("arch", ["basset"])  # factorized: built, counted and its trunk shared in test_published_params
+def test_comparison_models_two_stages_frozen(tmp_path, pairs_dataset, arch):
+    """Stage 1 of Basset, then its stage 2 (no mean) initialised from it with train.freeze true
+    (--set): the convolutions stay stage 1's."""
+    from basenji_tk.model import models
+
+    stage1 = published(f"chromdragonn_{arch}_stage1", tmp_path, epochs=1, steps_per_epoch=1)
+    train(stage1, [pairs_dataset], str(tmp_path / "s1"), Options(seed=0, quiet=True))
+    stage2 = published(f"chromdragonn_{arch}_stage2_nomean", tmp_path, epochs=1, steps_per_epoch=2)
+    train(stage2, [pairs_dataset], str(tmp_path / "s2"), Options(seed=0, quiet=True, sets=(
+        f"train.init_from={tmp_path / 's1'}", "train.freeze=true")))
+    one = models.load_model(tmp_path / "s1" / "model_best.keras")
+    two = models.load_model(tmp_path / "s2" / "checkpoint.keras")
+    convs = [lyr.name for lyr in two.layers if lyr.name.startswith("conv1d")]
+    assert len(convs) == {"basset": 3, "factorized": 9}[arch]
+    for name in convs:
+        assert not two.get_layer(name).trainable
+        np.testing.assert_array_equal(two.get_layer(name).get_weights()[0], one.get_layer(name).get_weights()[0])
+    assert "val_auprc" in history(tmp_path / "s2")[0]

@@ -19,7 +19,7 @@ from test_sedld import make_inputs, write_sed
 # place whole (locked beside it).
 KIND = {
     "bam_cov.py": "file", "make_targets.py": "file", "predict.py": "file", "make_table.py": "file",
-    "make_regions.py": "file", "make_pairs.py": "file",
+    "make_regions.py": "file", "make_pairs.py": "file", "plot_history.py": "file",
     "train.py": "folder", "hyper_search.py": "folder", "test.py": "folder", "sed.py": "folder",
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
     "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder", "motifs.py": "folder",
@@ -80,6 +80,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset, zoo_pairs):
                                         TARGETS, "-o", out],
         "predict.py": lambda out: [model, bed, "-o", out],
         "train.py": lambda out: [params, data, "-o", out],
+        "plot_history.py": lambda out: [model, "-o", out],
         "hyper_search.py": lambda out: [params, domain, data, "-o", out, "-n", 2, "--init", 2, "--epochs", 1,
                                         "--steps", 2],
         "test.py": lambda out: [model, data, "-o", out],
@@ -100,7 +101,7 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset, zoo_pairs):
 
 
 def out_name(script):
-    return {"bam_cov.py": "cov.bw", "predict.py": "preds.h5"}.get(script, "out")
+    return {"bam_cov.py": "cov.bw", "predict.py": "preds.h5", "plot_history.py": "fig.png"}.get(script, "out")
 
 
 def test_every_script_is_covered():

@@ -77,23 +77,10 @@ def build_model(model_params: dict, num_targets=None, where: str = "params") -> 
     A model whose only input is ``sequence`` takes the array itself, others a dict
     ``{name: array}``; ``model.head`` gives one output, ``model.heads`` a dict of named ones."""
     mp = model_params
-    specs = input_specs(mp)
-    first = trunk_input(mp)
+    per_head = num_targets if isinstance(num_targets, dict) else {}
     with _own_layer_names():
-        tensors = {name: keras.Input(tuple(s["shape"]), name=name) for name, s in specs.items()}
-        others = {name: t for name, t in tensors.items() if name != first}
-        per_head = num_targets if isinstance(num_targets, dict) else {}
-        ctx = blocks.Context(inputs=others, num_targets=None if per_head else (num_targets or mp.get("num_targets")))
-
-        x = tensors[first]
-        flip = None
-        if specs[first]["kind"] == "sequence":
-            if mp.get("augment_shift"):
-                x = layers.StochasticShift(mp["augment_shift"])(x)
-            if mp.get("augment_rc"):
-                x, flip = layers.StochasticReverseComplement()(x)
-        for i, spec in enumerate(mp.get("trunk", [])):
-            x = blocks.apply_block(x, spec, ctx, f"{where}: model.trunk[{i}]")
+        tensors, ctx, x, flip = _trunk(mp, None if per_head else (num_targets or mp.get("num_targets")), where)
+        others = ctx.inputs
         if mp.get("heads"):
             out = {}
             for head, hp in mp["heads"].items():
@@ -115,6 +102,36 @@ def build_model(model_params: dict, num_targets=None, where: str = "params") -> 
                              "(expression_fusion takes it with input=...)")
         inputs = tensors[SEQUENCE] if list(tensors) == [SEQUENCE] else tensors
         return keras.Model(inputs, out, name=mp.get("name") or "basenji_tk")
+
+
+def _trunk(mp: dict, num_targets, where: str):
+    """The inputs, in-model augmentation and ``model.trunk`` blocks: ``(inputs by name, block
+    context, trunk output, reverse-complement flag or None)``. Layer names come from the counter
+    the caller set (:func:`_own_layer_names`), so the trunk's names do not depend on the heads."""
+    specs = input_specs(mp)
+    first = trunk_input(mp)
+    tensors = {name: keras.Input(tuple(s["shape"]), name=name) for name, s in specs.items()}
+    ctx = blocks.Context(inputs={name: t for name, t in tensors.items() if name != first}, num_targets=num_targets)
+    x = tensors[first]
+    flip = None
+    if specs[first]["kind"] == "sequence":
+        if mp.get("augment_shift"):
+            x = layers.StochasticShift(mp["augment_shift"])(x)
+        if mp.get("augment_rc"):
+            x, flip = layers.StochasticReverseComplement()(x)
+    for i, spec in enumerate(mp.get("trunk", [])):
+        x = blocks.apply_block(x, spec, ctx, f"{where}: model.trunk[{i}]")
+    return tensors, ctx, x, flip
+
+
+def trunk_layer_names(model_params: dict, where: str = "params") -> list[str]:
+    """The names of the layers with weights that ``model.trunk`` makes, in order: the same names
+    they have in :func:`build_model`'s model of these params (what ``train.init_from`` should fill)."""
+    with _own_layer_names():
+        tensors, _, x, _ = _trunk(model_params, None, where)
+        first = tensors[trunk_input(model_params)]
+        trunk = keras.Model(first, x, name="trunk")
+    return [layer.name for layer in trunk.layers if layer.weights]
 
 
 def output_tensors(model: keras.Model) -> dict:

@@ -92,10 +92,16 @@ TRAIN = {
                      "\"positive_fraction\": share of positives per batch} (ChromDragoNN: 0.25)"),
     "init_from": Field((str, type(None)), None, doc="a trained model (.keras file or model folder) whose layers "
                        "of the same name and shape initialise this one (two-stage training)"),
-    "freeze": Field((bool, list), False, doc="with init_from: true freezes every initialised layer; a list "
-                    "freezes the layers with those names or name prefixes"),
+    "freeze": Field((bool, list), False, doc="with init_from: true freezes every initialised layer (Freeze: the "
+                    "stage-1 trunk; refused when part of the trunk could not be initialised); a list freezes the "
+                    "layers with those names or name prefixes; false trains everything (Tune)"),
     "fold": Field((int, type(None)), None, doc="pairs datasets: the context fold to hold out (default: the "
                   "dataset's own split)", minimum=0),
+    "validate_every": Field((int, type(None)), None, doc="also evaluate on train.validation_steps validation "
+                            "batches every this many training steps, into history_steps.tsv (null: off)",
+                            minimum=1),
+    "validation_steps": Field((int,), 20, doc="validation batches (the first of the valid split, the same every "
+                              "time) that each train.validate_every check evaluates", minimum=1),
 }
 
 MODEL = {
@@ -267,6 +273,64 @@ def read_json(path, what: str = "params"):
             raise InputError(f"{path}: not valid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
 
 
-def load_params(path) -> dict:
-    """Read, check and resolve a params.json file."""
-    return check_params(read_json(path), str(path))
+def parse_set(item: str) -> tuple[list, object]:
+    """``KEY=VALUE`` of ``--set``: the dotted key split into its parts (list indices as ints) and
+    the value parsed as JSON, or kept as a string when it is not JSON (``runs/s1``)."""
+    key, eq, text = item.partition("=")
+    if not eq or not key or any(not part for part in key.split(".")):
+        raise InputError(f"--set {item}: expected KEY=VALUE with a dotted KEY (e.g. train.freeze=true)")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        value = text
+    return [int(part) if part.isdigit() else part for part in key.split(".")], value
+
+
+def apply_sets(raw: dict, sets=(), path: str = "params") -> dict:
+    """``raw`` (a params file's content) with each ``--set KEY=VALUE`` of ``sets`` applied in order.
+
+    KEY is dotted into the sections (``model.heads.accessible.blocks.0.units``; list entries by
+    number). A missing object key is added (the schema checks it later); a section outside
+    :data:`SECTIONS`, a list index out of range, or a step into a value that is neither object nor
+    list is an :class:`InputError` naming the ``--set``. Returns a new dict; ``raw`` is unchanged."""
+    merged = json.loads(json.dumps(raw))
+    if sets and not isinstance(merged, dict):
+        raise InputError(f"{path}: expected a JSON object with sections {', '.join(SECTIONS)}")
+    for item in sets:
+        keys, value = parse_set(item)
+        if keys[0] not in SECTIONS:
+            raise InputError(f"{path}: --set {item}: unknown section '{keys[0]}'; allowed: {', '.join(SECTIONS)}")
+        node, where = merged, []
+        for i, key in enumerate(keys):
+            last = i == len(keys) - 1
+            if isinstance(node, dict):
+                key = str(key)
+                if last:
+                    node[key] = value
+                else:
+                    node = node.setdefault(key, {})
+            elif isinstance(node, list) and isinstance(key, int):
+                if key >= len(node):
+                    raise InputError(f"{path}: --set {item}: {'.'.join(map(str, where))} has {len(node)} entries "
+                                     f"(0 to {len(node) - 1})")
+                if last:
+                    node[key] = value
+                else:
+                    node = node[key]
+            else:
+                kind = "a list (give an index)" if isinstance(node, list) else (
+                    "an object" if isinstance(node, dict) else json.dumps(node))
+                raise InputError(f"{path}: --set {item}: {'.'.join(map(str, where))} is {kind}, so '{key}' cannot "
+                                 "be set inside it")
+            where.append(key)
+    return merged
+
+
+def set_label(path, sets=()) -> str:
+    """How errors name the params: the file, and the ``--set`` items merged into it."""
+    return f"{path} (with --set {' '.join(sets)})" if sets else str(path)
+
+
+def load_params(path, sets=()) -> dict:
+    """Read, check and resolve a params.json file, with ``--set KEY=VALUE`` items merged in first."""
+    return check_params(apply_sets(read_json(path), sets, str(path)), set_label(path, sets))

@@ -7,6 +7,8 @@ The model folder holds::
     checkpoint.keras       model + optimizer state after the last finished epoch
     model_best.keras       the model at the best validation ``train.monitor`` so far
     history.tsv            one row per finished epoch
+    history_steps.tsv      with train.validate_every: one row per validation check (step, epoch,
+                           train_loss, val_loss, the monitor), :mod:`basenji_tk.model.steps`
     train_state.json       epoch, best value, epochs without improvement
     logs/                  TensorBoard logs
     inputs.json            fingerprints of the params file and of every file of every dataset
@@ -30,7 +32,7 @@ from typing import TYPE_CHECKING
 
 from basenji_tk import files
 from basenji_tk.errors import InputError
-from basenji_tk.model.params import read_json
+from basenji_tk.model.params import SECTIONS, read_json
 
 if TYPE_CHECKING:
     from basenji_tk.model.train import Options
@@ -42,10 +44,11 @@ DATA_STATS = "data_statistics.json"
 CHECKPOINT = "checkpoint.keras"
 BEST = "model_best.keras"
 HISTORY = "history.tsv"
+HISTORY_STEPS = "history_steps.tsv"
 STATE = "train_state.json"
 LOGS = "logs"
 INPUTS = "inputs.json"
-OWNED = (PARAMS, DATA_STATS, CHECKPOINT, BEST, HISTORY, STATE, LOGS, INPUTS)
+OWNED = (PARAMS, DATA_STATS, CHECKPOINT, BEST, HISTORY, HISTORY_STEPS, STATE, LOGS, INPUTS)
 # What --restart may change: how long to go on, and the step size (e.g. after a NaN loss).
 RESTART_MAY_CHANGE = ("epochs", "patience", "learning_rate", "clip_norm")
 
@@ -72,13 +75,14 @@ def prepare_dir(out: str, opts: "Options", params: dict, params_path: str, data_
         for section in params:
             for key in params[section]:
                 was, now = saved.get(section, {}).get(key), params[section][key]
-                if was == now:
-                    continue
+                if was == now or (key not in saved.get(section, {}) and now == SECTIONS[section][key].default):
+                    continue  # the same, or a key added to the schema since the run started, at its default
                 if section == "train" and key in RESTART_MAY_CHANGE:
                     log.info(f"--restart: train.{key} changes from {json.dumps(was)} to {json.dumps(now)}")
                     continue
-                raise InputError(f"{out}: --restart with different params: {section}.{key} was "
-                                 f"{json.dumps(was)}, now {json.dumps(now)} (only "
+                where, was, now = first_difference(f"{section}.{key}", was, now)
+                raise InputError(f"{out}: --restart with different params: {where} was {json.dumps(was)}, now "
+                                 f"{json.dumps(now)} (the params file with its --set items; only "
                                  f"{', '.join(RESTART_MAY_CHANGE)} may change)")
         inputs = os.path.join(out, INPUTS)
         if os.path.exists(inputs):
@@ -92,6 +96,20 @@ def prepare_dir(out: str, opts: "Options", params: dict, params_path: str, data_
         raise InputError(f"{out}: already holds a model ({', '.join(held)}); use --restart to resume "
                          "it or --force to replace it")
     return False
+
+
+def first_difference(key: str, was, now) -> tuple:
+    """``(dotted key, was, now)`` of the first leaf where two params values differ (list entries
+    by number), so a restart's error names ``model.heads.accessible.blocks.0.units``, not the head."""
+    if isinstance(was, dict) and isinstance(now, dict):
+        for k in list(was) + [k for k in now if k not in was]:
+            if was.get(k) != now.get(k):
+                return first_difference(f"{key}.{k}", was.get(k), now.get(k))
+    if isinstance(was, list) and isinstance(now, list) and len(was) == len(now):
+        for i, (a, b) in enumerate(zip(was, now)):
+            if a != b:
+                return first_difference(f"{key}.{i}", a, b)
+    return key, was, now
 
 
 def clear_dir(out: str, params_path: str) -> None:

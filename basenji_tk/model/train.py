@@ -27,9 +27,11 @@ import numpy as np
 from basenji_tk import cli, files
 from basenji_tk.errors import InputError
 from basenji_tk.model.feeds import check_datasets, train_dataset, valid_dataset
-from basenji_tk.model.params import MAX_SEED, load_params, read_json
-from basenji_tk.model.resume import (BEST, CHECKPOINT, DATA_STATS, HISTORY, INPUTS, LOGS, PARAMS, STATE, History,
-                                     clear_dir, input_prints, prepare_dir, remove_stale_temporaries, write_json)
+from basenji_tk.model.params import MAX_SEED, apply_sets, load_params, read_json, set_label
+from basenji_tk.model.resume import (BEST, CHECKPOINT, DATA_STATS, HISTORY, HISTORY_STEPS, INPUTS, LOGS, PARAMS, STATE,
+                                     History, clear_dir, input_prints, prepare_dir, remove_stale_temporaries,
+                                     write_json)
+from basenji_tk.model.steps import StepHistory, check_valid_batches, columns_for, step_validation
 from basenji_tk.model.seeds import reset_random_state
 from basenji_tk.model.transfer import init_from
 from basenji_tk.model.wiring import (Wiring, check_model_fits, check_monitor, compile_model, head_metrics,
@@ -53,6 +55,7 @@ class Options:
     mixed_precision: bool = False
     epochs: int | None = None  # overrides train.epochs
     quiet: bool = False
+    sets: tuple = ()  # --set KEY=VALUE items merged into the params file (params.apply_sets)
 
 
 def choose_strategy():
@@ -95,8 +98,11 @@ def train(params_path, data_dirs, out: str, opts: Options = Options()) -> dict:
     """Train; returns ``{"epochs": finished, "best": value, "best_epoch": n, "stopped": why}``.
 
     Cheap checks of the params, options and datasets come first; then the model folder
-    ``out`` is claimed (:func:`basenji_tk.files.claim`) for the whole run."""
-    params = load_params(params_path)
+    ``out`` is claimed (:func:`basenji_tk.files.claim`) for the whole run. ``opts.sets``
+    (``--set KEY=VALUE``) are merged into the params file before anything is checked: the merged
+    params are what is checked, used and written to ``out/params.json``."""
+    sets = tuple(opts.sets)
+    params = load_params(params_path, sets)
     tp, mp = params["train"], params["model"]
     if opts.seed is not None:
         if not 0 <= opts.seed <= MAX_SEED:
@@ -106,17 +112,18 @@ def train(params_path, data_dirs, out: str, opts: Options = Options()) -> dict:
         if opts.epochs < 1:
             raise InputError(f"--epochs must be at least 1, got {opts.epochs}")
         tp["epochs"] = opts.epochs
+    where = set_label(params_path, sets)
     data_dirs = [str(d) for d in data_dirs]
     spec = check_datasets(data_dirs)
     stats = spec.stats
     for key, what in (("num_targets", "targets"), ("target_length", "bins per sequence")):
         if mp[key] and stats.get(key) and mp[key] != stats[key]:
-            raise InputError(f"{params_path}: model.{key} is {mp[key]} but {data_dirs[0]} has {stats[key]} {what}")
-    wiring = wire(mp, tp, spec, str(params_path))
+            raise InputError(f"{where}: model.{key} is {mp[key]} but {data_dirs[0]} has {stats[key]} {what}")
+    wiring = wire(mp, tp, spec, where)
     if tp["balance"] and not tp["steps_per_epoch"] and spec.kind != "pairs":
-        raise InputError(f"{params_path}: train.balance draws batches without end; give train.steps_per_epoch "
+        raise InputError(f"{where}: train.balance draws batches without end; give train.steps_per_epoch "
                          "(a pairs dataset's epoch uses each negative pair once)")
-    explicit = "monitor" in (read_json(params_path, "params").get("train") or {})
+    explicit = "monitor" in (apply_sets(read_json(params_path, "params"), sets, str(params_path)).get("train") or {})
     with files.claim(out):
         return _run(params, str(params_path), data_dirs, str(out), opts, spec, wiring, explicit)
 
@@ -137,6 +144,7 @@ def _run(params: dict, params_path: str, data_dirs: list, out: str, opts: Option
 
 def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resume, progress) -> dict:
     tp, mp = params["train"], params["model"]
+    where = set_label(params_path, opts.sets)  # how messages name the params: the file and the --set items
     import keras
     import tensorflow as tf
 
@@ -155,20 +163,20 @@ def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resu
             mets = head_metrics(tp, wiring, mp["heads"], per_head.get("target"))
         else:
             model = models.build_model(mp, per_head.get("target") if wiring.single_output else per_head,
-                                       where=str(params_path))
-            check_model_fits(model, wiring, spec, params_path)
+                                       where=where)
+            check_model_fits(model, wiring, spec, where)
             if tp["init_from"]:
-                init_from(model, tp, params_path)
+                init_from(model, tp, where, mp)
             mets = compile_model(model, tp, per_head.get("target"), wiring, mp["heads"])
-    check_model_fits(model, wiring, spec, params_path)
-    monitor = check_monitor(tp, monitor_names(wiring, mets), params_path, explicit)
+    check_model_fits(model, wiring, spec, where)
+    monitor = check_monitor(tp, monitor_names(wiring, mets), where, explicit)
     log.info(models.describe(model))
     if not resume:  # the new model is built and fits: only now does a previous one (--force) go
         clear_dir(out, params_path)
         progress["cleared"] = True
-        write_json(os.path.join(out, INPUTS), input_prints(params_path, data_dirs))
+        write_json(os.path.join(out, INPUTS), {**input_prints(params_path, data_dirs), "sets": list(opts.sets)})
 
-    state = {"epoch": 0, "best": None, "best_epoch": 0, "wait": 0}
+    state = {"epoch": 0, "best": None, "best_epoch": 0, "wait": 0, "step_window": [0.0, 0]}
     if resume:
         with open(os.path.join(out, STATE)) as fh:
             state.update(json.load(fh))
@@ -182,6 +190,10 @@ def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resu
     history = History(os.path.join(out, HISTORY), keep_epochs=state["epoch"])
     lower_better = lower_is_better(monitor)
     valid = valid_dataset(data_dirs, tp["batch_size"], wiring, tp["fold"])
+    steps = None
+    if tp["validate_every"]:
+        tp = {**tp, "validation_steps": check_valid_batches(valid, data_dirs, tp["validation_steps"])}
+        steps = StepHistory(os.path.join(out, HISTORY_STEPS), columns_for(monitor), keep_epochs=state["epoch"])
     tensorboard = keras.callbacks.TensorBoard(os.path.join(out, LOGS), write_graph=False, profile_batch=0)
     verbose = 1 if cli.show_progress(opts.quiet) else 0
     stopped = "epochs"
@@ -191,11 +203,13 @@ def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resu
             stopped = "patience"
             break
         guard = _guard_callback()
+        callbacks = [guard, tensorboard]
+        if steps is not None:
+            callbacks.append(step_validation(valid, tp, steps, monitor, state["step_window"]))
         t0 = time.perf_counter()
         reset_random_state(model, tp["seed"], epoch)
         fit = model.fit(train_dataset(data_dirs, tp, epoch, wiring), validation_data=valid, initial_epoch=epoch,
-                        epochs=epoch + 1, verbose=verbose, shuffle=False,
-                        callbacks=[guard, tensorboard])
+                        epochs=epoch + 1, verbose=verbose, shuffle=False, callbacks=callbacks)
         if guard.bad:
             kept = (f"{CHECKPOINT} holds epoch {state['epoch']}" if state["epoch"]
                     else "no checkpoint was written")
@@ -211,6 +225,8 @@ def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resu
         else:
             state["wait"] += 1
         state["epoch"] = epoch + 1
+        if steps is not None:
+            state["step_window"] = callbacks[-1].window()
         seconds = time.perf_counter() - t0
         lr = float(np.asarray(model.optimizer.learning_rate))
         history.add({**{k: _fmt(v) for k, v in logs.items()}, "epoch": epoch + 1, "learning_rate": _fmt(lr),

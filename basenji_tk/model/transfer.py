@@ -4,6 +4,7 @@
 copies their weights and freezes those ``train.freeze`` names.
 """
 
+import json
 import logging
 import os
 
@@ -37,9 +38,18 @@ def shared_layers(model, donor) -> list:
     return [layer for layer in model.layers if layer.name in good and layer.weights]
 
 
-def init_from(model, tp: dict, params_path: str) -> list[str]:
+def _matches(name: str, freeze) -> bool:
+    return freeze is True or (isinstance(freeze, list) and any(name == f or name.startswith(f) for f in freeze))
+
+
+def init_from(model, tp: dict, params_path: str, model_params: dict | None = None) -> list[str]:
     """Copy into ``model`` the weights of the layers ``train.init_from`` shares with it
-    (:func:`shared_layers`), and freeze as ``train.freeze`` says; returns the names copied."""
+    (:func:`shared_layers`), and freeze as ``train.freeze`` says; returns the names copied.
+
+    With ``model_params`` (the params' model section) the trunk is checked too: trunk layers left
+    uninitialised (the two trunks part somewhere) are a warning naming them, and an error when
+    ``train.freeze`` would cover them (``true``, the Freeze variant, means the whole stage-1 trunk;
+    a list that names one). Nothing shared at all is an error naming the params and the model."""
     from basenji_tk.model import models
 
     source = tp["init_from"]
@@ -47,15 +57,27 @@ def init_from(model, tp: dict, params_path: str) -> list[str]:
         source = os.path.join(source, BEST)
     donor = models.load_model(source)
     layers = shared_layers(model, donor)
-    for layer in layers:
-        layer.set_weights(donor.get_layer(layer.name).get_weights())
     copied = [layer.name for layer in layers]
     if not copied:
         raise InputError(f"{params_path}: train.init_from {source} shares no layer with this model (same name, "
-                         "class and weight shapes, fed by shared layers from the inputs on)")
+                         "class and weight shapes, fed by shared layers from the inputs on); its trunk must be "
+                         "the stage-1 model's")
     freeze = tp["freeze"]
-    frozen = [n for n in copied if freeze is True or (isinstance(freeze, list) and any(
-        n == f or n.startswith(f) for f in freeze))]
+    missing = [n for n in models.trunk_layer_names(model_params, params_path) if n not in copied] \
+        if model_params is not None else []
+    if missing:
+        shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+        covered = [n for n in missing if _matches(n, freeze)]
+        if covered:
+            what = "true (freeze the stage-1 trunk)" if freeze is True else json.dumps(freeze)
+            raise InputError(f"{params_path}: train.freeze is {what}, but {len(missing)} trunk layers were not "
+                             f"initialised from {source} ({shown}): the trunks part there (other names, classes or "
+                             "shapes); match the stage-1 trunk or freeze only the layers copied")
+        log.warning(f"{params_path}: {len(missing)} trunk layers were not initialised from {source} and start at "
+                    f"random: {shown}")
+    for layer in layers:
+        layer.set_weights(donor.get_layer(layer.name).get_weights())
+    frozen = [n for n in copied if _matches(n, freeze)]
     for layer in layers:
         if layer.name in frozen:
             layer.trainable = False
