@@ -48,7 +48,7 @@ class Options:
     split: str = "all"
     contexts: tuple | None = None
     baselines: bool = True
-    similarity: str = "pearson"
+    similarity: str = "centered"
     compare: tuple | None = None
     batch_size: int = 256
     method: str = "auto"
