@@ -267,3 +267,27 @@ def test_a_trunk_that_shares_nothing_is_one_error_line(two_stages, files, zoo_pa
     line = assert_clean_failure(proc, str(files["s2"]), "--set", str(two_stages / "s1" / "model_best.keras"),
                                 "shares no layer")
     assert "model.trunk.0.filters=12" in line and not out.exists()
+
+
+def test_valid_batches_is_a_fixed_sample_of_the_valid_pairs(zoo_pairs, files, tmp_path):
+    """train.valid_batches: the same N batches every epoch, drawn from the whole valid split (not
+    its first regions), and the epoch's val_loss is theirs."""
+    from basenji_tk.data import records
+    from basenji_tk.model.feeds import valid_dataset
+    from basenji_tk.model.wiring import wire
+
+    params = load_params(files["s2"])
+    spec = records.load_spec(str(zoo_pairs.data_dir))
+    wiring = wire(params["model"], params["train"], spec, "p")
+    whole = list(valid_dataset([str(zoo_pairs.data_dir)], 4, wiring))
+    sample = valid_dataset([str(zoo_pairs.data_dir)], 4, wiring, batches=3)
+    first, second = list(sample), list(sample)
+    assert len(first) == 3 < len(whole)
+    for a, b in zip(first, second):  # the same batches each time the epoch's validation runs
+        np.testing.assert_array_equal(a[0]["sequence"], b[0]["sequence"])
+    head = np.concatenate([b[0]["expression"] for b in whole[:3]])
+    assert not np.array_equal(np.concatenate([b[0]["expression"] for b in first]), head)  # shuffled, not the head
+    out = tmp_path / "m"
+    fit(files["s2"], zoo_pairs.data_dir, out, "train.valid_batches=3")
+    assert json.load(open(out / "params.json"))["train"]["valid_batches"] == 3
+    assert all(np.isfinite(float(r["val_loss"])) for r in rows(out / "history.tsv"))

@@ -161,20 +161,53 @@ def _batches(data_dirs, split: str, batch_size: int, view: str = "pairs", fold=N
                   for s in specs) // batch_size)
 
 
-def valid_dataset(data_dirs, batch_size: int, wiring: Wiring | None = None, fold=None):
+VALID_SAMPLE_SEED = 20191  # the seed of the fixed validation sample (train.valid_batches)
+
+
+def valid_dataset(data_dirs, batch_size: int, wiring: Wiring | None = None, fold=None, batches=None):
+    """The validation batches: the whole valid split, or with ``batches`` (``train.valid_batches``)
+    a fixed sample of that many, the same every epoch (a pairs dataset's pairs shuffled with a
+    fixed seed; other datasets' first batches, their records being in no particular order)."""
     import tensorflow as tf
 
     from basenji_tk.data import records
 
+    if batches and wiring is not None and (sample := _valid_sample(data_dirs, batch_size, wiring, fold,
+                                                                   batches)) is not None:
+        return sample
     if wiring is not None and (fast := _pairs_batches(data_dirs, {"batch_size": batch_size, "fold": fold,
                                                                   "shuffle_buffer": 1, "shift": 0, "rc": False,
                                                                   "steps_per_epoch": None},
                                                       "valid", 0, wiring)) is not None:
-        return fast
+        return fast if not batches else fast.take(batches)
     view = wiring.view if wiring else "pairs"
     parts = [records.dataset(d, "valid", fold=fold, view=view) for d in data_dirs if records.split_files(d, "valid")]
     ds = parts[0]
     for more in parts[1:]:
         ds = ds.concatenate(more)
     ds = ds.map(keras_examples(wiring), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).batch(batch_size)
-    return ds.apply(tf.data.experimental.assert_cardinality(_batches(data_dirs, "valid", batch_size, view, fold)))
+    n = _batches(data_dirs, "valid", batch_size, view, fold)
+    ds = ds.apply(tf.data.experimental.assert_cardinality(n))
+    return ds.take(batches) if batches and batches < n else ds
+
+
+def _valid_sample(data_dirs, batch_size, wiring, fold, batches):
+    """A pairs dataset's fixed validation sample: its valid pairs shuffled (regions, then pairs)
+    with :data:`VALID_SAMPLE_SEED`, the first ``batches`` batches; None where the fast pairs path
+    does not apply."""
+    import tensorflow as tf
+
+    from basenji_tk.data import pairs, records
+
+    if len(data_dirs) != 1 or wiring.view != "pairs":
+        return None
+    spec = records.load_spec(data_dirs[0])
+    if spec.kind != "pairs":
+        return None
+    n = -(-pairs.count(spec, "valid", fold) // batch_size)
+    if n <= batches:
+        return None
+    ds = pairs.expand(spec, "valid", shuffle=True, shuffle_buffer=4096, seed=VALID_SAMPLE_SEED, fold=fold,
+                      batch_size=batch_size)
+    ds = ds.map(keras_examples(wiring, batched=True)).take(batches)
+    return ds.apply(tf.data.experimental.assert_cardinality(batches)).cache()

@@ -97,6 +97,10 @@ TRAIN = {
                     "layers with those names or name prefixes; false trains everything (Tune)"),
     "fold": Field((int, type(None)), None, doc="pairs datasets: the context fold to hold out (default: the "
                   "dataset's own split)", minimum=0),
+    "valid_batches": Field((int, type(None)), None, doc="validation batches per epoch: null, the whole valid split; N, "
+                           "a fixed sample of N batches, the same every epoch (a pairs dataset's valid split "
+                           "holds every valid context with every region, often 10-100x the training steps)",
+                           minimum=1),
     "validate_every": Field((int, type(None)), None, doc="also evaluate on train.validation_steps validation "
                             "batches every this many training steps, into history_steps.tsv (null: off)",
                             minimum=1),

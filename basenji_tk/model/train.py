@@ -189,7 +189,7 @@ def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resu
     write_json(os.path.join(out, PARAMS), params)
     history = History(os.path.join(out, HISTORY), keep_epochs=state["epoch"])
     lower_better = lower_is_better(monitor)
-    valid = valid_dataset(data_dirs, tp["batch_size"], wiring, tp["fold"])
+    valid = valid_dataset(data_dirs, tp["batch_size"], wiring, tp["fold"], tp["valid_batches"])
     steps = None
     if tp["validate_every"]:
         tp = {**tp, "validation_steps": check_valid_batches(valid, data_dirs, tp["validation_steps"])}
