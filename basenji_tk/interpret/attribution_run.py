@@ -45,10 +45,15 @@ def attribute_regions(model_dir, bed, out_dir, fasta=None, method: str = "deepsh
                       logit: bool | None = None, stat: str | None = None, center_len: int = 200, tss_flank: int = 0,
                       n_references: int = 20, steps: int = 50, reference: str | None = None, seed: int = 0,
                       batch_size: int = 4, crop: int | None = None, plots: bool = True, model_file=None,
-                      inputs=None, quiet: bool = False, force: bool = False) -> dict:
+                      inputs=None, region_inputs: dict | None = None, quiet: bool = False,
+                      force: bool = False) -> dict:
     """Attributions of ``output``'s ``targets`` (summed; over the ``stat`` bins of a positional
     output, default ``center``, ``sum`` for a profile) for each BED region's window; writes the
-    files of the module docstring into ``out_dir`` and returns counts and the largest gap."""
+    files of the module docstring into ``out_dir`` and returns counts and the largest gap.
+
+    ``region_inputs``: ``{model input: (N, *input shape)}``, one row per BED region in file
+    order, for an input that differs between regions (ChromDragoNN's mean accessibility of each
+    bin); ``inputs`` fills the others."""
     from basenji_tk.analysis.inputs import resolve_inputs
     from basenji_tk.analysis.trained import TrainedModel, folder_genome
     from basenji_tk.interpret.saliency import _Job
@@ -72,17 +77,35 @@ def attribute_regions(model_dir, bed, out_dir, fasta=None, method: str = "deepsh
         crop = L if crop is None else int(crop)
         if not 1 <= crop <= L:
             raise InputError(f"--crop: expected 1 to {L:,} bp (the model's window), got {crop}")
-        fill = resolve_inputs(tm, inputs, genome.sizes)
+        per_region = _region_inputs(tm, region_inputs, len(sites))
+        fill = resolve_inputs(tm, inputs, genome.sizes,
+                              only=[i.name for i in tm.extra_inputs if i.name not in per_region])
         w0s = np.array([(s.start + s.end) // 2 - tm.window // 2 for s in sites], dtype=np.int64)
         job = _Job(tm, scored, sites, w0s, genome, fill, stat, int(tss_flank), int(center_len), int(batch_size),
                    str(out_dir), plots, quiet)
         job.bins(0)  # a statistic the output cannot take fails here, before any work
         files.refuse_overwrite(out_dir, list(OUTPUTS), force)
         with fill, attributor:
-            return _write(job, attributor, crop)
+            return _write(job, attributor, crop, per_region)
 
 
-def _write(job, attributor, crop: int) -> dict:
+def _region_inputs(tm, region_inputs, n: int) -> dict:
+    """``region_inputs`` checked against the model's inputs: float32 ``(n, *shape)`` each."""
+    out = {}
+    for name, values in (region_inputs or {}).items():
+        if name not in tm.inputs or tm.inputs[name].kind == "sequence":
+            raise InputError(f"per-region input '{name}' is not a non-sequence input of {tm.model_path} "
+                             f"(inputs: {', '.join(tm.inputs)})")
+        values = np.asarray(values, dtype=np.float32)
+        shape = (n, *tm.inputs[name].shape)
+        if values.size != int(np.prod(shape)):
+            raise InputError(f"per-region input '{name}': {values.shape} values for {n} regions of "
+                             f"shape {list(tm.inputs[name].shape)}")
+        out[name] = values.reshape(shape)
+    return out
+
+
+def _write(job, attributor, crop: int, per_region: dict | None = None) -> dict:
     import h5py
 
     from basenji_tk.analysis.evaluate import file_label
@@ -102,6 +125,7 @@ def _write(job, attributor, crop: int) -> dict:
             per = {name: h5.create_dataset(name, (n,), dtype="float32") for name in ("f_x", "f_ref", "gap")}
             seq = tm.sequence.name
             for rows, x in job.batches():
+                x.update({name: values[rows] for name, values in (per_region or {}).items()})
                 res = attributor(x, [job.bins(j) for j in rows])
                 gaps.append(check_completeness(res, attributor.unhandled, f"regions {rows[0]}-{rows[-1]}: "))
                 lo, hi = rows[0], rows[-1] + 1

@@ -250,12 +250,14 @@ def _write_report(modisco_h5: str, out_dir: str, db_meme: str, trim_threshold: f
 
 def discover_motifs(attributions_h5, out_dir, db: str = "jaspar", window: int | None = None,
                     seqlets_only: bool = False, z: float = 1.96, trim_threshold: float = TRIM_THRESHOLD,
-                    q: float = 0.05, report: bool = True, force: bool = False, **modisco) -> dict:
+                    q: float = 0.05, report: bool = True, force: bool = False, figure: bool = True,
+                    **modisco) -> dict:
     """Seqlets, TF-MoDISco patterns and their names for one attributions file (module text).
 
     Writes into ``out_dir``: ``seqlets.tsv`` and, unless ``seqlets_only``, ``modisco.h5``,
     ``report/`` (modisco-lite's motifs.html and logos), ``motifs.meme``, ``matches.tsv`` and
-    ``motifs.png``. ``modisco`` holds TFMoDISco parameters (:data:`MODISCO_DEFAULTS`).
+    ``motifs.png`` (not with ``figure=False``). ``modisco`` holds TFMoDISco parameters
+    (:data:`MODISCO_DEFAULTS`).
     Returns a summary dict (``matches``: the matches table).
     """
     from basenji_tk.interpret.seqlets import find_seqlets
@@ -288,11 +290,11 @@ def discover_motifs(attributions_h5, out_dir, db: str = "jaspar", window: int | 
         log.info("%d seqlets in %d sequences (|attribution| > %.4g)", len(table), n, found.threshold)
         if seqlets_only:
             return summary
-        summary.update(_modisco_outputs(data, out_dir, database, db, params, trim_threshold, q, report))
+        summary.update(_modisco_outputs(data, out_dir, database, db, params, trim_threshold, q, report, figure))
     return summary
 
 
-def _modisco_outputs(data, out_dir, database, db, params, trim_threshold, q, report) -> dict:
+def _modisco_outputs(data, out_dir, database, db, params, trim_threshold, q, report, figure=True) -> dict:
     import modiscolite
 
     from basenji_tk.interpret.logos import match_figure
@@ -317,7 +319,7 @@ def _modisco_outputs(data, out_dir, database, db, params, trim_threshold, q, rep
             _write_report(h5_path, out_dir, db_meme, trim_threshold)
         finally:
             os.remove(db_meme)
-    if patterns:
+    if patterns and figure:
         rows = match_rows(hits, motifs, database, q)
         for row, p in zip(rows, patterns):
             row.update(contribution=p["cwm"], label=f"{p['name']}: {p['n_seqlets']} seqlets (contribution)")
