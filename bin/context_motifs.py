@@ -49,6 +49,9 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="seed of the draw of regions")
     p.add_argument("--label", default=None, help="text heading the tables and the figure title (default: "
                    "SEMI-SYNTHETIC when the dataset's path says so)")
+    p.add_argument("--group", default=None, metavar="COLUMN",
+                   help="order the heatmap's columns by this column of the dataset's contexts table (default: "
+                        "clustered)")
     p.add_argument("-f", "--fasta", default=None, help="genome FASTA (default: the dataset's)")
     p.add_argument("--n_leiden_runs", type=int, default=50, help="TF-MoDISco's Leiden clusterings, the best kept")
     p.add_argument("--no_report", action="store_true", help="skip modisco-lite's HTML report per context")
@@ -70,7 +73,8 @@ def main(argv=None):
                          max_fraction=args.max_fraction, n_bins=args.n_bins, db=args.motifs, q=args.q_value,
                          top=args.top, batch_size=args.batch_size, seed=args.seed, label=args.label,
                          fasta=args.fasta, sign=args.sign, report=not args.no_report, plots=not args.no_plots,
-                         restart=args.restart, force=args.force, quiet=args.quiet, n_leiden_runs=args.n_leiden_runs)
+                         group=args.group, restart=args.restart, force=args.force, quiet=args.quiet,
+                         n_leiden_runs=args.n_leiden_runs)
     act, corr = res["activity"], res["correlation"]
     head = f"{res['label']}: " if res["label"] else ""
     skipped = f" ({len(res['skipped'])} skipped: {', '.join(res['skipped'])})" if res["skipped"] else ""

@@ -183,9 +183,11 @@ def test_error_lines(zoo_pairs, tmp_path):
     seq_to_seq_keras().save(plain / "model_best.keras")
     with pytest.raises(InputError, match="plain_model: not a pairs model"):
         context_motifs(plain, data, tmp_path / "c")
+    with pytest.raises(InputError, match="--group: .*contexts.tsv has no column 'lineage'"):
+        _again(zoo_pairs, tmp_path / "e", group="lineage")
     with pytest.raises(InputError, match="--max_fraction"):
         _again(zoo_pairs, tmp_path / "d", max_fraction=0)
-    assert not any((tmp_path / x).exists() for x in "bcd")
+    assert not any((tmp_path / x).exists() for x in "bcde")
 
 
 # ----------------------------------------------------------------------------- a planted truth
@@ -231,7 +233,8 @@ def planted_contexts(tmp_path_factory):
             v = rng.lognormal(1, 0.7, len(tfs))
             v[k], v[1 - k] = 2 ** (6 + rng.normal(0, 0.3)), 2 ** (1 + rng.normal(0, 0.3))
             rows.append(name + "\t" + "\t".join(f"{x:.3f}" for x in v))
-    (work / "contexts.tsv").write_text("context\tpeaks\n" + "".join(f"{c}\t{b}\n" for c, b in contexts.items()))
+    (work / "contexts.tsv").write_text("context\tpeaks\tprogramme\n" + "".join(f"{c}\t{b}\t{c.split('_')[0]}\n"
+                                                                             for c, b in contexts.items()))
     (work / "expression_SEMI-SYNTHETIC.tsv").write_text("context\t" + "\t".join(tfs) + "\n" + "\n".join(rows) + "\n")
     data = work / "pairs_SEMI-SYNTHETIC"
     pairs.make_pairs(str(work / "planted.fa"), work / "contexts.tsv", work / "expression_SEMI-SYNTHETIC.tsv", data,
@@ -239,17 +242,18 @@ def planted_contexts(tmp_path_factory):
                                    valid="0.2", test="0", chunk_size=20_000, valid_contexts="0", test_contexts="0",
                                    log="log2"))
     params = write_json(work / "params.json", {
-        "train": {"batch_size": 64, "epochs": 8, "steps_per_epoch": 60, "learning_rate": 0.005, "loss": "bce",
+        "train": {"batch_size": 64, "epochs": 6, "steps_per_epoch": 60, "learning_rate": 0.005, "loss": "bce",
                   "monitor": "val_loss", "seed": 0},
         "model": {"name": "planted_pairs", "inputs": {"sequence": {"kind": "sequence", "shape": [200, 4]},
-                                                      "expression": {"kind": "vector", "shape": [len(tfs)]}},
+                                                      "expression": {"kind": "vector", "shape": [len(tfs)]},
+                                                      "mean_accessibility": {"kind": "vector", "shape": [1]}},
                   "trunk": [{"name": "conv_block", "filters": 16, "kernel_size": 15, "batch_norm": False,
                              "pool_size": 4},
                             {"name": "conv_block", "filters": 16, "kernel_size": 5, "batch_norm": False},
                             {"name": "global_pool", "pool_type": "max"}],
                   "heads": {"accessible": {"label": "accessible", "loss": "bce", "blocks": [
-                      {"name": "expression_fusion", "input": "expression", "units": [32], "dropout": 0.0,
-                       "batch_norm": False},
+                      {"name": "expression_fusion", "input": "expression", "scalar_input": "mean_accessibility",
+                       "scalar_at": 1, "units": [32, 8], "dropout": 0.0, "batch_norm": False},
                       {"name": "final", "units": 1, "activation": "sigmoid"}]}}}})
     t1 = time.perf_counter()
     train(str(params), [str(data)], str(work / "model"), Options(seed=0, quiet=True))
@@ -269,8 +273,8 @@ def test_planted_contexts_name_their_tfs(planted_contexts):
     cli.setup_logging(quiet=True)
     t0 = time.perf_counter()
     res = context_motifs(planted_contexts["model"], planted_contexts["data"], planted_contexts["work"] / "motifs",
-                         split="all", max_fraction=0.6, n_bins=150, report=False, plots=False, quiet=True,
-                         n_leiden_runs=1, batch_size=150)
+                         split="all", max_fraction=0.6, n_bins=120, report=False, plots=False, quiet=True,
+                         n_leiden_runs=1, batch_size=150, group="programme")
     seconds = dict(planted_contexts["seconds"], context_motifs=time.perf_counter() - t0)
     act, corr = res["activity"], res["correlation"]
     print(f"\nSEMI-SYNTHETIC planted contexts ({', '.join(f'{k} {v:.1f} s' for k, v in seconds.items())}; "
@@ -290,3 +294,31 @@ def test_planted_contexts_name_their_tfs(planted_contexts):
     if len(ctcf_rows):  # CTCF also named in an HNF4A context leaves its activity without contrast
         assert ctcf_rows.iloc[0]["tf"] == "CTCF"
     assert ma.planted_recall(corr, ["CTCF", "HNF4A"], top=15) >= 0.5
+    # what was explained: the model's logit with the context's expression and each region's own mean
+    _check_explained(planted_contexts, "HNF4A_active1")
+
+
+def _check_explained(planted_contexts, context):
+    import h5py
+
+    from basenji_tk.analysis.trained import TrainedModel
+    from basenji_tk.data import records
+    from basenji_tk.data.pairs_views import context_table, pairs_info
+    from basenji_tk.interpret.context_motifs import region_labels
+
+    spec = records.load_spec(planted_contexts["data"])
+    names = pairs_info(spec)["contexts"]
+    folder = planted_contexts["work"] / "motifs" / context
+    bed = (folder / "regions.bed").read_text().splitlines()
+    rows = np.array([int(line.split("\t")[3][len("region"):]) for line in bed])
+    with h5py.File(folder / "attributions.h5", "r") as h5:
+        f_x, one_hot = h5["f_x"][:], h5["one_hot"][:].astype(np.float32)
+    labels = region_labels(spec)
+    assert (labels[rows, names.index(context)] == 1).all() and (labels[rows].mean(axis=1) < 0.6).all()
+    tm = TrainedModel.load(planted_contexts["model"])
+    expression = np.repeat(context_table(spec)[names.index(context)][None], len(rows), axis=0)
+    mean = labels[rows].mean(axis=1, keepdims=True).astype(np.float32)  # every context is a training one
+    logits = tm.predict({"sequence": one_hot, "expression": expression, "mean_accessibility": mean}, logits=True)
+    assert np.allclose(next(iter(logits.values())).ravel(), f_x, atol=1e-4)
+    other = tm.predict({"sequence": one_hot, "expression": expression, "mean_accessibility": 0 * mean}, logits=True)
+    assert not np.allclose(next(iter(other.values())).ravel(), f_x, atol=1e-2)  # the mean does matter to it

@@ -23,8 +23,13 @@ Then over the contexts (:mod:`basenji_tk.interpret.motif_activity`): ``activity.
 contexts, 0/1; a motif is the TF name of a pattern's best significant match), and
 ``motif_tf_correlation.tsv`` (Pearson r of each motif's activity with the expression, as the
 dataset's context table holds it, of each TF that could bind it) and ``heatmap.png`` (Fig. 3A:
-the first ``top`` rows). ``run.json`` records the settings and fingerprints of the model and the
-dataset, which ``--restart`` checks.
+the first ``top`` rows; columns clustered, or ordered by a ``--group`` column of the dataset's
+contexts table). A context skipped for want of specific regions is not a column. ``run.json``
+records the settings and fingerprints of the model and the dataset, which ``--restart`` checks;
+the run writes nothing before every check has passed and at least one context has regions.
+
+Memory: the ``(regions, contexts)`` uint8 label matrix is read whole (chr20's bins x 40 contexts:
+tens of MB; ChromDragoNN's genome-wide 60 M bins x 123 contexts would be 7 GB).
 """
 
 from __future__ import annotations
@@ -156,6 +161,18 @@ def choose_contexts(spec, tm, contexts=None, split: str = "train") -> list[str]:
 
 def model_fold(tm) -> int:
     return int(((tm.params or {}).get("train") or {}).get("fold") or 0)
+
+
+def context_groups(spec, column: str) -> dict:
+    """``{context: value}`` of ``column`` of the contexts table the dataset was built from (its
+    path as ``statistics.json`` records it), e.g. a SEMI-SYNTHETIC benchmark's ``lineage``."""
+    path = ((spec.stats.get("files") or {}).get("contexts") or {}).get("path")
+    if not path or not os.path.exists(path):
+        raise InputError(f"--group: the contexts table of {spec.path} ({path or 'not recorded'}) is not there")
+    table = pd.read_csv(path, sep="\t", dtype=str, comment="#")
+    if column not in table.columns or "context" not in table.columns:
+        raise InputError(f"--group: {path} has no column '{column}' (columns: {', '.join(table.columns)})")
+    return dict(zip(table["context"].str.strip(), table[column].fillna("").str.strip()))
 
 
 def expression_table(spec) -> tuple[pd.DataFrame, str]:
@@ -292,13 +309,14 @@ def _job(spec, tm, model_dir, data_dir, labels, fasta, batch_size, db, database,
 def context_motifs(model_dir, data_dir, out_dir, contexts=None, split: str = "train", max_fraction: float = 0.3,
                    n_bins: int = 20000, db: str = "jaspar", q: float = 0.05, top: int = 15, batch_size: int = 64,
                    seed: int = 0, label: str | None = None, fasta=None, sign: str = "positive", report: bool = True,
-                   plots: bool = True, restart: bool = False, force: bool = False, quiet: bool = False,
-                   **modisco) -> dict:
+                   plots: bool = True, group: str | None = None, restart: bool = False, force: bool = False,
+                   quiet: bool = False, **modisco) -> dict:
     """The whole run of the module text into ``out_dir``; returns a summary (``activity``,
     ``correlation``, ``contexts`` done, ``skipped`` for want of regions, ``reused``: finished before
     a restart). ``label`` (default SEMI-SYNTHETIC when the
     dataset's path says so) heads every table and the figure title; ``report`` and ``plots``: each
-    context's HTML report and ``motifs.png`` (``heatmap.png`` is always drawn); ``modisco`` holds TFMoDISco
+    context's HTML report and ``motifs.png`` (``heatmap.png`` is always drawn); ``group``: a column of
+    the dataset's contexts table that orders the heatmap's columns (default: clustered); ``modisco`` holds TFMoDISco
     parameters (:data:`basenji_tk.interpret.modisco.MODISCO_DEFAULTS`)."""
     from tqdm import tqdm
 
@@ -324,6 +342,7 @@ def context_motifs(model_dir, data_dir, out_dir, contexts=None, split: str = "tr
     database = motif_database(db)
     if not database:
         raise InputError(f"--motifs: {db} holds no motifs")
+    groups = context_groups(spec, group) if group else None
     if label is None and SEMI in data_dir.upper():
         label = SEMI
     label = label or ""
@@ -370,11 +389,11 @@ def context_motifs(model_dir, data_dir, out_dir, contexts=None, split: str = "tr
             d = results[c]["done"]
             log.info("context %s: %d bins, %d patterns, named: %s", c, d["bins"], d["patterns"],
                      ", ".join(d["named"]) or "none")
-        summary = _summarise(out_dir, results, skipped, spec, float(q), int(top), label, sign)
+        summary = _summarise(out_dir, results, skipped, spec, float(q), int(top), label, sign, groups, group)
         return dict(summary, reused=reused)
 
 
-def _summarise(out_dir, results, skipped, spec, q, top, label, sign) -> dict:
+def _summarise(out_dir, results, skipped, spec, q, top, label, sign, groups=None, group=None) -> dict:
     activity = motif_activity(results, sign)
     expression, what = expression_table(spec)
     candidates = motif_candidates(results, q, sign)
@@ -388,8 +407,13 @@ def _summarise(out_dir, results, skipped, spec, q, top, label, sign) -> dict:
                 f"{activity.shape[1]} contexts\n" + corr.to_csv(sep="\t", index=False, float_format="%.4g"))
     title = (f"{head}motif activity and TF expression over {activity.shape[1]} contexts\n"
              f"(top {min(top, int(corr['r'].notna().sum()))} motif/TF pairs by Pearson r)")
+    order = names = None
+    if groups is not None:
+        order = sorted(activity.columns, key=lambda c: (groups.get(c, ""), list(activity.columns).index(c)))
+        names = {c: f"{c} [{groups.get(c, '')}]" for c in activity.columns}
+        title += f", columns by {group}"
     heatmap(corr, activity, expression, os.path.join(out_dir, "heatmap.png"), top=top, title=title.strip(),
-            expression_label=f"{what} (row z-score)")
+            expression_label=f"{what}, z-score per row", order=order, column_labels=names)
     if activity.shape[1] < 3:
         log.warning(f"warning: {activity.shape[1]} context(s): a correlation across contexts needs at least 3")
     log.info("wrote %s: %d motifs x %d contexts, %d motif/TF pairs (%d with a correlation)", out_dir,

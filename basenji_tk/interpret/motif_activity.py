@@ -205,10 +205,12 @@ def column_order(activity_rows, expression_rows, contexts) -> list:
 
 
 def heatmap(correlation: pd.DataFrame, activity: pd.DataFrame, expression: pd.DataFrame, path, top: int = 15,
-            order=None, title: str = "", expression_label: str = "expression") -> str:
+            order=None, title: str = "", expression_label: str = "expression, z-score per row",
+            column_labels: dict | None = None) -> str:
     """Fig. 3A: for the first ``top`` rows of ``correlation`` with a finite r, the motif's activity
     across contexts (left) beside the row-normalised (z-scored) expression of its TF (right), both
-    in one column order (``order``: a list of contexts; default :func:`column_order`). One PNG."""
+    in one column order (``order``: a list of contexts; default :func:`column_order`), columns
+    named by ``column_labels`` (``{context: text}``, default the names). One PNG."""
     from basenji_tk import plots
     import matplotlib.pyplot as plt
 
@@ -243,9 +245,9 @@ def heatmap(correlation: pd.DataFrame, activity: pd.DataFrame, expression: pd.Da
     else:
         for ax in (left, right):
             ax.text(0.5, 0.5, "no motif with a correlation", ha="center", va="center", transform=ax.transAxes)
-    for ax, name in ((left, "TF-MoDISco motif found (1) or not (0)"), (right, f"{expression_label} of the TF")):
+    for ax, name in ((left, "motif found by TF-MoDISco (black)"), (right, f"TF {expression_label}")):
         ax.set_xticks(range(len(ordered)))
-        ax.set_xticklabels(ordered, rotation=90, fontsize=6)
+        ax.set_xticklabels([(column_labels or {}).get(c, c) for c in ordered], rotation=90, fontsize=6)
         ax.set_title(name, fontsize=9)
     if title:
         fig.suptitle(title, fontsize=10)
