@@ -24,6 +24,7 @@ KIND = {
     "sat_mut.py": "folder", "saliency.py": "folder", "sed_ld.py": "folder", "gwas_classify.py": "folder",
     "import_model.py": "folder", "tomtom.py": "folder", "scan_motifs.py": "folder", "motifs.py": "folder",
     "insert_motif.py": "folder", "attribute.py": "folder", "test_contexts.py": "folder", "impute_contexts.py": "folder",
+    "context_motifs.py": "folder",
 }
 
 
@@ -69,6 +70,8 @@ def inputs(tmp_path_factory, tiny_model, demo_dataset, zoo_pairs):
                                            + "\t".join(["1.5"] * 20) + "\n")
     model, data = tiny_model, demo_dataset
     return {
+        "context_motifs.py": lambda out: [zoo_pairs.model_dir, zoo_pairs.data_dir, "-o", out, "--contexts", "cpg",
+                                          "--n_bins", 10, "--no_report", "--no_plots", "--n_leiden_runs", 1],
         "test_contexts.py": lambda out: [zoo_pairs.data_dir, zoo_pairs.model_dir, "-o", out],
         "impute_contexts.py": lambda out: [zoo_pairs.model_dir, zoo_pairs.data_dir, work / "new_contexts.tsv", "-o", out],
         "bam_cov.py": lambda out: [DATA / "dropseq.bam", out],
