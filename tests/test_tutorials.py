@@ -6,7 +6,7 @@ from conftest import REPO
 
 # Notebooks with a test file of their own (so that pytest-xdist, which hands out whole files, can
 # run them beside the others); every other notebook runs here.
-OWN_FILE = {"07_motifs.ipynb": "test_tutorial_motifs.py"}
+OWN_FILE = {"07_motifs.ipynb": "test_tutorial_motifs.py", "08_chromdragonn.ipynb": "test_tutorial_chromdragonn.py"}
 NOTEBOOKS = [p for p in sorted((REPO / "tutorials").glob("*.ipynb")) if p.name not in OWN_FILE]
 
 
@@ -69,4 +69,8 @@ EXPECTED = {
                                     "patterns named CTCF at q < 0.05; the largest:", "Wilcoxon p"],
                         "files": ["gxi/attributions.h5", "shap/attributions.h5", "motifs/matches.tsv",
                                   "motifs/motifs.png", "motifs/modisco.h5", "insert_MA0139.2/insertion_box.png"]},
+    "08_chromdragonn.ipynb": {"outputs": ["programme TFs:", "test contexts:", "rna_weighted", "motifs x contexts:"],
+                              "files": ["pairs_SEMI-SYNTHETIC/contexts.npy", "tune/history_steps.tsv", "fig1b.png",
+                                        "test/pooled.tsv", "test/binned_auprc.png", "impute/tsne.png",
+                                        "impute/imputed.h5", "motifs/activity.tsv", "contexts_SEMI-SYNTHETIC/truth.json"]},
 }
