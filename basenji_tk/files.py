@@ -272,3 +272,16 @@ def file_sha256(path, block=1 << 20) -> str:
         for chunk in iter(lambda: fh.read(block), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+def write_json(path, obj, indent: int = 1) -> str:
+    """Write ``obj`` as JSON to ``path`` through a temporary name in the same folder (renamed
+    when complete, so a reader never sees half a file); returns ``path``."""
+    import json
+
+    path = str(path)
+    tmp = os.path.join(os.path.dirname(path) or ".", f".{os.path.basename(path)}.tmp{os.getpid()}")
+    with open(tmp, "w") as fh:
+        json.dump(obj, fh, indent=indent)
+    os.replace(tmp, path)
+    return path

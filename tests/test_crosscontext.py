@@ -45,11 +45,14 @@ def test_rna_weighted_baseline_against_a_loop(similarity):
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
 
 
-def test_rna_weighted_baseline_without_a_positive_weight():
+def test_rna_weighted_baseline_without_a_positive_weight(caplog):
+    """A query no training context resembles gets the mean baseline, with a warning naming it."""
     expression = np.array([[1, 2, 3, 4], [1, 2, 3, 4.5], [4, 3, 2, 1]], float)
-    labels = np.ones((3, 3), np.uint8)
-    with pytest.raises(InputError, match="context far has no training context of positive pearson"):
-        cc.rna_weighted_baseline(labels, [0, 1], expression, expression[[2]], "pearson", ["far"])
+    labels = np.array([[1, 0, 1], [0, 0, 1], [1, 1, 0]], np.uint8)
+    with caplog.at_level("WARNING", logger="basenji_tk"):
+        got = cc.rna_weighted_baseline(labels, [0, 1], expression, expression[[2]], "pearson", ["far"])
+    np.testing.assert_allclose(got[:, 0], cc.mean_baseline(labels, [0, 1]))
+    assert "context far has no training context of positive pearson" in caplog.text
     with pytest.raises(InputError, match="--similarity"):
         cc.context_similarity(expression, expression, "cosine")
 
@@ -272,7 +275,7 @@ def test_test_contexts_over_folds(three_folds, tmp_path, capsys):
     out = tmp_path / "folds"
     code, stdout, _ = _main("test_contexts.py", capsys, "-q", data, work / "resnet_fold{fold}", "--folds", "all",
                             "-o", out)
-    assert code == 0 and "resnet > mean" in stdout
+    assert code == 0 and "resnet > mean" in stdout, _
     folds = pd.read_csv(out / "folds.tsv", sep="\t")
     assert list(folds["fold"]) == [0, 1, 2] and folds.filter(like=":auprc").stack().between(0, 1).all()
     tests = pd.read_csv(out / "folds_wilcoxon.tsv", sep="\t")

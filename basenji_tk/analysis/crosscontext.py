@@ -417,17 +417,18 @@ def rna_weighted_baseline(labels, train_index, expression, query_expression, sim
     For query context q, the mean of the training contexts' labels weighted by
     ``max(0, similarity(q, k))`` (:func:`context_similarity`; the paper: "weight proportional to
     the similarity", metric unspecified). ``labels (regions, C)``; ``expression (C, F)`` the
-    context table (rows ``train_index`` are used); ``query_expression (Cq, F)``. An error names a
-    query that has no training context of positive similarity."""
+    context table (rows ``train_index`` are used); ``query_expression (Cq, F)``. A query with no
+    training context of positive similarity gets equal weights (the mean baseline), with a
+    warning naming it."""
     train_index = np.asarray(train_index, np.int64)
     if not len(train_index):
         raise InputError("rna_weighted_baseline: no training contexts")
     w = np.clip(context_similarity(np.asarray(expression)[train_index], query_expression, similarity), 0, None)
     total = w.sum(axis=1)
-    if (total <= 0).any():
-        k = int(np.flatnonzero(total <= 0)[0])
+    for k in np.flatnonzero(total <= 0):
         name = query_names[k] if query_names is not None else f"query {k}"
-        raise InputError(f"rna_weighted_baseline: context {name} has no training context of positive {similarity} "
-                         "similarity, so no weights (another --similarity, or --no_baselines, skips this)")
+        log.warning(f"warning: rna_weighted baseline: context {name} has no training context of positive "
+                    f"{similarity} similarity; it gets equal weights (the mean baseline)")
+        w[k], total[k] = 1.0, w.shape[1]
     w = w / total[:, None]
     return (np.asarray(labels, np.float32)[:, train_index] @ w.T.astype(np.float32)).astype(np.float32)

@@ -17,7 +17,6 @@ chosen genome split(s) x every held-out context, and :func:`test_contexts` write
 - ``test_contexts.json``: what was run (folds, contexts, methods, seconds).
 """
 
-import json
 import logging
 import os
 import re
@@ -266,10 +265,7 @@ def test_contexts(data_dir, models, out_dir, options: Options | None = None) -> 
         ccp.pr_curves(y_all, flat_all, path("pr_curves.png"), label)
         summary = {"data": os.path.abspath(data_dir), "label": label, "split": o.split, "similarity": o.similarity,
                    "baselines": list(cc.BASELINES) if o.baselines else [], "folds": runs}
-        tmp = path(f".test_contexts.json.tmp{os.getpid()}")
-        with open(tmp, "w") as fh:
-            json.dump(summary, fh, indent=1)
-        os.replace(tmp, path("test_contexts.json"))
+        files.write_json(path("test_contexts.json"), summary)
         log.info(f"wrote {out_dir}: {len(out['metrics'])} context rows, {len(folds)} fold(s)")
         return out
 

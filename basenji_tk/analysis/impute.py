@@ -20,7 +20,6 @@ the model's training contexts) and writes:
 - ``impute_contexts.json``: what was run.
 """
 
-import json
 import logging
 import os
 from dataclasses import dataclass
@@ -290,9 +289,6 @@ def impute_contexts(model_dir, data_dir, expression_path, out_dir, options: Opti
                    "expression": os.path.abspath(str(expression_path)), "contexts": names, "split": o.split,
                    "fold": fold, "regions": int(len(probs)), "method": predictor.method, "label": label,
                    "seconds": round(scan.seconds, 3)}
-        tmp = path(f".impute_contexts.json.tmp{os.getpid()}")
-        with open(tmp, "w") as fh:
-            json.dump(summary, fh, indent=1)
-        os.replace(tmp, path("impute_contexts.json"))
+        files.write_json(path("impute_contexts.json"), summary)
         log.info(f"wrote {out_dir}: {len(probs):,} regions x {len(names)} imputed context(s)")
         return out
