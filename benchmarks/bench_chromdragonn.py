@@ -251,7 +251,8 @@ def main(argv=None):
         train_contexts = json.load(open(os.path.join(fixed, "statistics.json")))["pairs"]["folds"][0]["train"]
         which = ["--contexts", ",".join(train_contexts[:a.motif_contexts])]
     run("context_motifs.py", models["resnet_tune"], fixed, *which, "--n_bins", a.motif_bins,
-        "--label", LABEL, "-o", motifs, "--restart", "-q", log=log)
+        "--label", LABEL, "-o", motifs,
+        "--restart" if os.path.exists(os.path.join(motifs, "run.json")) else "--force", "-q", log=log)
     summary = summarise(a, bench, report, cv, impute, motifs, models, time.perf_counter() - t0)
     json.dump(summary, open(os.path.join(a.out, "summary.json"), "w"), indent=1)
     print(summary["markdown"])
