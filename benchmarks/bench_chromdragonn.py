@@ -2,10 +2,14 @@
 
 Data: real chr20 sequence and the real sites of the programme TFs
 (:func:`basenji_tk.interpret.planted_contexts.write_context_benchmark`: 123 generated contexts
-with peaks, the paper's count, and 20 RNA-only ones; 16 programme TFs, 50 CTCF peaks open
-everywhere, lineages, log-TPM expression over every TF of the sites file (504)); bins of 200 bp
-every 50 bp around every peak plus as many background windows (``make_pairs.py --regions``). Nothing here is biology: the truth is planted, so each check
-below is a check of the method against a known answer.
+with peaks, the paper's count, and 20 RNA-only ones; 16 programme TFs, by default only their
+sites that carry their motif (``--no-motif_sites``: all), 50 CTCF peaks open everywhere,
+lineages, log-TPM expression over every TF of the sites file (504)); bins of 200 bp every 50 bp
+around every peak plus as many background windows (``make_pairs.py --regions``).
+``--plant_motifs`` is the positive control: each site used gets its TF's motif consensus
+written over it (the sequence there is then not real). Nothing here is biology: the truth is
+planted, so each check below is a check of the method against a known answer;
+``chromdragonn_oracle.py`` says how far the true motifs alone would get.
 
 Every stage runs through its command (``make_pairs.py``, ``train.py``, ``test_contexts.py``,
 ``impute_contexts.py``, ``context_motifs.py``, ``plot_history.py``), as a user would run them:
@@ -94,7 +98,8 @@ def build_data(work, a, log):
     bench = os.path.join(work, f"contexts_{LABEL}")
     if not os.path.exists(os.path.join(bench, "truth.json")):
         b = write_context_benchmark(bench, n_contexts=a.contexts, n_rna_only=a.rna_only, seed=a.seed,
-                                    n_ctcf=a.n_ctcf, n_programme=a.programme, specific_tfs=(3, 4), force=True)
+                                    n_ctcf=a.n_ctcf, n_programme=a.programme, specific_tfs=(3, 4),
+                                    motif_sites=a.motif_sites, plant_motifs=a.plant_motifs, force=True)
         benchmark_regions(b)
     fasta = json.load(open(os.path.join(bench, "truth.json")))["design"]["sources"]["fasta"]
     common = [fasta, os.path.join(bench, "contexts.tsv"), os.path.join(bench, f"expression_{LABEL}.tsv"),
@@ -217,6 +222,11 @@ def main(argv=None):
     p.add_argument("--rna_only", type=int, default=20)
     p.add_argument("--programme", type=int, default=16, help="programme TFs")
     p.add_argument("--n_ctcf", type=int, default=50, help="CTCF peaks accessible everywhere")
+    p.add_argument("--motif_sites", action=argparse.BooleanOptionalAction, default=True,
+                   help="only the programme TFs' sites that carry their motif make peaks (--no-motif_sites: all)")
+    p.add_argument("--plant_motifs", action="store_true",
+                   help="positive control: write a motif instance over every site used (the sequence there is "
+                        "then not real; truth.json says so)")
     p.add_argument("--folds", type=int, default=5, help="context folds for the Wilcoxon comparison (0: skip)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--steps", type=int, default=250, help="steps per epoch")

@@ -195,3 +195,84 @@ def test_determinism_and_fixed_tfs(bench, tmp_path):
     with pytest.raises(InputError, match="NOT_A_TF"):
         pc.write_context_benchmark(tmp_path / "c", **(kw | {"programme_tfs": ["NOT_A_TF"]}))
     assert not (tmp_path / "c").exists()
+
+
+def test_motif_sites_keep_only_sites_with_the_motif(tmp_path):
+    """``motif_sites``: the TFs with the most motif-bearing sites, and a programme TF's peaks are
+    exactly its sites (in the region) with a FIMO hit of its motif within +-50 bp (recomputed)."""
+    from basenji_tk.data import dna
+    from basenji_tk.interpret import planted_contexts as pc
+    from basenji_tk.interpret.motifmatch import scan
+    from basenji_tk.io.genome import Genome
+    from basenji_tk.io.meme import jaspar_motifs
+
+    fasta, sites, ctcf = _inputs()
+    b = pc.write_context_benchmark(tmp_path / "m", n_contexts=6, n_rna_only=0, n_lineages=2, n_programme=6, seed=1,
+                                   sites=sites, ctcf=ctcf, fasta=fasta, chrom_region=REGION, motif_sites=True)
+    sel = b.truth["tf_selection"]
+    assert b.truth["design"]["motif_sites"] and sel["criteria"]["rank"].startswith("sites with the motif")
+    hits = [sel["tfs"][t]["site_hits"] for t in b.programme_tfs]
+    assert hits == sorted(hits, reverse=True) and min(hits) >= 20
+    # every eligible TF passed over for 'enough TFs chosen' has no more motif-bearing sites than the last chosen
+    passed = [t for t, why in sel["skipped"].items() if why == "enough TFs chosen"]
+    assert passed and all(sel["candidates"][t]["site_hits"] <= hits[-1] for t in passed)
+    jaspar = {m.name: m for m in jaspar_motifs()}
+    by_tf = {}
+    for line in open(sites).read().splitlines():
+        f = line.split("\t")
+        if REGION[0] <= int(f[1]) < REGION[1]:
+            by_tf.setdefault(f[3], []).append(int(f[1]))
+    genome = Genome(fasta)
+    peaks = {}
+    for name in b.contexts:
+        for line in open(b.peaks(name)).read().splitlines():
+            _, s, e, tf = line.split("\t")
+            peaks.setdefault(tf, set()).add((int(s) + int(e)) // 2)
+    checked = dropped = 0
+    for tf in b.programme_tfs:
+        if tf not in peaks or not by_tf.get(tf):
+            continue
+        windows = np.stack([np.eye(5, dtype=np.uint8)[dna.encode(genome.fetch("20", p - 50, p + 51).upper())][:, :4]
+                            for p in by_tf[tf]])
+        found = set(scan([jaspar[sel["tfs"][tf]["motif"]]], windows, threshold=1e-4)["sequence"])
+        assert peaks[tf] == {by_tf[tf][i] for i in found}, tf
+        assert sel["tfs"][tf]["sites_used"] == len(found)
+        dropped += len(by_tf[tf]) - len(found)
+        checked += 1
+    genome.close()
+    assert checked >= 2 and dropped > 0  # some real sites lack the motif and made no peak
+
+
+def test_plant_motifs_positive_control(tmp_path):
+    """``plant_motifs``: the benchmark's FASTA is the chromosome with a motif instance at every
+    site used (each now scores a FIMO hit of its TF's motif) and the real sequence elsewhere."""
+    from basenji_tk.data import dna
+    from basenji_tk.interpret import planted_contexts as pc
+    from basenji_tk.interpret.motifmatch import scan
+    from basenji_tk.io.genome import Genome
+    from basenji_tk.io.meme import jaspar_motifs
+
+    fasta, sites, ctcf = _inputs()
+    b = pc.write_context_benchmark(tmp_path / "p", n_contexts=4, n_rna_only=0, n_lineages=2, n_programme=4, seed=2,
+                                   sites=sites, ctcf=ctcf, fasta=fasta, chrom_region=REGION, plant_motifs=True)
+    src, rec = b.truth["design"]["sources"], b.truth["design"]["plant_motifs"]
+    assert src["real_fasta"] == str(fasta) and b.fasta == src["fasta"] != str(fasta) and "SEMI-SYNTHETIC" in b.fasta
+    jaspar = {m.name: m for m in jaspar_motifs()}
+    planted, real = Genome(b.fasta), Genome(fasta)
+    assert planted.sizes["20"] == real.sizes["20"]
+    lo, hi = REGION
+    a, r = planted.fetch("20", lo, hi).upper(), real.fetch("20", lo, hi).upper()
+    differ = sum(x != y for x, y in zip(a, r))
+    width = sum(rec["tfs"][t]["sites"] * rec["tfs"][t]["width"] for t in b.programme_tfs)
+    assert 0 < differ <= width  # only the planted stretches changed
+    for tf in b.programme_tfs:
+        starts = [int(line.split("\t")[1]) for line in open(sites).read().splitlines()
+                  if line.split("\t")[3] == tf and lo <= int(line.split("\t")[1]) < hi]
+        assert rec["tfs"][tf]["sites"] == len(starts)
+        if not starts:
+            continue
+        windows = np.stack([np.eye(5, dtype=np.uint8)[dna.encode(planted.fetch("20", p - 50, p + 51).upper())][:, :4]
+                            for p in starts])
+        found = set(scan([jaspar[rec["tfs"][tf]["motif"]]], windows, threshold=1e-4)["sequence"])
+        assert len(found) >= 0.9 * len(starts), (tf, len(found), len(starts))  # overlaps may overwrite a few
+    planted.close(), real.close()

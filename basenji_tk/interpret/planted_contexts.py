@@ -30,6 +30,9 @@ builds one from real parts and labels every file it writes SEMI-SYNTHETIC:
   ``peaks/<context>.SEMI-SYNTHETIC.bed`` (chrom, start, end, the TF or ``CTCF``). On the whole
   of chr20 the CTCF peaks make ~42.7k of each context's ~43k positive 200/50 bins and the active
   TFs' sites the other 170-560: the context-specific signal is small beside the ubiquitous one.
+  With ``motif_sites`` only the sites of a programme TF that carry its motif make peaks (31-97 %
+  of them on chr20; a site without it can be memorised but not learnt from sequence), and the
+  programme TFs are the eligible ones with the most motif-bearing sites.
 - **Expression** over all 504 TFs of the sites file (columns in sorted order), log2-TPM-like
   ``x``: a TF baseline ``N(3, 1.5)`` shared by all, plus a lineage deviation ``N(0, 1.5)``
   (shared cell-type structure), plus per-context noise ``N(0, 0.5)``, clipped to [0, 12];
@@ -211,13 +214,28 @@ def motif_enrichment(tf, starts, motifs, codes, flank=50, shift=5000, p_value=1e
     return best[1] | {"per_motif": per_motif}
 
 
+def motif_bearing(starts, motif, codes, flank=50, p_value=1e-4) -> np.ndarray:
+    """``(n,)`` bool: which of ``starts`` have a FIMO hit of ``motif`` (p < ``p_value``, either
+    strand) within +-``flank`` bp (the test of :func:`motif_enrichment`; sites too near a
+    chromosome end to scan are False)."""
+    starts = np.asarray(starts, np.int64)
+    ok = (starts - flank >= 0) & (starts + flank < len(codes))
+    out = np.zeros(len(starts), bool)
+    if ok.any():
+        out[ok] = _hits(motif, _one_hot(codes, starts[ok], flank), p_value)
+    return out
+
+
 def select_programme_tfs(sites, motifs, codes, n=16, min_sites=20, min_enrichment=2.0, flank=50, shift=5000,
-                         p_value=1e-4, distinct_q=0.05, exclude=("CTCF",), chosen=None) -> tuple[list, dict]:
+                         p_value=1e-4, distinct_q=0.05, exclude=("CTCF",), chosen=None,
+                         by_hits=False) -> tuple[list, dict]:
     """The programme TFs (module docstring) -> ``(TF names in the order chosen, selection record)``.
 
     ``sites``: ``{TF: starts}``; ``motifs``: JASPAR :class:`~basenji_tk.io.meme.Motif` list (alt =
     TF name); ``codes``: the chromosome as ``dna.encode`` codes. ``chosen``: take these TFs as
-    given (their statistics are still recorded, no threshold applied). The record holds every
+    given (their statistics are still recorded, no threshold applied). ``by_hits``: rank the
+    eligible TFs by the number of their sites that carry the motif (then enrichment) and ask
+    ``min_sites`` of those, not of all sites (the ``motif_sites`` design). The record holds every
     candidate's statistics and why each skipped one was skipped."""
     from basenji_tk.interpret.motifmatch import tomtom
 
@@ -237,6 +255,7 @@ def select_programme_tfs(sites, motifs, codes, n=16, min_sites=20, min_enrichmen
             continue
         stats[tf] = motif_enrichment(tf, sites[tf], by_tf[tf.upper()], codes, flank, shift, p_value, cache)
     record = {"criteria": {"n": n, "min_sites": min_sites, "min_enrichment": min_enrichment, "flank": flank,
+                           "rank": "sites with the motif, then enrichment" if by_hits else "enrichment",
                            "control_shift": shift, "fimo_p": p_value, "distinct_tomtom_q": distinct_q,
                            "exclude": list(exclude), "motifs": "JASPAR2024 CORE vertebrates (pyjaspar)",
                            "enrichment": "((site hits + 0.5) / (sites + 1)) / ((control hits + 0.5) / "
@@ -245,12 +264,19 @@ def select_programme_tfs(sites, motifs, codes, n=16, min_sites=20, min_enrichmen
         record |= {"given": True, "tfs": {tf: stats[tf] for tf in names}}
         return names, record
     eligible = [tf for tf, s in stats.items() if tf.upper() not in {x.upper() for x in exclude}
-                and s["enrichment"] >= min_enrichment and s["raw_ratio"] >= min_enrichment]
+                and s["enrichment"] >= min_enrichment and s["raw_ratio"] >= min_enrichment
+                and (not by_hits or s["site_hits"] >= min_sites)]
     for tf in stats:
         if tf not in eligible:
+            s = stats[tf]
             skipped[tf] = ("excluded (ubiquitous class)" if tf.upper() in {x.upper() for x in exclude}
-                           else f"enrichment {stats[tf]['enrichment']:.2f} (< {min_enrichment})")
-    eligible.sort(key=lambda t: (-stats[t]["enrichment"], -stats[t]["site_fraction"], t))
+                           else f"enrichment {s['enrichment']:.2f} (< {min_enrichment})"
+                           if min(s["enrichment"], s["raw_ratio"]) < min_enrichment
+                           else f"{s['site_hits']} sites with the motif (< {min_sites})")
+    if by_hits:
+        eligible.sort(key=lambda t: (-stats[t]["site_hits"], -stats[t]["enrichment"], t))
+    else:
+        eligible.sort(key=lambda t: (-stats[t]["enrichment"], -stats[t]["site_fraction"], t))
     by_name = {m.name: m for m in motifs}
     blocking = {m.name: f"{x} (excluded)" for x in exclude for m in by_tf.get(x.upper(), [])}
     query = list(dict.fromkeys([stats[t]["motif"] for t in eligible] + list(blocking)))
@@ -329,7 +355,8 @@ def _write_text(path, text):
 def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages=5, n_programme=16, seed=0,
                             sites=None, ctcf=None, fasta=None, chrom_region=None, programme_tfs=None,
                             min_sites=20, min_enrichment=2.0, site_flank=100, n_ctcf=None, lineage_tfs=(1, 2),
-                            specific_tfs=(2, 3), force=False, **design) -> ContextBenchmark:
+                            specific_tfs=(2, 3), motif_sites=False, plant_motifs=False, force=False,
+                            **design) -> ContextBenchmark:
     """Write the SEMI-SYNTHETIC benchmark of the module docstring into ``out_dir``.
 
     ``sites``/``ctcf``/``fasta`` default to ``../shared/data/grch37_chr20``; ``chrom_region``
@@ -337,7 +364,13 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
     whole chromosome); ``n_ctcf`` keeps a random ``n_ctcf`` of the CTCF peaks (default all: on
     chr20 they give ~42.7k of a context's ~43k positive bins); ``programme_tfs`` fixes the TFs
     instead of choosing them; ``lineage_tfs``/``specific_tfs`` are the (min, max) TFs a lineage owns
-    and a context draws besides; ``design`` overrides the expression parameters (:data:`EXPRESSION`).
+    and a context draws besides; ``motif_sites``: a programme TF's peaks are only its sites that
+    carry its motif (:func:`motif_bearing`), and the TFs are those with the most such sites (at
+    least ``min_sites``), so the truth can be learnt from sequence; ``plant_motifs`` (a positive
+    control, no longer real sequence at the sites) writes ``planted_SEMI-SYNTHETIC.fa``: the
+    chromosome with each programme TF's motif consensus over the centre of each of its sites used
+    (random strand), and the benchmark reads that FASTA; ``design`` overrides the
+    expression parameters (:data:`EXPRESSION`).
     The folder is written under a temporary name and renamed into place; an existing non-empty
     one needs ``force``."""
     from basenji_tk import files
@@ -361,8 +394,9 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
         codes = dna.encode(genome.fetch(g_chrom, 0, genome.sizes[g_chrom]).upper())
     finally:
         genome.close()
-    programme, selection = select_programme_tfs(by_tf, jaspar_motifs(), codes, n_programme, min_sites,
-                                                min_enrichment, chosen=programme_tfs)
+    motifs = jaspar_motifs()
+    programme, selection = select_programme_tfs(by_tf, motifs, codes, n_programme, min_sites, min_enrichment,
+                                                chosen=programme_tfs, by_hits=motif_sites)
     ctcf_s, ctcf_e = read_peaks_bed(ctcf_path, chrom)
     lo, hi = (0, len(codes)) if chrom_region is None else map(int, chrom_region)
     keep = (ctcf_s >= lo) & (ctcf_e <= hi)
@@ -371,6 +405,14 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
         pick = np.sort(np.random.default_rng([seed, 11]).choice(len(ctcf_s), int(n_ctcf), replace=False))
         ctcf_s, ctcf_e = ctcf_s[pick], ctcf_e[pick]
     region_sites = {t: s[(s >= lo) & (s < hi)] for t, s in by_tf.items()}
+    if motif_sites:
+        by_name = {m.name: m for m in motifs}
+        crit = selection["criteria"]
+        for t in programme:
+            region_sites[t] = region_sites[t][motif_bearing(region_sites[t], by_name[selection["tfs"][t]["motif"]],
+                                                            codes, crit["flank"], crit["fimo_p"])]
+            selection["tfs"][t]["sites_used"] = int(len(region_sites[t]))
+    planted = _plant(codes, programme, selection, region_sites, motifs, seed) if plant_motifs else None
     rng = np.random.default_rng(seed)
     owned, contexts = _draw_contexts(programme, n_contexts, n_rna_only, n_lineages, rng, tuple(lineage_tfs),
                                      tuple(specific_tfs))
@@ -421,9 +463,11 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
                            "n_programme": n_programme, "seed": seed, "chrom": chrom,
                            "chrom_region": None if chrom_region is None else [lo, hi],
                            "site_flank": site_flank, "n_ctcf": None if n_ctcf is None else int(n_ctcf),
+                           "motif_sites": bool(motif_sites),
                            "ctcf_peaks_used": int(len(ctcf_s)),
-                           "peaks": f"[site - {site_flank}, site + {site_flank}) around every site of an active TF, "
-                                    "plus every CTCF peak (or n_ctcf of them)",
+                           "peaks": f"[site - {site_flank}, site + {site_flank}) around every site of an active TF"
+                                    + (" that carries its motif" if motif_sites else "")
+                                    + ", plus every CTCF peak (or n_ctcf of them)",
                            "tfs_per_lineage": list(lineage_tfs), "specific_tfs_per_context": list(specific_tfs),
                            "lineage_of_context": "context k (ctxKK, rnaMM) is in lineage k mod n_lineages",
                            "expression": params | {"scale": "log2(TPM + 1); the file holds TPM = 2**x - 1",
@@ -431,6 +475,10 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
                            "sources": {"sites": os.path.abspath(sites_path), "ctcf": os.path.abspath(ctcf_path),
                                        "fasta": os.path.abspath(fasta)}},
             }
+            if planted is not None:
+                truth["design"]["sources"] |= {"real_fasta": truth["design"]["sources"]["fasta"],
+                                               "fasta": _write_planted_fasta(tmp, out_dir, g_chrom, planted[0])}
+                truth["design"]["plant_motifs"] = planted[1]
             _write_text(os.path.join(tmp, "truth.json"), json.dumps(truth, indent=1) + "\n")
             if os.path.isdir(out_dir):
                 shutil.rmtree(out_dir)
@@ -441,6 +489,50 @@ def write_context_benchmark(out_dir, *, n_contexts=40, n_rna_only=20, n_lineages
     log.info(f"wrote {out_dir}: {n_contexts} SEMI-SYNTHETIC contexts with peaks, {n_rna_only} RNA-only; "
              f"programme TFs {', '.join(programme)}")
     return load_benchmark(out_dir)
+
+
+def _plant(codes, programme, selection, region_sites, motifs, seed):
+    """``(codes with motif instances over the sites, record)`` for ``plant_motifs``: per programme
+    TF and site its motif's consensus, centred on the site, on a random strand (a draw from the
+    PWM stands no further above the chance hits of a 1 kb window than the real sites do: with the
+    true motifs, ``benchmarks/chromdragonn_oracle.py`` reached 0.853 pooled AUPRC with draws
+    planted, 0.848 on the real sites, 0.903 with the consensus); a later TF's overwrites an
+    earlier one where two overlap (counted)."""
+    from basenji_tk.interpret.insertion import motif_instances
+
+    by_name = {m.name: m for m in motifs}
+    rng = np.random.default_rng([seed, 23])
+    out, written = codes.copy(), np.zeros(len(codes), np.int16)
+    record = {"what": "the TF's motif consensus over the centre of each site used, random strand; the rest "
+                      "of the chromosome is the real sequence", "tfs": {}}
+    for t in programme:
+        motif = by_name[selection["tfs"][t]["motif"]]
+        width = len(motif.pwm)
+        starts = np.asarray(region_sites[t], np.int64) - width // 2
+        starts = starts[(starts >= 0) & (starts + width <= len(codes))]
+        inst = motif_instances(motif, len(starts), "consensus").argmax(-1).astype(codes.dtype)
+        minus = rng.random(len(starts)) < 0.5
+        inst[minus] = 3 - inst[minus, ::-1]  # reverse complement in A, C, G, T = 0..3 codes
+        for a, row in zip(starts, inst):
+            out[a:a + width] = row
+            written[a:a + width] += 1
+        record["tfs"][t] = {"motif": motif.name, "sites": int(len(starts)), "width": width}
+    record["overlapping_bp"] = int((written > 1).sum())
+    return out, record
+
+
+def _write_planted_fasta(tmp, out_dir, chrom, codes) -> str:
+    """The planted chromosome as an indexed plain FASTA in ``tmp`` -> its final path under ``out_dir``."""
+    import pysam
+
+    name = "planted_SEMI-SYNTHETIC.fa"
+    seq = np.frombuffer(b"ACGTN", np.uint8)[np.minimum(codes, 4)].tobytes().decode()
+    with open(os.path.join(tmp, name), "w") as fh:
+        fh.write(f">{chrom} {LABEL}; motif instances planted at the programme TFs' sites\n")
+        for i in range(0, len(seq), 60):
+            fh.write(seq[i:i + 60] + "\n")
+    pysam.faidx(os.path.join(tmp, name))
+    return os.path.join(out_dir, name)
 
 
 EXPRESSION = {"baseline_mean": 3.0, "baseline_sd": 1.5, "lineage_sd": 1.5, "noise_sd": 0.5, "clip": (0.0, 12.0),
