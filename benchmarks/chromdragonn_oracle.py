@@ -39,7 +39,7 @@ def main(argv=None):
     from sklearn.metrics import average_precision_score
 
     from basenji_tk.data import dna
-    from basenji_tk.interpret.planted_contexts import _hits, _one_hot
+    from basenji_tk.interpret.site_motifs import motif_hits, one_hot_windows
     from basenji_tk.io import genome as gn
     from basenji_tk.io.meme import jaspar_motifs
 
@@ -63,7 +63,7 @@ def main(argv=None):
     mean = np.mean([y[c] for c in fold["train"]], axis=0)
     motifs = {m.name: m for m in jaspar_motifs()}
     tfs = truth["programme_tfs"]
-    windows = _one_hot(codes, centre, 150)
+    windows = one_hot_windows(codes, centre, 150)
     table = np.load(os.path.join(pairs, "contexts.npy"))
     active = table[:, [info["context_features"].index(t) for t in tfs]] > 4
 
@@ -77,7 +77,7 @@ def main(argv=None):
     print(f"mean baseline: {pooled(lambda k: mean):.3f} / {pooled(lambda k: mean, 'train'):.3f} / "
           f"{pooled(lambda k: mean, 'test'):.3f}")
     for pv in a.p:
-        hit = np.stack([_hits(motifs[truth["tf_selection"]["tfs"][t]["motif"]], windows, pv) for t in tfs], 1)
+        hit = np.stack([motif_hits(motifs[truth["tf_selection"]["tfs"][t]["motif"]], windows, pv) for t in tfs], 1)
         print(f"p < {pv:g}: {hit.any(1).mean():.0%} of bins hold a programme motif")
         for w in a.w:
             def score(k):
