@@ -202,6 +202,19 @@ def test_expression_fusion_scalar_at(scalar_at, widths):
         run([{**specs[0], "scalar_at": 3}], (16, 3), {"expr": (7,), "mean": (1,)})
 
 
+@pytest.mark.parametrize("norm", [False, True])
+def test_expression_fusion_scalar_batch_norm(norm):
+    specs = [{"name": "expression_fusion", "input": "expr", "scalar_input": "mean", "units": [4],
+              "scalar_at": 1, "scalar_batch_norm": norm}]
+    model, _ = run(specs, (16, 3), {"expr": (7,), "mean": (1,)})
+    mean = RNG.uniform(0, 0.2, size=(64, 1)).astype("float32")
+    x = {"x": RNG.normal(size=(64, 16, 3)).astype("float32"), "expr": RNG.normal(size=(64, 7)).astype("float32"),
+         "mean": mean}
+    scalar = np.asarray(model(x, training=True))[:, -1]  # the scalar joins after the last dense layer
+    m = mean[:, 0].astype(np.float64)
+    want = (m - m.mean()) / np.sqrt(m.var() + 1e-3) if norm else m  # standardised over the batch (keras' epsilon)
+    np.testing.assert_allclose(scalar, want, rtol=1e-4, atol=1e-5)
+
 def test_reshape_block():
     model, _ = run([{"name": "dense_block", "units": 6, "flatten": True}, {"name": "reshape", "shape": [1, -1]}])
     assert model.output.shape[1:] == (1, 6)

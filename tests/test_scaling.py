@@ -35,3 +35,14 @@ def test_the_resnet_keeps_its_layers_at_an_eighth_of_its_width():
         scale_widths(params, 0)
     with pytest.raises(ValueError, match="head_width must be positive"):
         scale_widths(params, 0.5, head_width=-1)
+
+
+def test_task_blocks_scale_as_stage1_head():
+    from basenji_tk.model.scaling import scale_block
+
+    block = {"name": "expression_fusion", "units": [1000, 100],
+             "task_blocks": [{"name": "dense_block", "units": 1000}, {"name": "final", "activation": "linear"}]}
+    out = scale_block(block, 0.125)
+    assert out["units"] == [125, 12]
+    assert out["task_blocks"] == [{"name": "dense_block", "units": 125}, {"name": "final", "activation": "linear"}]
+    assert block["task_blocks"][0]["units"] == 1000  # the input is not changed

@@ -225,6 +225,28 @@ def test_tune_trains_everything(two_stages):
         assert not np.array_equal(tuned.get_layer(name).get_weights()[0], one.get_layer(name).get_weights()[0]), name
 
 
+def test_task_blocks_carry_the_stage1_head_into_stage2(two_stages, files, zoo_pairs):
+    """The authors' stage 2: stage 1's head rebuilt inside the fusion (task_blocks) is filled by
+    init_from, one logit per training context of the fold, joined after the first dense layer."""
+    from basenji_tk.model import models
+
+    head = copy.deepcopy(STAGE1["model"]["heads"]["training_contexts"]["blocks"])
+    head[-1]["activation"] = "linear"  # the logits
+    out = two_stages / "tasks"
+    fit(files["s2"], zoo_pairs.data_dir, out, f"train.init_from={two_stages / 's1'}", "train.freeze=true",
+        "train.epochs=1", "train.validate_every=null", "model.heads.accessible.blocks.0.task_blocks=" + json.dumps(head))
+    one = models.load_model(two_stages / "s1" / "model_best.keras")
+    two = models.load_model(out / "checkpoint.keras")
+    n = one.get_layer("dense_1").get_weights()[0].shape[1]  # stage 1's final: one unit per training context
+    assert n == len(json.loads((zoo_pairs.data_dir / "statistics.json").read_text())["pairs"]["folds"][0]["train"])
+    for name in ("dense", "dense_1"):  # stage 1's head, frozen with the trunk and equal to stage 1's
+        assert not two.get_layer(name).trainable
+        for a, b in zip(two.get_layer(name).get_weights(), one.get_layer(name).get_weights()):
+            np.testing.assert_array_equal(a, b)
+    assert two.get_layer("dense_3").get_weights()[0].shape[0] == 16 + n + 1 + 1  # h, logits, their mean, the mean
+    assert two.get_layer("dense_3").trainable
+
+
 def test_plot_history_overlays_runs(two_stages, stage2_runs, tmp_path):
     """Fig. 1B: stage 2 from stage 1 (tuned) and from random weights, per step."""
     fig = tmp_path / "fig1b_SEMI-SYNTHETIC.png"

@@ -45,6 +45,7 @@ class Context:
     inputs: dict = field(default_factory=dict)  # name -> keras.Input for model.inputs
     num_targets: int | None = None
     used_inputs: set = field(default_factory=set)
+    sizes: dict = field(default_factory=dict)  # label name -> width known from the data (training_contexts)
 
 
 @dataclass
@@ -362,6 +363,7 @@ def _model_input(ctx, name):
 @block()
 def expression_fusion(x, ctx, input="expression", scalar_input: str = None, units=[1000, 1000], activation="relu",
                       dropout=0.3, batch_norm=True, bn_momentum=0.9, l2_scale=0.0, scalar_at=0,
+                      scalar_batch_norm=False, task_blocks=None, task_label="training_contexts",
                       kernel_initializer=GLOROT):
     """Two-input fusion (ChromDragoNN): flattened sequence features + an expression vector.
 
@@ -371,11 +373,26 @@ def expression_fusion(x, ctx, input="expression", scalar_input: str = None, unit
     The input named ``scalar_input`` (e.g. mean accessibility), when given, is
     concatenated before dense layer ``scalar_at``: 0 (default) with the flatten and the
     expression, 1 with the output of the first dense layer (ChromDragoNN's authors'
-    stage-2 code), ``len(units)`` after the last one (the paper's "final FC layer")."""
+    stage-2 code), ``len(units)`` after the last one (the paper's "final FC layer").
+    ``scalar_batch_norm``: batch-normalise the scalar first (off in the authors' code). A raw
+    fraction in [0, 1] beside ~1,000 batch-normalised units moves the logit little in a few
+    thousand Adam steps (each weight moves about ``learning_rate`` per step).
+
+    ``task_blocks`` (the authors' stage-2 code): stage 1's head blocks, rebuilt here on the trunk
+    output before anything else so that their layer names are stage 1's and ``train.init_from``
+    fills them; a ``final`` among them without ``units`` gets one unit per ``task_label`` column
+    (the fold's training contexts). Their last output (give ``final`` ``"activation": "linear"``:
+    the stage-1 logits), and the mean of its sigmoids, join the scalar before dense layer
+    ``scalar_at``: the model sees, per region, stage 1's call in every training context."""
     if not 0 <= scalar_at <= len(units):
         raise InputError(f"scalar_at must be 0 to {len(units)} (the number of dense layers), got {scalar_at}")
+    tasks = _task_outputs(x, ctx, task_blocks, task_label) if task_blocks else []
     parts = [keras.layers.Flatten()(x) if len(x.shape) > 2 else x, _model_input(ctx, input)]
     scalar = _model_input(ctx, scalar_input) if scalar_input is not None else None
+    if scalar is not None and scalar_batch_norm:
+        scalar = keras.layers.BatchNormalization(momentum=bn_momentum)(scalar)
+    if tasks:
+        scalar = keras.layers.Concatenate(axis=-1)(tasks + ([scalar] if scalar is not None else []))
     x = keras.layers.Concatenate(axis=-1)(parts)
     for i, width in enumerate(units):
         if not isinstance(width, int) or isinstance(width, bool) or width < 1:
@@ -387,6 +404,25 @@ def expression_fusion(x, ctx, input="expression", scalar_input: str = None, unit
     if scalar is not None and scalar_at == len(units):
         x = keras.layers.Concatenate(axis=-1)([x, scalar])
     return x
+
+
+def _task_outputs(x, ctx, specs, label) -> list:
+    """``[stage-1 logits (batch, n), mean of their sigmoids (batch, 1)]`` from ``specs`` on ``x``."""
+    if not isinstance(specs, list) or not all(isinstance(s, dict) for s in specs):
+        raise InputError("task_blocks must be a list of block specs (stage 1's head blocks)")
+    n = ctx.sizes.get(label)
+    saved, ctx.num_targets = ctx.num_targets, n
+    try:
+        for i, spec in enumerate(specs):
+            x = apply_block(x, spec, ctx, f"task_blocks[{i}]")
+    finally:
+        ctx.num_targets = saved
+    if len(x.shape) != 2:
+        raise InputError(f"task_blocks must end in a (batch, tasks) output, got shape {tuple(x.shape)[1:]}")
+    width = int(x.shape[-1])
+    mean = keras.layers.GlobalAveragePooling1D()(keras.layers.Reshape((width, 1))(
+        keras.layers.Activation("sigmoid", dtype="float32")(x)))
+    return [x, mean]
 
 
 @block()

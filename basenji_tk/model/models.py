@@ -68,18 +68,21 @@ def _own_layer_names():
         global_state.set_global_attribute(key, saved)
 
 
-def build_model(model_params: dict, num_targets=None, where: str = "params") -> keras.Model:
+def build_model(model_params: dict, num_targets=None, where: str = "params", sizes: dict | None = None) -> keras.Model:
     """Build the model a resolved ``params["model"]`` section describes.
 
     ``num_targets`` (from the data) is what ``final`` blocks without ``units`` use: an int
     for ``model.head``, ``{head: n}`` for ``model.heads``; it defaults to
     ``model.num_targets``. ``where`` prefixes error messages (the params file's path).
     A model whose only input is ``sequence`` takes the array itself, others a dict
-    ``{name: array}``; ``model.head`` gives one output, ``model.heads`` a dict of named ones."""
+    ``{name: array}``; ``model.head`` gives one output, ``model.heads`` a dict of named ones.
+    ``sizes``: label widths the data knows beyond the heads' (``{"training_contexts": n}`` for
+    ``expression_fusion``'s ``task_blocks``)."""
     mp = model_params
     per_head = num_targets if isinstance(num_targets, dict) else {}
     with _own_layer_names():
         tensors, ctx, x, flip = _trunk(mp, None if per_head else (num_targets or mp.get("num_targets")), where)
+        ctx.sizes = dict(sizes or {})
         others = ctx.inputs
         if mp.get("heads"):
             out = {}

@@ -15,10 +15,13 @@ WIDTH_KEYS = ("filters", "units")
 
 def scale_block(block: dict, width: float, minimum: int = 4) -> dict:
     """One block with its ``filters``/``units`` (an int or a list) times ``width``, at least
-    ``minimum``; the ``final`` block keeps its units (they are the outputs)."""
+    ``minimum``; the ``final`` block keeps its units (they are the outputs). Nested
+    ``task_blocks`` (stage 1's head inside stage 2) scale the same way, so they stay stage 1's."""
     out = dict(block)
     if out.get("name") == "final":
         return out
+    if isinstance(out.get("task_blocks"), list):
+        out["task_blocks"] = [scale_block(b, width, minimum) for b in out["task_blocks"]]
     for key in WIDTH_KEYS:
         value = out.get(key)
         if isinstance(value, bool):

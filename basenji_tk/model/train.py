@@ -142,6 +142,16 @@ def _run(params: dict, params_path: str, data_dirs: list, out: str, opts: Option
         raise
 
 
+def data_sizes(spec, fold) -> dict:
+    """Label widths a model may take from the data beyond its heads': a pairs dataset's number of
+    training contexts in ``fold`` (stage 1's task count, for stage 2's ``task_blocks``)."""
+    if spec.kind != "pairs":
+        return {}
+    from basenji_tk.data.pairs_views import fold_splits
+
+    return {"training_contexts": sum(s == "train" for s in fold_splits(spec, fold or 0).values())}
+
+
 def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resume, progress) -> dict:
     tp, mp = params["train"], params["model"]
     where = set_label(params_path, opts.sets)  # how messages name the params: the file and the --set items
@@ -163,7 +173,7 @@ def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resu
             mets = head_metrics(tp, wiring, mp["heads"], per_head.get("target"))
         else:
             model = models.build_model(mp, per_head.get("target") if wiring.single_output else per_head,
-                                       where=where)
+                                       where=where, sizes=data_sizes(spec, tp["fold"]))
             check_model_fits(model, wiring, spec, where)
             if tp["init_from"]:
                 init_from(model, tp, where, mp)
