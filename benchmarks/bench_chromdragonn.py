@@ -71,8 +71,13 @@ def scaled(name, width, n_features, a):
     layers otherwise), the expression width of the benchmark, and the run's training settings."""
     from basenji_tk.model.scaling import scale_widths
 
-    params = scale_widths(json.load(open(os.path.join(PARAMS, f"chromdragonn_{name}.json"))), width,
-                          head_width=a.head_width)
+    params = json.load(open(os.path.join(PARAMS, f"chromdragonn_{name}.json")))
+    if getattr(a, "stage1_logits", False) and "stage2" in name:  # the authors' stage 2: stage 1's logits too
+        from basenji_tk.model.transfer import with_stage1_head
+
+        stage1 = json.load(open(os.path.join(PARAMS, f"chromdragonn_{name.split('_')[0]}_stage1.json")))
+        params = with_stage1_head(params, stage1)
+    params = scale_widths(params, width, head_width=a.head_width)
     model = params["model"]
     if "expression" in model["inputs"]:
         model["inputs"]["expression"]["shape"] = [n_features]
@@ -227,6 +232,9 @@ def main(argv=None):
     p.add_argument("--plant_motifs", action="store_true",
                    help="positive control: write a motif instance over every site used (the sequence there is "
                         "then not real; truth.json says so)")
+    p.add_argument("--stage1_logits", action="store_true",
+                   help="stage 2 also takes stage 1's logits over the training contexts (the authors' code; "
+                        "task_blocks in expression_fusion)")
     p.add_argument("--folds", type=int, default=5, help="context folds for the Wilcoxon comparison (0: skip)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--steps", type=int, default=250, help="steps per epoch")
@@ -302,7 +310,8 @@ def summarise(a, bench, report, cv, impute, motifs, models, seconds):
     n_test = len(json.load(open(os.path.join(report, "test_contexts.json")))["folds"][0]["contexts"])
     lines = [f"Machine: {machine()}; convolutions at width {a.width:g} of the published filters, dense units at "
              f"{a.head_width:g}; {a.epochs1} stage-1 and {a.epochs} stage-2 epochs of {a.steps} x {a.batch_size}, "
-             f"stage 2 from stage 1's {a.stage1} epoch; {seconds / 60:.0f} min in all.",
+             f"stage 2 from stage 1's {a.stage1} epoch{' and given its logits' if a.stage1_logits else ''}; "
+             f"{seconds / 60:.0f} min in all.",
              "", f"| model ({LABEL}, {n_test} held-out contexts) | AUPRC | AUROC | AUPRC, training genome | "
                  "AUPRC, held-out genome |", "|---|---|---|---|---|"]
     lines += [f"| {m} | {x:.3f} | {y:.3f} | {t:.3f} | {u:.3f} |" for m, x, y, t, u in rows]

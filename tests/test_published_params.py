@@ -288,3 +288,36 @@ def test_published_models_reload_in_safe_mode(name, tmp_path):
     got, want = again(x), model(x)
     for key in want:
         np.testing.assert_allclose(np.asarray(got[key]), np.asarray(want[key]), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["resnet", "basset", "factorized"])
+def test_stage2_with_the_stage1_head_shares_every_stage1_layer(arch):
+    """The authors' stage 2 (transfer.with_stage1_head): init_from fills every stage-1 layer with
+    weights, and the fusion's second dense layer reads h, one logit per training context, their
+    mean and the mean input. At 1/8 width (the same layers) to keep it quick."""
+    from basenji_tk.model.params import check_params
+    from basenji_tk.model.scaling import scale_widths
+    from basenji_tk.model.transfer import shared_layers, with_stage1_head
+
+    raw = {s: json.loads((REPO / "params" / f"chromdragonn_{arch}_{s}.json").read_text()) for s in ("stage1", "stage2")}
+    stage2 = check_params(scale_widths(with_stage1_head(raw["stage2"], raw["stage1"]), 0.125))
+    stage1 = check_params(scale_widths(raw["stage1"], 0.125))
+    two = models.build_model(stage2["model"], {"accessible": 1}, sizes={"training_contexts": 103})
+    one = models.build_model(stage1["model"], {"training_contexts": 103})
+    shared = {layer.name for layer in shared_layers(two, one)}
+    assert shared == {layer.name for layer in one.layers if layer.weights}
+    first = raw["stage2"]["model"]["heads"]["accessible"]["blocks"][0]["units"][0] // 8
+    widths = [d.kernel.shape[0] for d in of(two, keras.layers.Dense) if d.name not in shared]
+    assert widths[1] == first + 103 + 1 + 1
+    assert "task_blocks" not in raw["stage2"]["model"]["heads"]["accessible"]["blocks"][0]  # the input is kept
+
+
+def test_with_stage1_head_needs_one_fusion_and_one_head():
+    from basenji_tk.errors import InputError
+    from basenji_tk.model.transfer import with_stage1_head
+
+    stage1 = json.loads((REPO / "params" / "chromdragonn_resnet_stage1.json").read_text())
+    with pytest.raises(InputError, match="0 expression_fusion blocks"):
+        with_stage1_head(stage1, stage1)
+    with pytest.raises(InputError, match="no head 'x'"):
+        with_stage1_head(stage1, stage1, head="x")

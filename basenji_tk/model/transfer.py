@@ -38,6 +38,30 @@ def shared_layers(model, donor) -> list:
     return [layer for layer in model.layers if layer.name in good and layer.weights]
 
 
+def with_stage1_head(stage2: dict, stage1: dict, head: str | None = None) -> dict:
+    """A copy of stage-2 params whose ``expression_fusion`` block also rebuilds stage 1's head as
+    ``task_blocks`` (its ``final`` made linear: the logits), as the ChromDragoNN authors' stage-2
+    code does; ``train.init_from`` then fills those layers from the stage-1 model too. ``head``:
+    stage 1's head (default: its only one)."""
+    import copy
+
+    heads = stage1["model"].get("heads") or {}
+    if head is None and len(heads) != 1:
+        raise InputError(f"stage-1 params have {len(heads)} heads; name the one to rebuild")
+    if (head or next(iter(heads), None)) not in heads:
+        raise InputError(f"stage-1 params have no head {head!r} (heads: {', '.join(heads) or 'none'})")
+    blocks = copy.deepcopy(heads[head or next(iter(heads))]["blocks"])
+    if blocks[-1].get("name") == "final":
+        blocks[-1]["activation"] = "linear"
+    out = copy.deepcopy(stage2)
+    fusions = [b for h in out["model"].get("heads", {}).values() for b in h["blocks"]
+               if b.get("name") == "expression_fusion"]
+    if len(fusions) != 1:
+        raise InputError(f"stage-2 params have {len(fusions)} expression_fusion blocks; expected one")
+    fusions[0]["task_blocks"] = blocks
+    return out
+
+
 def _matches(name: str, freeze) -> bool:
     return freeze is True or (isinstance(freeze, list) and any(name == f or name.startswith(f) for f in freeze))
 
