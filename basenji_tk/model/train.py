@@ -147,9 +147,10 @@ def data_sizes(spec, fold) -> dict:
     training contexts in ``fold`` (stage 1's task count, for stage 2's ``task_blocks``)."""
     if spec.kind != "pairs":
         return {}
-    from basenji_tk.data.pairs_views import fold_splits
+    from basenji_tk.data.pairs_views import REGION_LABELS, region_features
 
-    return {"training_contexts": sum(s == "train" for s in fold_splits(spec, fold or 0).values())}
+    labels = next(f for f in region_features(spec, fold) if f.name == REGION_LABELS)
+    return {REGION_LABELS: labels.shape[0]}  # the width stage 1's regions view trains on
 
 
 def _fit(params, params_path, data_dirs, out, opts, spec, wiring, explicit, resume, progress) -> dict:
