@@ -276,3 +276,21 @@ def test_plant_motifs_positive_control(tmp_path):
         found = set(scan([jaspar[rec["tfs"][tf]["motif"]]], windows, threshold=1e-4)["sequence"])
         assert len(found) >= 0.9 * len(starts), (tf, len(found), len(starts))  # overlaps may overwrite a few
     planted.close(), real.close()
+
+
+def test_bench_chromdragonn_reads_a_chrom_region():
+    """``bench_chromdragonn.py --chrom_region START-END`` (the CPU-sized genome) parses commas and
+    refuses an empty or reversed region with argparse's one-line error."""
+    import argparse
+    import importlib.util
+
+    from conftest import REPO
+
+    spec = importlib.util.spec_from_file_location("bench_chromdragonn", REPO / "benchmarks" / "bench_chromdragonn.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench._region("0-16,000,000") == (0, 16_000_000)
+    assert bench._region("2e6-3e6") == (2_000_000, 3_000_000)
+    for bad in ("16000000-0", "5-5", "chr20:0-10", "-3-4"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench._region(bad)
