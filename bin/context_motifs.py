@@ -46,6 +46,8 @@ def parse_args(argv=None):
     p.add_argument("--sign", choices=("positive", "both"), default="positive",
                    help="TF-MoDISco patterns that make a motif active: positive only, or negative ones as well")
     p.add_argument("--batch_size", type=int, default=64, help="regions per attribution batch")
+    p.add_argument("--model", default=None, help="a .keras file to explain instead of MODEL_DIR/model_best.keras "
+                   "(e.g. MODEL_DIR/checkpoint.keras, the last epoch)")
     p.add_argument("--seed", type=int, default=0, help="seed of the draw of regions")
     p.add_argument("--label", default=None, help="text heading the tables and the figure title (default: "
                    "SEMI-SYNTHETIC when the dataset's path says so)")
@@ -74,7 +76,7 @@ def main(argv=None):
                          top=args.top, batch_size=args.batch_size, seed=args.seed, label=args.label,
                          fasta=args.fasta, sign=args.sign, report=not args.no_report, plots=not args.no_plots,
                          group=args.group, restart=args.restart, force=args.force, quiet=args.quiet,
-                         n_leiden_runs=args.n_leiden_runs)
+                         n_leiden_runs=args.n_leiden_runs, model_file=args.model)
     act, corr = res["activity"], res["correlation"]
     head = f"{res['label']}: " if res["label"] else ""
     skipped = f" ({len(res['skipped'])} skipped: {', '.join(res['skipped'])})" if res["skipped"] else ""

@@ -43,6 +43,8 @@ def parse_args(argv=None):
     p.add_argument("--split", default="all", choices=["all", "test"], help="the regions: every split, or the "
                    "held-out genome")
     p.add_argument("--batch_size", type=int, default=256, help="regions per sequence batch and pairs per model call")
+    p.add_argument("--model", default=None, help="a .keras file to use instead of MODEL_DIR/model_best.keras "
+                   "(e.g. MODEL_DIR/checkpoint.keras, the last epoch)")
     p.add_argument("--seed", type=int, default=0, help="seed of the PCA and t-SNE")
     p.add_argument("--label", default=None, help="a label for the figure title (default: SEMI-SYNTHETIC when the "
                    "dataset says so)")
@@ -59,7 +61,7 @@ def main(argv=None):
     contexts = tuple(c.strip() for c in args.contexts.split(",") if c.strip()) or None
     options = Options(contexts=contexts, groups=args.groups, group_column=args.group_column, truth=args.truth,
                       split=args.split, transpose=args.transpose, neighbours=args.neighbours, seed=args.seed,
-                      batch_size=args.batch_size, label=args.label, force=args.force,
+                      batch_size=args.batch_size, label=args.label, force=args.force, model_file=args.model,
                       progress=cli.show_progress(args.quiet))
     out = impute_contexts(args.model_dir, args.data_dir, args.expression, args.out, options)
     for name, frame in (("kNN group agreement", out["knn"]), ("against --truth", out["truth"])):

@@ -54,6 +54,9 @@ def parse_args(argv=None):
     p.add_argument("--similarity", default="centered", choices=["pearson", "centered"],
                    help="similarity of expression vectors for the rna_weighted baseline")
     p.add_argument("--compare", default="", metavar="A,B", help="test only A > B over the folds")
+    p.add_argument("--weights", choices=["best", "last"], default="best",
+                   help="each model folder's model_best.keras (best validation epoch) or checkpoint.keras (its last "
+                        "epoch: when the validation genome says little about the scored contexts)")
     p.add_argument("--batch_size", type=int, default=256, help="regions per sequence batch and pairs per model call")
     p.add_argument("--label", default=None, help="a label for the figure titles (default: SEMI-SYNTHETIC when the "
                    "dataset says so)")
@@ -75,7 +78,7 @@ def main(argv=None):
     options = Options(names=_list(args.names), fold=args.fold, all_folds=args.folds == "all", split=split,
                       contexts=_list(args.contexts) or None, baselines=not args.no_baselines,
                       similarity=args.similarity, compare=_list(args.compare) or None, batch_size=args.batch_size,
-                      label=args.label, force=args.force, progress=cli.show_progress(args.quiet))
+                      label=args.label, weights=args.weights, force=args.force, progress=cli.show_progress(args.quiet))
     out = test_contexts(args.data_dir, args.models, args.out, options)
     print(format_pooled(out["pooled"]))
     if out["wilcoxon"] is not None:

@@ -176,6 +176,9 @@ def test_error_lines(zoo_pairs, tmp_path):
     proc = run_script("context_motifs.py", model, data, "-o", tmp_path / "a", "--contexts", "cpg,liver")
     assert_clean_failure(proc, "--contexts", "liver", "not a context of")
     assert not (tmp_path / "a").exists()
+    proc = run_script("context_motifs.py", model, data, "-o", tmp_path / "f", "--model", tmp_path / "gone.keras")
+    assert_clean_failure(proc, "gone.keras", "model file not found")
+    assert not (tmp_path / "f").exists()
     with pytest.raises(InputError, match="no context of ctcf has a region accessible there and in fewer than 0.3"):
         _again(zoo_pairs, tmp_path / "b", contexts="ctcf")
     plain = tmp_path / "plain_model"

@@ -242,6 +242,38 @@ def test_test_contexts_end_to_end(zoo_pairs, tmp_path):
     assert summary["label"] == "SEMI-SYNTHETIC" and summary["folds"][0]["models"]["zoo"]["method"] == "cut"
 
 
+def test_test_contexts_scores_the_last_epoch(zoo_pairs, tmp_path, capsys):
+    """--weights last scores each folder's checkpoint.keras: a folder whose checkpoint is another
+    model's weights scores as that model, and a folder without one is one error line."""
+    import shutil
+
+    from zoo import _train
+
+    mine, other = tmp_path / "mine", tmp_path / "other"
+    shutil.copytree(zoo_pairs.model_dir, mine)
+    params = json.loads((mine / "params.json").read_text())
+    params["train"].update(steps_per_epoch=8, learning_rate=0.01)  # another model on the same data
+    _train(params, zoo_pairs.data_dir, other)
+    shutil.copy(other / "model_best.keras", mine / "checkpoint.keras")
+
+    def auprc(model, *argv):
+        out = tmp_path / f"o_{model.name}_{len(argv)}"
+        code, _, err = _main("test_contexts.py", capsys, "-q", zoo_pairs.data_dir, model, "--names", "m", "-o", out,
+                             "--no_baselines", *argv)
+        assert code == 0, err
+        pooled = pd.read_csv(out / "pooled.tsv", sep="\t")
+        return float(pooled.loc[pooled["genome"] == "all", "auprc"].iloc[0]), json.loads(
+            (out / "test_contexts.json").read_text())
+
+    best, _ = auprc(mine)
+    last, record = auprc(mine, "--weights", "last")
+    assert last == pytest.approx(auprc(other)[0], abs=1e-6) and last != pytest.approx(best, abs=1e-6)
+    assert record["folds"][0]["models"]["m"]["weights"] == "last"
+    (mine / "checkpoint.keras").unlink()
+    line = _error("test_contexts.py", capsys, zoo_pairs.data_dir, mine, "-o", tmp_path / "gone", "--weights", "last")
+    assert "checkpoint.keras: not found" in line and not (tmp_path / "gone").exists()
+
+
 @pytest.fixture(scope="module")
 def three_folds(zoo_pairs, tmp_path_factory):
     """A 3-fold SEMI-SYNTHETIC pairs set on the zoo's contexts with 12 correlated "TFs", and one
@@ -366,7 +398,10 @@ def test_impute_contexts(zoo_pairs, tmp_path, capsys):
     assert "no group for context 'new1' and 4 more" in _error(
         "impute_contexts.py", capsys, zoo_pairs.model_dir, zoo_pairs.data_dir, expression, "-o", tmp_path / "bad2",
         "--groups", write_tsv(tmp_path / "g2.tsv", "context\tgroup\nnew0\tA\n"))
-    assert not (tmp_path / "bad_out").exists() and not (tmp_path / "bad2").exists()
+    assert "gone.keras: model file not found" in _error(
+        "impute_contexts.py", capsys, zoo_pairs.model_dir, zoo_pairs.data_dir, expression, "-o", tmp_path / "bad3",
+        "--model", tmp_path / "gone.keras")
+    assert not any((tmp_path / b).exists() for b in ("bad_out", "bad2", "bad3"))
 
 
 def write_tsv(path, text):

@@ -278,10 +278,8 @@ def test_plant_motifs_positive_control(tmp_path):
     planted.close(), real.close()
 
 
-def test_bench_chromdragonn_reads_a_chrom_region():
-    """``bench_chromdragonn.py --chrom_region START-END`` (the CPU-sized genome) parses commas and
-    refuses an empty or reversed region with argparse's one-line error."""
-    import argparse
+def _bench():
+    """benchmarks/bench_chromdragonn.py as a module."""
     import importlib.util
 
     from conftest import REPO
@@ -289,8 +287,57 @@ def test_bench_chromdragonn_reads_a_chrom_region():
     spec = importlib.util.spec_from_file_location("bench_chromdragonn", REPO / "benchmarks" / "bench_chromdragonn.py")
     bench = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(bench)
+    return bench
+
+
+def test_bench_chromdragonn_reads_a_chrom_region():
+    """``bench_chromdragonn.py --chrom_region START-END`` (the CPU-sized genome) parses commas and
+    refuses an empty or reversed region with argparse's one-line error."""
+    import argparse
+
+    bench = _bench()
     assert bench._region("0-16,000,000") == (0, 16_000_000)
     assert bench._region("2e6-3e6") == (2_000_000, 3_000_000)
     for bad in ("16000000-0", "5-5", "chr20:0-10", "-3-4"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench._region(bad)
+
+
+def test_bench_chromdragonn_knows_a_finished_run(tmp_path):
+    """The benchmark retrains nothing that finished and restarts what was cut off: a run is done
+    when its train_state.json reached train.epochs or train.patience."""
+    bench = _bench()
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({"train": {"epochs": 3, "patience": 2}}))
+    assert not bench.finished(params, tmp_path)
+    for epoch, wait, done in ((2, 1, False), (3, 0, True), (2, 2, True)):
+        (tmp_path / "train_state.json").write_text(json.dumps({"epoch": epoch, "wait": wait}))
+        assert bench.finished(params, tmp_path) is done
+
+
+def test_bench_chromdragonn_fusion_options():
+    """The benchmark's stage-2 overrides (``--fusion 256,64 --fusion_dropout 0 --scalar_at 0
+    --batch_size2 --steps2 --train_seed``) reach the fusion block and train section exactly (not
+    scaled by the width); stage 1 keeps its own batches, and a no-mean stage 2 gets no scalar_at."""
+    import argparse
+
+    bench = _bench()
+    a = argparse.Namespace(batch_size=64, steps=250, epochs=12, epochs1=12, learning_rate=0.002, valid_batches=40,
+                           head_width=0.125, stage1_logits=True, fusion=bench._units("256,64"), fusion_dropout=0.0,
+                           scalar_at=0, batch_size2=256, steps2=300, train_seed=3)
+
+    def fusion(params):
+        blocks = [b for h in params["model"]["heads"].values() for b in h["blocks"]]
+        return next(b for b in blocks if b["name"] == "expression_fusion")
+
+    two = bench.scaled("resnet_stage2", 0.125, 503, a)
+    assert {k: fusion(two)[k] for k in ("units", "dropout", "scalar_at")} == {"units": [256, 64], "dropout": 0.0,
+                                                                              "scalar_at": 0}
+    assert fusion(two)["task_blocks"][0]["units"] == 125  # stage 1's logits still at the head width
+    assert (two["train"]["batch_size"], two["train"]["steps_per_epoch"], two["train"]["seed"]) == (256, 300, 3)
+    assert "scalar_at" not in fusion(bench.scaled("resnet_stage2_nomean", 0.125, 503, a))
+    one = bench.scaled("resnet_stage1", 0.125, 503, a)
+    assert (one["train"]["batch_size"], one["train"]["steps_per_epoch"], one["train"]["seed"]) == (64, 250, 3)
+    for bad in ("", "256,x", "0,4"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            bench._units(bad)

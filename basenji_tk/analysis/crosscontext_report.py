@@ -54,6 +54,7 @@ class Options:
     label: str | None = None
     force: bool = False
     progress: bool = False
+    weights: str = "best"  # best: model_best.keras; last: checkpoint.keras (the last finished epoch)
 
 
 def model_names(models, names=()) -> list:
@@ -108,6 +109,23 @@ def _model_path(model, fold) -> str:
     return path
 
 
+WEIGHTS = {"best": None, "last": "checkpoint.keras"}  # None: the folder's own file (model_best.keras)
+
+
+def _weights_file(path, weights) -> str | None:
+    """The Keras file of model folder ``path`` that ``--weights`` names (None: its model_best.keras).
+    ``last`` is train.py's checkpoint of the last finished epoch: where the validation split is a
+    different genome from the one scored, the best validation epoch need not be the best model."""
+    if weights not in WEIGHTS:
+        raise InputError(f"--weights: expected {' or '.join(WEIGHTS)}, got {weights!r}")
+    if WEIGHTS[weights] is None:
+        return None
+    file = os.path.join(path, WEIGHTS[weights])
+    if not os.path.isfile(file):
+        raise InputError(f"{file}: not found (--weights {weights} reads train.py's checkpoint of the last epoch)")
+    return file
+
+
 def _check_fold(tm, spec, fold, query, path):
     """A model trained on this dataset's contexts must be evaluated in its own fold; a query
     context it trained on is a warning (its baselines see it too)."""
@@ -137,7 +155,7 @@ def _fold_scores(spec, o: Options, models, names, fold, table):
     predictors, record = [], {"fold": fold, "contexts": [contexts[q] for q in query], "models": {}}
     for model, name in zip(models, names):
         path = _model_path(model, fold)
-        tm = TrainedModel.load(path)
+        tm = TrainedModel.load(path, _weights_file(path, o.weights))
         predictors.append(cc.ContextPredictor.for_trained(tm, spec, o.method, o.batch_size, path))
         _check_fold(tm, spec, fold, query, path)
     log.info(f"fold {fold}: {len(query)} context(s) ({', '.join(record['contexts'])}) x the regions of "
@@ -145,7 +163,8 @@ def _fold_scores(spec, o: Options, models, names, fold, table):
     scan = cc.scan_contexts(spec, predictors, table[query], train_index, o.split, o.batch_size, o.progress)
     scores = {n: p for n, p in zip(names, scan.probs)}
     for name, path, p in zip(names, models, predictors):
-        record["models"][name] = {"path": _model_path(path, fold), "method": p.method, "seconds": round(p.seconds, 3)}
+        record["models"][name] = {"path": _model_path(path, fold), "weights": o.weights, "method": p.method,
+                                  "seconds": round(p.seconds, 3)}
     fraction = cc.mean_baseline(scan.labels, train_index)
     if o.baselines:
         scores["mean"] = fraction
@@ -217,7 +236,7 @@ def test_contexts(data_dir, models, out_dir, options: Options | None = None) -> 
     for f in folds:
         cc.query_contexts(spec, f, list(o.contexts) if o.contexts else None)
         for m in models:
-            _model_path(m, f)
+            _weights_file(_model_path(m, f), o.weights)
     table = cc.context_table(spec)
     label = cc.dataset_label(spec, o.label)
     with files.claim(out_dir):

@@ -52,6 +52,7 @@ class Options:
     label: str | None = None
     force: bool = False
     progress: bool = False
+    model_file: str | None = None  # a Keras file instead of the folder's model_best.keras
 
 
 def read_expression(path, spec, contexts=None, transpose: bool = False):
@@ -230,7 +231,7 @@ def impute_contexts(model_dir, data_dir, expression_path, out_dir, options: Opti
     cc.region_splits(spec, o.split)
     names, expression = read_expression(expression_path, spec, o.contexts, o.transpose)
     groups = read_groups(o.groups, o.group_column, names) if o.groups else None
-    tm = TrainedModel.load(model_dir)
+    tm = TrainedModel.load(model_dir, o.model_file)
     predictor = cc.ContextPredictor.for_trained(tm, spec, "auto", o.batch_size, str(model_dir))
     n_folds = len(cc.pairs_info(spec)["folds"])
     fold = cc.model_fold(tm) if cc.model_fold(tm) < n_folds else 0

@@ -231,7 +231,7 @@ def _one_context(job: dict, context: str, rows: np.ndarray, folder: str) -> dict
     _write_text(bed_path, bed)
     extra = {"mean_accessibility": job["mean"][rows, None]} if job["takes_mean"] else None
     attribute_regions(job["model_dir"], bed_path, folder, fasta=job["fasta"], method="grad_x_input", logit=None,
-                      batch_size=job["batch_size"], plots=False,
+                      batch_size=job["batch_size"], plots=False, model_file=job["model_file"],
                       inputs=InputOptions(context=context, data_dir=job["data_dir"]), region_inputs=extra,
                       quiet=True, force=True)
     res = discover_motifs(os.path.join(folder, "attributions.h5"), folder, db=job["db"], q=job["q"],
@@ -301,7 +301,7 @@ def _job(spec, tm, model_dir, data_dir, labels, fasta, batch_size, db, database,
     return {"windows": read_windows(spec), "flank": (int(info["seq_length"]) - int(info["bin_length"])) // 2,
             "bin_length": int(info["bin_length"]), "takes_mean": takes_mean,
             "mean": mean_accessibility(labels, train_index) if takes_mean else None,
-            "model_dir": model_dir, "fasta": fasta, "data_dir": data_dir, "batch_size": int(batch_size),
+            "model_dir": model_dir, "model_file": tm.model_path, "fasta": fasta, "data_dir": data_dir, "batch_size": int(batch_size),
             "db": str(db), "database": database, "q": float(q), "report": report, "plots": plots,
             "modisco": modisco, "label": label}
 
@@ -310,13 +310,14 @@ def context_motifs(model_dir, data_dir, out_dir, contexts=None, split: str = "tr
                    n_bins: int = 20000, db: str = "jaspar", q: float = 0.05, top: int = 15, batch_size: int = 64,
                    seed: int = 0, label: str | None = None, fasta=None, sign: str = "positive", report: bool = True,
                    plots: bool = True, group: str | None = None, restart: bool = False, force: bool = False,
-                   quiet: bool = False, **modisco) -> dict:
+                   quiet: bool = False, model_file=None, **modisco) -> dict:
     """The whole run of the module text into ``out_dir``; returns a summary (``activity``,
     ``correlation``, ``contexts`` done, ``skipped`` for want of regions, ``reused``: finished before
     a restart). ``label`` (default SEMI-SYNTHETIC when the
     dataset's path says so) heads every table and the figure title; ``report`` and ``plots``: each
     context's HTML report and ``motifs.png`` (``heatmap.png`` is always drawn); ``group``: a column of
-    the dataset's contexts table that orders the heatmap's columns (default: clustered); ``modisco`` holds TFMoDISco
+    the dataset's contexts table that orders the heatmap's columns (default: clustered); ``model_file``: a Keras
+    file to explain instead of the folder's model_best.keras; ``modisco`` holds TFMoDISco
     parameters (:data:`basenji_tk.interpret.modisco.MODISCO_DEFAULTS`)."""
     from tqdm import tqdm
 
@@ -347,7 +348,7 @@ def context_motifs(model_dir, data_dir, out_dir, contexts=None, split: str = "tr
         label = SEMI
     label = label or ""
     with files.claim(out_dir):
-        tm = TrainedModel.load(model_dir)
+        tm = TrainedModel.load(model_dir, model_file)
         _check_model(tm, model_dir, spec)
         chosen = choose_contexts(spec, tm, contexts, split)
         folders = {c: file_label(c) for c in chosen}
