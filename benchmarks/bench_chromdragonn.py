@@ -17,8 +17,9 @@ Every stage runs through its command (``make_pairs.py``, ``train.py``, ``test_co
 1. fixed split (the paper's 103/10/10 of 123 contexts, its ratio at other counts; genome 80/10/10): stage 1
    (sequence only, one task per training context) for the ResNet, Basset and Factorized Basset;
    stage 2 for each with and without the mean input (Tune), the ResNet with Freeze, the ResNet
-   without stage-1 initialisation (validation loss against steps, Fig. 1B), and the ResNet on
-   the same data with the expression rows permuted across contexts (the control);
+   without stage-1 initialisation (validation loss against steps, Fig. 1B), and the ResNet + mean
+   (Freeze; ``--control tune``) on the same data with the expression rows permuted across
+   contexts (the control);
 2. ``test_contexts.py`` on the held-out contexts: AUPRC/AUROC per context and pooled, by genome
    part, binned by accessibility fraction (Fig. 1E), against the mean and RNA-weighted baselines;
 3. ``--folds 5``: the ResNet and Factorized Basset with the mean, two stages per fold, and the
@@ -178,11 +179,22 @@ def weights_file(model, a):
     return ("--model", os.path.join(model, "checkpoint.keras")) if a.weights == "last" else ()
 
 
+def tune_batches(a):
+    """Batch size and steps per epoch of the runs that train the whole trunk (Tune, no init):
+    ``--tune_batch_size``/``--tune_steps``, else stage 2's. On a CPU a Tune step costs about ten
+    Freeze steps (the backward pass through the convolutions), so the benchmark can give them
+    fewer examples; the table says so."""
+    batch, steps = stage2_batches(a)
+    return getattr(a, "tune_batch_size", None) or batch, getattr(a, "tune_steps", None) or steps
+
+
 def fixed_split(work, fixed, permuted, a, log):
     """Stage 1 and the stage-2 variants on the fixed split; returns {model name: folder}."""
     runs, seconds = os.path.join(work, "runs"), {}
     os.makedirs(runs, exist_ok=True)
     F = n_features(fixed)
+    tb, ts = tune_batches(a)
+    tune = dict(batch_size=tb, steps_per_epoch=ts) if (tb, ts) != stage2_batches(a) else {}
     models = {}
     for arch in a.archs.split(","):
         s1 = os.path.join(runs, f"{arch}_stage1")
@@ -190,24 +202,25 @@ def fixed_split(work, fixed, permuted, a, log):
         for mean in (True, False):
             name = f"{arch}_stage2" + ("" if mean else "_nomean")
             out = os.path.join(runs, f"{arch}{'+mean' if mean else ''}_tune")
-            p = write_params(runs, name, a.width, F, a)
+            p = write_params(runs, name, a.width, F, a, **tune)
             seconds[out] = train(p, fixed, out, log, init(s1, a), "train.freeze=false",
                                  f"train.validate_every={a.validate_every}")
             models[os.path.basename(out)] = out
     s1 = os.path.join(runs, "resnet_stage1")
-    for mean in (True, False):
+    for mean in (True, False) if a.freeze_nomean else (True,):
         name = "resnet_stage2" + ("" if mean else "_nomean")
         out = os.path.join(runs, f"resnet{'+mean' if mean else ''}_freeze")
         seconds[out] = train(write_params(runs, name, a.width, F, a), fixed, out, log, init(s1, a),
                              "train.freeze=true")
         models[os.path.basename(out)] = out
     out = os.path.join(runs, "resnet_noinit")  # Fig. 1B: the same stage 2 without stage 1 (no mean, as the paper)
-    seconds[out] = train(write_params(runs, "resnet_stage2_nomean", a.width, F, a), fixed, out, log,
+    seconds[out] = train(write_params(runs, "resnet_stage2_nomean", a.width, F, a, **tune), fixed, out, log,
                          f"train.validate_every={a.validate_every}")
     models["resnet_noinit"] = out
-    control = os.path.join(runs, "resnet+mean_tune_permuted")
-    seconds[control] = train(write_params(runs, "resnet_stage2", a.width, F, a), permuted, control, log,
-                             init(s1, a))
+    # the control: the ResNet + mean of --control trained again on permuted expression rows
+    control = os.path.join(runs, f"resnet+mean_{a.control}_permuted")
+    seconds[control] = train(write_params(runs, "resnet_stage2", a.width, F, a, **(tune if a.control == "tune" else {})),
+                             permuted, control, log, init(s1, a), f"train.freeze={str(a.control == 'freeze').lower()}")
     return models, control, seconds
 
 
@@ -293,6 +306,14 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=250, help="steps per epoch")
     p.add_argument("--batch_size2", type=int, default=None, help="stage-2 batch size (default: --batch_size)")
     p.add_argument("--steps2", type=int, default=None, help="stage-2 steps per epoch (default: --steps)")
+    p.add_argument("--tune_batch_size", type=int, default=None,
+                   help="batch size of the runs that train the whole trunk, Tune and no init (default: stage 2's)")
+    p.add_argument("--tune_steps", type=int, default=None,
+                   help="their steps per epoch (default: stage 2's); Freeze steps cost about a tenth on a CPU")
+    p.add_argument("--control", choices=("freeze", "tune"), default="freeze",
+                   help="the ResNet + mean variant trained again on permuted expression (the control)")
+    p.add_argument("--freeze_nomean", action=argparse.BooleanOptionalAction, default=True,
+                   help="also train Freeze without the mean input (the mean's effect is measured on Tune too)")
     p.add_argument("--epochs", type=int, default=4, help="stage-2 epochs")
     p.add_argument("--epochs1", type=int, default=12, help="stage-1 epochs")
     p.add_argument("--stage1", choices=("last", "best"), default="last",
@@ -373,16 +394,18 @@ def summarise(a, bench, report, cv, impute, motifs, models, seconds):
     rows.append(("rna_weighted (pearson)", *pooled_row(pearson, "rna_weighted"),
                  pooled_row(pearson, "rna_weighted", "train")[0], pooled_row(pearson, "rna_weighted", "test")[0]))
     pa, pr = pooled_row(permuted, "resnet+mean_permuted")
-    rows.append(("resnet+mean_tune, expression permuted (control)", pa, pr,
+    rows.append((f"resnet+mean_{a.control}, expression permuted (control)", pa, pr,
                  pooled_row(permuted, "resnet+mean_permuted", "train")[0],
                  pooled_row(permuted, "resnet+mean_permuted", "test")[0]))
     n_test = len(json.load(open(os.path.join(report, "test_contexts.json")))["folds"][0]["contexts"])
     batch2, steps2 = stage2_batches(a)
+    tune = tune_batches(a)
+    tune = "" if tune == (batch2, steps2) else f" (Tune and no init: {tune[1]} x {tune[0]})"
     fusion = ", ".join(f"{k} {v}" for k, v in (("units", a.fusion), ("dropout", a.fusion_dropout),
                                                  ("mean joins layer", a.scalar_at)) if v is not None)
     lines = [f"Machine: {machine()}; convolutions at width {a.width:g} of the published filters, dense units at "
              f"{a.head_width:g}{'; fusion ' + fusion if fusion else ''}; {a.epochs1} stage-1 epochs of {a.steps} x "
-             f"{a.batch_size} and {a.epochs} stage-2 epochs of {steps2} x {batch2}, stage 2 from stage 1's {a.stage1} "
+             f"{a.batch_size} and {a.epochs} stage-2 epochs of {steps2} x {batch2}{tune}, stage 2 from stage 1's {a.stage1} "
              f"epoch{' and given its logits' if a.stage1_logits else ''}, scored at its {a.weights} epoch; train seed "
              f"{a.train_seed}; {seconds / 60:.0f} min in all"
              + (f"; only chr20:{a.chrom_region[0]:,}-{a.chrom_region[1]:,}, {a.n_ctcf} CTCF peaks" if a.chrom_region else "")

@@ -341,3 +341,24 @@ def test_bench_chromdragonn_fusion_options():
     for bad in ("", "256,x", "0,4"):
         with pytest.raises(argparse.ArgumentTypeError):
             bench._units(bad)
+
+
+def test_bench_chromdragonn_tune_batches(tmp_path):
+    """``--tune_batch_size``/``--tune_steps`` set the batches of the runs that train the whole
+    trunk (Tune, no init) and only theirs; left out, those runs take stage 2's."""
+    import argparse
+
+    bench = _bench()
+    a = argparse.Namespace(batch_size=64, steps=250, epochs=12, epochs1=12, learning_rate=0.002, valid_batches=40,
+                           head_width=1.0, stage1_logits=True, fusion=None, fusion_dropout=None, scalar_at=None,
+                           batch_size2=256, steps2=300, train_seed=0, tune_batch_size=None, tune_steps=None)
+    assert bench.tune_batches(a) == (256, 300)
+    a.tune_batch_size = 64
+    assert bench.tune_batches(a) == (64, 300)
+    a.tune_steps = 120
+    tb, ts = bench.tune_batches(a)
+    tune = json.load(open(bench.write_params(str(tmp_path), "resnet_stage2", 0.125, 503, a,
+                                             batch_size=tb, steps_per_epoch=ts)))
+    freeze = json.load(open(bench.write_params(str(tmp_path), "resnet_stage2", 0.125, 503, a)))
+    assert (tune["train"]["batch_size"], tune["train"]["steps_per_epoch"]) == (64, 120)
+    assert (freeze["train"]["batch_size"], freeze["train"]["steps_per_epoch"]) == (256, 300)
