@@ -241,7 +241,7 @@ def cross_validation(work, folds, a, log):
 def read_tsv(path):
     import pandas as pd
 
-    return pd.read_csv(path, sep="\t")
+    return pd.read_csv(path, sep="\t", comment="#")  # the toolkit's tables open with a '# SEMI-SYNTHETIC ...' line
 
 
 def pooled_row(table, model, genome="all"):

@@ -362,3 +362,17 @@ def test_bench_chromdragonn_tune_batches(tmp_path):
     freeze = json.load(open(bench.write_params(str(tmp_path), "resnet_stage2", 0.125, 503, a)))
     assert (tune["train"]["batch_size"], tune["train"]["steps_per_epoch"]) == (64, 120)
     assert (freeze["train"]["batch_size"], freeze["train"]["steps_per_epoch"]) == (256, 300)
+
+
+def test_bench_chromdragonn_recall_reads_the_labelled_table(tmp_path):
+    """The benchmark's recall reads ``motif_tf_correlation.tsv`` as context_motifs.py writes it,
+    under its '# SEMI-SYNTHETIC' line, and counts only planted programme TFs."""
+    bench = _bench()
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"programme_tfs": ["HNF4A", "GATA1", "SPI1"]}))
+    corr = tmp_path / "motif_tf_correlation.tsv"
+    corr.write_text("# SEMI-SYNTHETIC Pearson r of each motif's activity\n"
+                    "motif\ttf\tjaspar_names\tr\tp_value\tq_value\tn_contexts\tactive_contexts\n"
+                    "HNF4A\tHnf4a\tHNF4A\t0.9\t0.001\t0.002\t11\t4\n"
+                    "CTCF\tCTCF\tCTCF\t-0.18\t0.59\t0.59\t11\t3\n")
+    assert bench.planted_recall(str(truth), str(corr), top=15) == (1, 3, ["HNF4A"], ["CTCF"])
