@@ -355,7 +355,7 @@ def main(argv=None):
         "-o", report + "_pearson", "--force", "-q", log=log)
     run("plot_history.py", models["resnet_tune"], models["resnet_noinit"], "--labels",
         "two stages (stage-1 init),one stage (no init)", "--steps", "-o", os.path.join(a.out, "fig1b_val_loss.png"),
-        log=log)
+        "--force", log=log)
     cv = None
     if a.folds:
         paths = cross_validation(a.out, folds, a, log)
