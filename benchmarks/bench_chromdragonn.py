@@ -181,9 +181,9 @@ def weights_file(model, a):
 
 def tune_batches(a):
     """Batch size and steps per epoch of the runs that train the whole trunk (Tune, no init):
-    ``--tune_batch_size``/``--tune_steps``, else stage 2's. On a CPU a Tune step costs about ten
-    Freeze steps (the backward pass through the convolutions), so the benchmark can give them
-    fewer examples; the table says so."""
+    ``--tune_batch_size``/``--tune_steps``, else stage 2's. On 2 CPU cores a Tune example costs
+    about four Freeze examples (the backward pass through the convolutions; RESULTS.md
+    2026-12-06), so the benchmark can give them fewer; the table says so."""
     batch, steps = stage2_batches(a)
     return getattr(a, "tune_batch_size", None) or batch, getattr(a, "tune_steps", None) or steps
 
@@ -309,7 +309,7 @@ def main(argv=None):
     p.add_argument("--tune_batch_size", type=int, default=None,
                    help="batch size of the runs that train the whole trunk, Tune and no init (default: stage 2's)")
     p.add_argument("--tune_steps", type=int, default=None,
-                   help="their steps per epoch (default: stage 2's); Freeze steps cost about a tenth on a CPU")
+                   help="their steps per epoch (default: stage 2's); a Freeze example costs about a quarter on a CPU")
     p.add_argument("--control", choices=("freeze", "tune"), default="freeze",
                    help="the ResNet + mean variant trained again on permuted expression (the control)")
     p.add_argument("--freeze_nomean", action=argparse.BooleanOptionalAction, default=True,
